@@ -1,0 +1,69 @@
+#pragma once
+/** @file database.hpp Opening a database: URL, connection pool, dialect, migrations. */
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "convstate/export.hpp"
+#include "convstate/types.hpp"
+
+namespace convstate {
+
+namespace detail { class DatabaseImpl; }
+
+enum class Dialect { sqlite, postgresql };
+
+/** Options for Database::open. */
+struct DatabaseOptions {
+    std::size_t pool_size = 4;                           ///< connections kept open (>= 1)
+    std::chrono::milliseconds busy_timeout{10000};       ///< SQLite: wait for a writer's lock
+    std::chrono::milliseconds pool_timeout{30000};       ///< wait for a free pooled connection
+    std::chrono::milliseconds connect_timeout{10000};    ///< PostgreSQL: connect_timeout
+    bool migrate_on_open = true;                         ///< run migrate() in open()
+    int max_retries = 8;                                 ///< transient-error retries per operation
+    Limits limits;
+};
+
+/** A database handle: URL parsing, a connection pool, the SQL dialect, transactions with
+ *  bounded retry of transient errors, and schema migrations.
+ *
+ *  URLs: `sqlite3:///absolute/path.db`, `sqlite3://relative/path.db`,
+ *  `postgresql://user:password@host:port/dbname?sslmode=…` (query parameters are passed to
+ *  libpq). `sqlite://` and `postgres://` are accepted as aliases.
+ *
+ *  Thread-safety: a Database is a cheap, copyable handle to shared state; all copies may be
+ *  used from any number of threads at once (each operation leases its own pooled connection).
+ */
+class CONVSTATE_API Database {
+public:
+    /** Opens (and by default migrates) the database named by url.
+     *  @throws InvalidArgument naming "url" or an option for bad input;
+     *          StorageError when the server is unreachable or refuses us (never with the password
+     *          in the message) or when the schema is newer than this library. */
+    static Database open(std::string_view url, const DatabaseOptions& options = {});
+
+    Dialect dialect() const noexcept;
+    const DatabaseOptions& options() const noexcept;
+
+    /** Applies pending migrations. Idempotent; safe when several processes run it at once.
+     *  @throws StorageError if the database's schema is newer than this library. */
+    void migrate() const;
+
+    /** Schema version recorded in the database (0 for an empty database). */
+    int schema_version() const;
+
+    /** The newest schema version this library knows. */
+    static int latest_schema_version() noexcept;
+
+    /** For the services; not part of the stable API. */
+    detail::DatabaseImpl& impl() const noexcept { return *impl_; }
+
+private:
+    explicit Database(std::shared_ptr<detail::DatabaseImpl> impl) : impl_(std::move(impl)) {}
+    std::shared_ptr<detail::DatabaseImpl> impl_;
+};
+
+} // namespace convstate

@@ -1,0 +1,82 @@
+#pragma once
+/** @file error.hpp The convstate exception hierarchy. Nothing from the database driver
+ *  escapes the public API untranslated: every failure is a convstate::Error. */
+
+#include <stdexcept>
+#include <string>
+
+#include "convstate/export.hpp"
+
+namespace convstate {
+
+/** What went wrong, coarsely; stable across versions (the C ABI maps it one-to-one). */
+enum class ErrorKind {
+    not_found,        ///< missing, or owned by another user (indistinguishable on purpose)
+    invalid_argument, ///< bad input; nothing was written
+    conflict,         ///< optimistic-concurrency mismatch or a concurrent run; nothing was written
+    storage,          ///< the database failed (after bounded retries of transient errors)
+    outcome_unknown,  ///< the connection died during COMMIT of a write without an idempotency key
+    agent,            ///< the host's agent callback failed
+};
+
+/** Root of every exception convstate throws.
+ *  Thread-safety: immutable value; safe to share. */
+class CONVSTATE_API Error : public std::runtime_error {
+public:
+    Error(ErrorKind kind, const std::string& message);
+    ErrorKind kind() const noexcept { return kind_; }
+private:
+    ErrorKind kind_;
+};
+
+/** The conversation does not exist or belongs to another user. The message is identical in
+ *  both cases, so an id's existence is never revealed. */
+class CONVSTATE_API NotFound : public Error {
+public:
+    explicit NotFound(const std::string& message);
+};
+
+/** Bad input. field() names the offending field (e.g. "user_id", "messages[2].content"). */
+class CONVSTATE_API InvalidArgument : public Error {
+public:
+    InvalidArgument(std::string field, const std::string& reason);
+    const std::string& field() const noexcept { return field_; }
+private:
+    std::string field_;
+};
+
+/** A compare-and-append found another last_seq, or a concurrent run was rejected. */
+class CONVSTATE_API Conflict : public Error {
+public:
+    explicit Conflict(const std::string& message);
+};
+
+/** The database failed. backend_code() is the driver's numeric code where it has one
+ *  (SQLite result code), sqlstate() the five-character SQLSTATE where it has one (PostgreSQL). */
+class CONVSTATE_API StorageError : public Error {
+public:
+    StorageError(const std::string& message, int backend_code = 0, std::string sqlstate = {});
+    int backend_code() const noexcept { return backend_code_; }
+    const std::string& sqlstate() const noexcept { return sqlstate_; }
+protected:
+    StorageError(ErrorKind kind, const std::string& message, int backend_code, std::string sqlstate);
+private:
+    int backend_code_;
+    std::string sqlstate_;
+};
+
+/** The connection was lost while COMMIT was in flight, so the write may or may not be stored.
+ *  Raised only for writes without an idempotency key (keyed writes are retried safely).
+ *  Re-read before retrying, or use idempotency keys. */
+class CONVSTATE_API OutcomeUnknown : public StorageError {
+public:
+    explicit OutcomeUnknown(const std::string& message);
+};
+
+/** The host's agent failed; what() carries its message. */
+class CONVSTATE_API AgentError : public Error {
+public:
+    explicit AgentError(const std::string& message);
+};
+
+} // namespace convstate

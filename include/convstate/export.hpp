@@ -1,0 +1,14 @@
+#pragma once
+/** @file export.hpp Symbol visibility for the convstate shared library. */
+
+#if defined(CONVSTATE_STATIC)
+#  define CONVSTATE_API
+#elif defined(_WIN32)
+#  if defined(CONVSTATE_BUILDING)
+#    define CONVSTATE_API __declspec(dllexport)
+#  else
+#    define CONVSTATE_API __declspec(dllimport)
+#  endif
+#else
+#  define CONVSTATE_API __attribute__((visibility("default")))
+#endif

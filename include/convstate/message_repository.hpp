@@ -1,0 +1,69 @@
+#pragma once
+/** @file message_repository.hpp Appending and loading messages in seq order. */
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "convstate/database.hpp"
+#include "convstate/types.hpp"
+
+namespace convstate {
+
+/** Options of an append. */
+struct AppendOptions {
+    /** Compare-and-append: store only if the conversation's last_seq equals this, else Conflict. */
+    std::optional<std::int64_t> expected_last_seq;
+};
+
+/** Appends and loads the messages of a conversation.
+ *
+ *  Order is seq: each appended message gets the next dense seq (1, 2, 3…) of its conversation,
+ *  allocated inside the appending transaction under the conversation's row lock, so concurrent
+ *  writers in any number of processes never produce a duplicate, a gap or a reordering.
+ *  A message with an idempotency key that the conversation already holds is not stored again:
+ *  the stored message is returned instead. Messages are never deleted one by one (only with
+ *  their conversation), so seqs stay dense.
+ *
+ *  Thread-safety: a cheap handle over a shared Database; safe to use from many threads. */
+class CONVSTATE_API MessageRepository {
+public:
+    explicit MessageRepository(Database db) : db_(std::move(db)) {}
+
+    /** Appends one message; returns it as stored (or as previously stored, for a known key).
+     *  @throws InvalidArgument, NotFound, Conflict (expected_last_seq), StorageError,
+     *          OutcomeUnknown (connection lost during COMMIT and the message has no key). */
+    Message append(std::string_view user_id, std::string_view conversation_id,
+                   const Message& message, const AppendOptions& options = {}) const;
+
+    /** Appends several messages atomically, in order, with consecutive seqs. Messages whose
+     *  idempotency key is already stored are returned as stored and not appended again. */
+    std::vector<Message> append_batch(std::string_view user_id, std::string_view conversation_id,
+                                      const std::vector<Message>& messages,
+                                      const AppendOptions& options = {}) const;
+
+    /** Every message, in seq order. */
+    std::vector<Message> load_all(std::string_view user_id, std::string_view conversation_id) const;
+
+    /** The last n messages, in seq order; reads only those rows. */
+    std::vector<Message> load_last(std::string_view user_id, std::string_view conversation_id,
+                                   std::size_t n) const;
+
+    /** Up to limit messages with seq > after_seq, in seq order. limit: 1..10000. */
+    std::vector<Message> load_after(std::string_view user_id, std::string_view conversation_id,
+                                    std::int64_t after_seq, std::size_t limit) const;
+
+    /** Up to limit messages with seq < before_seq (the ones just before it), in seq order. */
+    std::vector<Message> load_before(std::string_view user_id, std::string_view conversation_id,
+                                     std::int64_t before_seq, std::size_t limit) const;
+
+    /** Number of messages in the conversation. */
+    std::int64_t count(std::string_view user_id, std::string_view conversation_id) const;
+
+private:
+    Database db_;
+};
+
+} // namespace convstate

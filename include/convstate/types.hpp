@@ -1,0 +1,94 @@
+#pragma once
+/** @file types.hpp Plain value types: messages, conversations, pages, limits. */
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "convstate/export.hpp"
+
+namespace convstate {
+
+/** Chat roles (OpenAI chat format). */
+enum class Role { system, user, assistant, tool };
+
+/** "system", "user", "assistant" or "tool". */
+CONVSTATE_API std::string_view to_string(Role role) noexcept;
+/** Parses a role name. @throws InvalidArgument naming field "role" for anything else. */
+CONVSTATE_API Role role_from_string(std::string_view name);
+
+/** One tool call of an assistant message, OpenAI format:
+ *  `{"id", "type": "function", "function": {"name", "arguments"}}`.
+ *  `arguments` is JSON text (as the model produced it) and must parse as JSON. */
+struct ToolCall {
+    std::string id;
+    std::string type = "function";
+    std::string name;
+    std::string arguments = "{}";
+    bool operator==(const ToolCall&) const = default;
+};
+
+/** A message. On input only the first block of fields is read; the library fills in
+ *  conversation_id, seq and created_at_us when it stores the message. */
+struct Message {
+    Role role = Role::user;
+    std::string content;
+    std::optional<std::string> name;          ///< optional participant / tool name
+    std::vector<ToolCall> tool_calls;          ///< assistant messages only
+    std::optional<std::string> tool_call_id;   ///< required on (and only on) tool messages
+    std::string metadata_json = "{}";          ///< a JSON object; stored normalised (compact)
+    std::optional<std::int64_t> token_count;   ///< known token count, if any (>= 0)
+    std::optional<std::string> idempotency_key;///< appending the same key again stores nothing
+
+    std::string conversation_id; ///< set by the library
+    std::int64_t seq = 0;        ///< 1, 2, 3… per conversation, dense; set by the library
+    std::int64_t created_at_us = 0; ///< UTC microseconds since the epoch; metadata, never the order
+
+    bool operator==(const Message&) const = default;
+};
+
+/** A conversation, owned by exactly one user. */
+struct Conversation {
+    std::string id;
+    std::string user_id;
+    std::string title;
+    std::string metadata_json = "{}";
+    std::int64_t last_seq = 0;      ///< seq of the newest message; doubles as the version
+    std::int64_t created_at_us = 0;
+    std::int64_t updated_at_us = 0;
+    bool operator==(const Conversation&) const = default;
+};
+
+/** What ConversationStore::create takes. */
+struct NewConversation {
+    std::string title;
+    std::string metadata_json = "{}";
+};
+
+/** Keyset pagination request: most recently updated first. */
+struct ListOptions {
+    std::string cursor; ///< empty for the first page, else a previous page's next_cursor
+    int limit = 20;     ///< 1..100
+};
+
+/** One page of conversations; next_cursor is empty on the last page. */
+struct ConversationPage {
+    std::vector<Conversation> items;
+    std::string next_cursor;
+};
+
+/** Input limits enforced before anything is written (bytes of UTF-8). */
+struct Limits {
+    std::size_t max_user_id_bytes = 255;
+    std::size_t max_id_bytes = 255;            ///< conversation ids, tool call ids, idempotency keys, names
+    std::size_t max_title_bytes = 1024;
+    std::size_t max_content_bytes = 8u << 20;  ///< 8 MiB
+    std::size_t max_metadata_bytes = 256u << 10;
+    std::size_t max_tool_calls = 128;
+    std::size_t max_batch = 1000;              ///< messages per append_batch
+};
+
+} // namespace convstate

@@ -1,0 +1,163 @@
+#include "convstate/conversation_store.hpp"
+
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "db.hpp"
+#include "rows.hpp"
+#include "util.hpp"
+#include "validate.hpp"
+
+namespace convstate {
+
+using detail::ConversationRow;
+using detail::Stmt;
+using detail::TxMode;
+
+namespace {
+
+// Cursor: "<updated_at_us>.<id>", opaque to callers.
+std::string make_cursor(const Conversation& c) { return fmt::format("{}.{}", c.updated_at_us, c.id); }
+
+std::pair<long long, std::string> parse_cursor(const std::string& cursor) {
+    if (cursor.empty()) return {std::numeric_limits<long long>::max(), std::string{}};
+    const auto dot = cursor.find('.');
+    long long ts = 0;
+    if (dot == std::string::npos || dot == 0 || dot + 1 == cursor.size() ||
+        std::from_chars(cursor.data(), cursor.data() + dot, ts).ptr != cursor.data() + dot)
+        throw InvalidArgument("cursor", "is not a cursor returned by list()");
+    return {ts, cursor.substr(dot + 1)};
+}
+
+} // namespace
+
+Conversation ConversationStore::create(std::string_view user_id, const NewConversation& spec) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_text(spec.title, "title", db.limits().max_title_bytes);
+    Conversation c;
+    c.user_id = user_id;
+    c.title = spec.title;
+    c.metadata_json = detail::normalize_metadata(spec.metadata_json, "metadata", db.limits());
+    c.created_at_us = c.updated_at_us = detail::now_us();
+    c.id = detail::new_uuid();
+    const long long created = c.created_at_us;
+    db.run(TxMode::write, [&](soci::session& s) {
+        Stmt st(s, db.sql().conv_insert);
+        st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created);
+        st.execute();
+        return 0;
+    });
+    return c;
+}
+
+Conversation ConversationStore::get(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    const std::string user{user_id}, id{conversation_id};
+    return db.run(TxMode::read, [&](soci::session& s) {
+        ConversationRow row;
+        Stmt st(s, db.sql().conv_get);
+        row.bind(st);
+        st.use(user).use(id);
+        if (!st.execute()) detail::throw_not_found(id);
+        return row.to_conversation();
+    });
+}
+
+ConversationPage ConversationStore::list(std::string_view user_id, const ListOptions& options) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    if (options.limit < 1 || options.limit > 100) throw InvalidArgument("limit", "must be between 1 and 100");
+    const auto [after_ts, after_id] = parse_cursor(options.cursor);
+    const std::string user{user_id};
+    const long long fetch = options.limit + 1; // one extra row tells whether a next page exists
+    return db.run(TxMode::read, [&](soci::session& s) {
+        ConversationPage page;
+        ConversationRow row;
+        Stmt st(s, db.sql().conv_list);
+        row.bind(st);
+        st.use(user).use(after_ts).use(after_id).use(fetch);
+        if (st.execute()) {
+            do page.items.push_back(row.to_conversation());
+            while (st.fetch());
+        }
+        if (page.items.size() > static_cast<std::size_t>(options.limit)) {
+            page.items.pop_back();
+            page.next_cursor = make_cursor(page.items.back());
+        }
+        return page;
+    });
+}
+
+namespace {
+Conversation update_returning(detail::DatabaseImpl& db, const std::string& sql, const std::string& value,
+                              std::string_view user_id, std::string_view conversation_id) {
+    const std::string user{user_id}, id{conversation_id};
+    const long long now = detail::now_us();
+    return db.run(TxMode::write, [&](soci::session& s) {
+        ConversationRow row;
+        Stmt st(s, sql);
+        row.bind(st);
+        st.use(value).use(now).use(user).use(id);
+        if (!st.execute()) detail::throw_not_found(id);
+        return row.to_conversation();
+    });
+}
+} // namespace
+
+Conversation ConversationStore::rename(std::string_view user_id, std::string_view conversation_id,
+                                       std::string_view title) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_text(title, "title", db.limits().max_title_bytes);
+    return update_returning(db, db.sql().conv_rename, std::string(title), user_id, conversation_id);
+}
+
+Conversation ConversationStore::set_metadata(std::string_view user_id, std::string_view conversation_id,
+                                             std::string_view metadata_json) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    const std::string metadata = detail::normalize_metadata(metadata_json, "metadata", db.limits());
+    return update_returning(db, db.sql().conv_set_metadata, metadata, user_id, conversation_id);
+}
+
+void ConversationStore::remove(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    const std::string user{user_id}, id{conversation_id};
+    db.run(TxMode::write, [&](soci::session& s) {
+        Stmt del(s, db.sql().conv_delete);
+        del.use(user).use(id);
+        del.execute();
+        if (del.affected_rows() == 0) detail::throw_not_found(id);
+        Stmt msgs(s, db.sql().conv_delete_messages);
+        msgs.use(user).use(id);
+        msgs.execute();
+        return 0;
+    });
+}
+
+std::size_t ConversationStore::remove_all(std::string_view user_id) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    const std::string user{user_id};
+    return db.run(TxMode::write, [&](soci::session& s) {
+        Stmt del(s, db.sql().user_delete_conversations);
+        del.use(user);
+        del.execute();
+        const auto n = static_cast<std::size_t>(del.affected_rows());
+        Stmt msgs(s, db.sql().user_delete_messages);
+        msgs.use(user);
+        msgs.execute();
+        return n;
+    });
+}
+
+} // namespace convstate

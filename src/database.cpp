@@ -1,0 +1,193 @@
+#include "convstate/database.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include "db.hpp"
+#include "util.hpp"
+#include "validate.hpp"
+
+namespace convstate {
+namespace detail {
+
+namespace {
+constexpr int sqlite_busy = 5, sqlite_locked = 6;
+
+int latest_version() { return sql_for(Dialect::sqlite).migrations.back().version; }
+} // namespace
+
+DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
+    : target_(std::move(target)), options_(std::move(options)), sql_(sql_for(target_.dialect)),
+      pool_(options_.pool_size), broken_(new std::atomic<bool>[options_.pool_size]) {
+    for (std::size_t i = 0; i < options_.pool_size; ++i) {
+        broken_[i] = false;
+        soci::session& session = pool_.at(i);
+        for (int attempt = 0;; ++attempt) {
+            try {
+                open_session(session);
+                break;
+            } catch (const soci::soci_error& e) {
+                // Two processes creating one SQLite file race on switching it to WAL, and SQLite
+                // does not wait on its busy handler there: retry that, nothing else.
+                if (classify(e, session).transient && attempt < options_.max_retries * 4) {
+                    if (session.get_backend()) session.close();
+                    backoff(attempt);
+                    continue;
+                }
+                throw StorageError("cannot open the " + target_.display + ": " + scrub(e.get_error_message()));
+            }
+        }
+    }
+}
+
+DatabaseImpl::~DatabaseImpl() = default;
+
+void DatabaseImpl::open_session(soci::session& session) {
+    if (target_.dialect == Dialect::sqlite) {
+        session.open(soci::sqlite3, target_.connect_string);
+        // WAL lets readers run beside the writer; NORMAL is durable across process crashes
+        // (a power loss may lose the last commits, never corrupt).
+        std::string mode;
+        session << "PRAGMA journal_mode=WAL", soci::into(mode);
+        session << "PRAGMA synchronous=NORMAL";
+        session << fmt::format("PRAGMA busy_timeout={}", options_.busy_timeout.count());
+    } else {
+        session.open(soci::postgresql, target_.connect_string);
+    }
+}
+
+void DatabaseImpl::reconnect(soci::session& session, std::size_t slot) {
+    session.reconnect();
+    if (target_.dialect == Dialect::sqlite) open_session(session);
+    broken_[slot] = false;
+}
+
+DatabaseImpl::Lease DatabaseImpl::lease() {
+    std::size_t slot = 0;
+    const auto wait = static_cast<int>(std::min<long long>(options_.pool_timeout.count(), INT32_MAX));
+    if (!pool_.try_lease(slot, wait))
+        throw StorageError(fmt::format("no pooled connection became free within {} ms (pool_size {})",
+                                       options_.pool_timeout.count(), options_.pool_size));
+    return Lease(*this, slot);
+}
+
+ErrorClass DatabaseImpl::classify(const soci::soci_error& e, soci::session& session) const {
+    ErrorClass c;
+    if (const auto* se = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
+        c.code = se->result();
+        c.transient = (c.code & 0xFF) == sqlite_busy || (c.code & 0xFF) == sqlite_locked;
+        return c;
+    }
+    if (const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e)) {
+        c.sqlstate = pe->sqlstate();
+        // 40001 serialization failure, 40P01 deadlock, 55P03 lock not available: retry.
+        // 23505 unique violation: two writers raced on an idempotency key; the retry finds it.
+        c.transient = c.sqlstate == "40001" || c.sqlstate == "40P01" || c.sqlstate == "55P03" ||
+                      c.sqlstate == "23505";
+        // 08xxx connection exception; 57P01-03 the server is shutting down or restarting.
+        c.connection_lost = c.sqlstate.rfind("08", 0) == 0 || c.sqlstate.rfind("57P0", 0) == 0;
+    }
+    if (target_.dialect == Dialect::postgresql && !c.connection_lost) {
+        bool connected = false;
+        try { connected = session.is_connected(); } catch (...) {}
+        c.connection_lost = !connected;
+    }
+    return c;
+}
+
+void DatabaseImpl::throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const {
+    std::string detail = scrub(e.get_error_message());
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    std::string where = c.sqlstate.empty() ? fmt::format("code {}", c.code) : "SQLSTATE " + c.sqlstate;
+    if (c.connection_lost) detail = "connection lost: " + detail;
+    throw StorageError(fmt::format("{} failed on the {} ({}): {}", doing, target_.display, where, detail),
+                       c.code, c.sqlstate);
+}
+
+std::string DatabaseImpl::scrub(std::string message) const {
+    if (target_.password.empty()) return message;
+    for (auto pos = message.find(target_.password); pos != std::string::npos;
+         pos = message.find(target_.password, pos))
+        message.replace(pos, target_.password.size(), "***");
+    return message;
+}
+
+void DatabaseImpl::backoff(int attempt) const {
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    const int base = std::min(500, 5 << std::min(attempt, 7)); // 5, 10, 20 … 500 ms
+    std::this_thread::sleep_for(std::chrono::milliseconds(base / 2 + static_cast<int>(rng() % static_cast<unsigned>(base))));
+}
+
+void DatabaseImpl::rollback_quietly(soci::session& session, std::size_t slot) {
+    try {
+        session << "ROLLBACK";
+    } catch (...) {
+        broken_[slot] = true; // the session's state is unknown: rebuild it before reuse
+    }
+}
+
+int DatabaseImpl::schema_version() {
+    return run(TxMode::read, [&](soci::session& s) {
+        long long exists = 0;
+        s << sql_.schema_table_exists, soci::into(exists);
+        if (exists == 0) return 0;
+        int version = 0;
+        soci::indicator ind{};
+        s << sql_.max_schema_version, soci::into(version, ind);
+        return ind == soci::i_ok ? version : 0;
+    });
+}
+
+void DatabaseImpl::migrate() {
+    run(TxMode::idempotent_write, [&](soci::session& s) {
+        if (!sql_.migrate_lock.empty()) s << sql_.migrate_lock;
+        s << sql_.create_schema_table;
+        int current = 0;
+        soci::indicator ind{};
+        s << sql_.max_schema_version, soci::into(current, ind);
+        if (ind != soci::i_ok) current = 0;
+        if (current > latest_version())
+            throw StorageError(fmt::format("the {} has schema version {}, newer than this library's {}: "
+                                           "upgrade convstate to use it",
+                                           target_.display, current, latest_version()));
+        for (const Migration& m : sql_.migrations) {
+            if (m.version <= current) continue;
+            for (const std::string& statement : m.statements) s << statement;
+            const long long applied = now_us();
+            s << sql_.insert_schema_version, soci::use(m.version), soci::use(applied);
+        }
+        return 0;
+    });
+}
+
+} // namespace detail
+
+Database Database::open(std::string_view url, const DatabaseOptions& options) {
+    if (options.pool_size < 1 || options.pool_size > 1024)
+        throw InvalidArgument("pool_size", "must be between 1 and 1024");
+    if (options.max_retries < 0) throw InvalidArgument("max_retries", "must not be negative");
+    if (options.busy_timeout.count() < 0) throw InvalidArgument("busy_timeout", "must not be negative");
+    detail::ConnectionTarget target = detail::parse_url(url, options);
+    auto impl = std::make_shared<detail::DatabaseImpl>(std::move(target), options);
+    if (options.migrate_on_open) {
+        impl->migrate();
+    } else if (const int v = impl->schema_version(); v > detail::latest_version()) {
+        throw StorageError(fmt::format("the database has schema version {}, newer than this library's {}: "
+                                       "upgrade convstate to use it", v, detail::latest_version()));
+    }
+    return Database(std::move(impl));
+}
+
+Dialect Database::dialect() const noexcept { return impl_->dialect(); }
+const DatabaseOptions& Database::options() const noexcept { return impl_->options(); }
+void Database::migrate() const { impl_->migrate(); }
+int Database::schema_version() const { return impl_->schema_version(); }
+int Database::latest_schema_version() noexcept { return detail::latest_version(); }
+
+} // namespace convstate

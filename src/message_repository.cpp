@@ -1,0 +1,185 @@
+#include "convstate/message_repository.hpp"
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "db.hpp"
+#include "rows.hpp"
+#include "util.hpp"
+#include "validate.hpp"
+
+namespace convstate {
+
+using detail::MessageRow;
+using detail::Stmt;
+using detail::TxMode;
+
+namespace {
+
+constexpr std::size_t max_page = 10000;
+
+void check_scope(const detail::DatabaseImpl& db, std::string_view user_id, std::string_view conversation_id) {
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+}
+
+void check_page_limit(std::size_t limit) {
+    if (limit < 1 || limit > max_page)
+        throw InvalidArgument("limit", fmt::format("must be between 1 and {}", max_page));
+}
+
+// An empty result needs one more look to tell "no messages" from "no such conversation".
+void require_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
+                          const std::string& id) {
+    long long last_seq = 0;
+    Stmt st(s, db.sql().conv_exists);
+    st.into(last_seq).use(user).use(id);
+    if (!st.execute()) detail::throw_not_found(id);
+}
+
+template <class Bind>
+std::vector<Message> load(detail::DatabaseImpl& db, const std::string& sql, const std::string& user,
+                          const std::string& id, Bind&& bind_rest) {
+    return db.run(TxMode::read, [&](soci::session& s) {
+        MessageRow row;
+        Stmt st(s, sql);
+        row.bind(st);
+        st.use(user).use(id);
+        bind_rest(st);
+        std::vector<Message> out = detail::fetch_messages(st, row);
+        if (out.empty()) require_conversation(db, s, user, id);
+        return out;
+    });
+}
+
+} // namespace
+
+Message MessageRepository::append(std::string_view user_id, std::string_view conversation_id,
+                                  const Message& message, const AppendOptions& options) const {
+    return append_batch(user_id, conversation_id, {message}, options).front();
+}
+
+std::vector<Message> MessageRepository::append_batch(std::string_view user_id, std::string_view conversation_id,
+                                                     const std::vector<Message>& messages,
+                                                     const AppendOptions& options) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    if (messages.empty()) throw InvalidArgument("messages", "must not be empty");
+    if (messages.size() > db.limits().max_batch)
+        throw InvalidArgument("messages", fmt::format("holds {} messages, over the limit of {}", messages.size(),
+                                                      db.limits().max_batch));
+    const bool single = messages.size() == 1;
+    std::vector<Message> batch = messages;
+    std::set<std::string> keys;
+    bool all_keyed = true;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const std::string prefix = single ? std::string{} : fmt::format("messages[{}].", i);
+        detail::check_message(batch[i], prefix, db.limits());
+        all_keyed &= batch[i].idempotency_key.has_value();
+        if (batch[i].idempotency_key && !keys.insert(*batch[i].idempotency_key).second)
+            throw InvalidArgument(prefix + "idempotency_key", "appears twice in one batch");
+    }
+    const std::string user{user_id}, id{conversation_id};
+    // A keyed write may be retried even when a COMMIT's outcome is unknown: the retry finds the
+    // stored rows by key instead of storing them twice.
+    const TxMode mode = all_keyed ? TxMode::idempotent_write : TxMode::write;
+
+    return db.run(mode, [&](soci::session& s) {
+        long long last_seq = 0;
+        {
+            Stmt lock(s, db.sql().conv_lock); // serialises appenders of this conversation
+            lock.into(last_seq).use(user).use(id);
+            if (!lock.execute()) detail::throw_not_found(id);
+        }
+        std::vector<Message> out(batch.size());
+        std::vector<bool> stored(batch.size(), false);
+        std::size_t n_stored = 0;
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (!batch[i].idempotency_key) continue;
+            MessageRow row;
+            Stmt st(s, db.sql().msg_by_key);
+            row.bind(st);
+            st.use(user).use(id).use(*batch[i].idempotency_key);
+            if (st.execute()) {
+                out[i] = row.to_message();
+                stored[i] = true;
+                ++n_stored;
+            }
+        }
+        if (n_stored == batch.size()) return out; // a replay: nothing to write
+        if (options.expected_last_seq && *options.expected_last_seq != last_seq)
+            throw Conflict(fmt::format("conversation '{}' is at seq {}, not the expected {}", id, last_seq,
+                                       *options.expected_last_seq));
+        const long long now = detail::now_us();
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (stored[i]) continue;
+            Message m = batch[i];
+            m.conversation_id = id;
+            m.seq = ++last_seq;
+            m.created_at_us = now;
+            detail::insert_message(s, db.sql(), user, m);
+            out[i] = std::move(m);
+        }
+        Stmt bump(s, db.sql().conv_bump);
+        bump.use(last_seq).use(now).use(user).use(id);
+        bump.execute();
+        return out;
+    });
+}
+
+std::vector<Message> MessageRepository::load_all(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    return load(db, db.sql().msg_all, std::string(user_id), std::string(conversation_id), [](Stmt&) {});
+}
+
+std::vector<Message> MessageRepository::load_last(std::string_view user_id, std::string_view conversation_id,
+                                                  std::size_t n) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    const std::string user{user_id}, id{conversation_id};
+    const long long count = static_cast<long long>(std::min<std::size_t>(n, INT64_MAX));
+    if (n == 0) {
+        db.run(TxMode::read, [&](soci::session& s) { require_conversation(db, s, user, id); return 0; });
+        return {};
+    }
+    return load(db, db.sql().msg_last, user, id, [&](Stmt& st) { st.use(user).use(id).use(count); });
+}
+
+std::vector<Message> MessageRepository::load_after(std::string_view user_id, std::string_view conversation_id,
+                                                   std::int64_t after_seq, std::size_t limit) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    check_page_limit(limit);
+    const long long after = after_seq, lim = static_cast<long long>(limit);
+    return load(db, db.sql().msg_after, std::string(user_id), std::string(conversation_id),
+                [&](Stmt& st) { st.use(after).use(lim); });
+}
+
+std::vector<Message> MessageRepository::load_before(std::string_view user_id, std::string_view conversation_id,
+                                                    std::int64_t before_seq, std::size_t limit) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    check_page_limit(limit);
+    // Seqs are dense: the page is the key range [before - limit, before).
+    const long long before = before_seq, first = before_seq - static_cast<long long>(limit);
+    return load(db, db.sql().msg_before, std::string(user_id), std::string(conversation_id),
+                [&](Stmt& st) { st.use(before).use(first); });
+}
+
+std::int64_t MessageRepository::count(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    const std::string user{user_id}, id{conversation_id};
+    return db.run(TxMode::read, [&](soci::session& s) {
+        long long n = 0;
+        Stmt st(s, db.sql().msg_count);
+        st.into(n).use(user).use(id);
+        st.execute();
+        if (n == 0) require_conversation(db, s, user, id);
+        return static_cast<std::int64_t>(n);
+    });
+}
+
+} // namespace convstate

@@ -1,0 +1,86 @@
+#include "rows.hpp"
+
+#include "convstate/json.hpp"
+
+namespace convstate::detail {
+
+Stmt& Stmt::use(const std::optional<std::string>& value) {
+    strings_.push_back(value.value_or(std::string{}));
+    indicators_.push_back(value ? soci::i_ok : soci::i_null);
+    st_.exchange(soci::use(strings_.back(), indicators_.back()));
+    return *this;
+}
+
+Stmt& Stmt::use(const std::optional<long long>& value) {
+    ints_.push_back(value.value_or(0));
+    indicators_.push_back(value ? soci::i_ok : soci::i_null);
+    st_.exchange(soci::use(ints_.back(), indicators_.back()));
+    return *this;
+}
+
+bool Stmt::execute() {
+    if (!prepared_) {
+        st_.alloc();
+        // One-time: PostgreSQL runs it with PQexecParams (one round trip) instead of
+        // PREPARE + EXECUTE + DEALLOCATE.
+        st_.prepare(sql_, soci::details::st_one_time_query);
+        st_.define_and_bind();
+        prepared_ = true;
+    }
+    return st_.execute(true);
+}
+
+void MessageRow::bind(Stmt& st) {
+    st.into(conversation_id).into(seq).into(role).into(content).into(name, name_ind)
+        .into(tool_calls_json, tool_calls_ind).into(tool_call_id, tool_call_id_ind).into(metadata_json)
+        .into(token_count, token_count_ind).into(key, key_ind).into(created_at);
+}
+
+Message MessageRow::to_message() const {
+    Message m;
+    m.role = role_from_string(role);
+    m.content = content;
+    if (name_ind == soci::i_ok) m.name = name;
+    if (tool_calls_ind == soci::i_ok) m.tool_calls = json::tool_calls_from_json(tool_calls_json);
+    if (tool_call_id_ind == soci::i_ok) m.tool_call_id = tool_call_id;
+    m.metadata_json = metadata_json;
+    if (token_count_ind == soci::i_ok) m.token_count = token_count;
+    if (key_ind == soci::i_ok) m.idempotency_key = key;
+    m.conversation_id = conversation_id;
+    m.seq = seq;
+    m.created_at_us = created_at;
+    return m;
+}
+
+void ConversationRow::bind(Stmt& st) {
+    st.into(id).into(user_id).into(title).into(metadata_json).into(last_seq).into(created_at).into(updated_at);
+}
+
+Conversation ConversationRow::to_conversation() const {
+    return Conversation{id, user_id, title, metadata_json, last_seq, created_at, updated_at};
+}
+
+std::vector<Message> fetch_messages(Stmt& st, MessageRow& row) {
+    std::vector<Message> out;
+    if (st.execute()) {
+        do out.push_back(row.to_message());
+        while (st.fetch());
+    }
+    return out;
+}
+
+void insert_message(soci::session& session, const SqlText& sql, const std::string& user_id,
+                    const Message& m) {
+    const std::string role{to_string(m.role)};
+    const std::optional<std::string> tool_calls =
+        m.tool_calls.empty() ? std::nullopt : std::optional(json::tool_calls_to_json(m.tool_calls));
+    const long long seq = m.seq, created_at = m.created_at_us;
+    const std::optional<long long> token_count =
+        m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt;
+    Stmt st(session, sql.msg_insert);
+    st.use(user_id).use(m.conversation_id).use(seq).use(role).use(m.content).use(m.name).use(tool_calls)
+        .use(m.tool_call_id).use(m.metadata_json).use(token_count).use(m.idempotency_key).use(created_at);
+    st.execute();
+}
+
+} // namespace convstate::detail

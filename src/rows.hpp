@@ -1,0 +1,38 @@
+#pragma once
+// Reading and writing message and conversation rows.
+
+#include <string>
+#include <vector>
+
+#include "convstate/types.hpp"
+#include "db.hpp"
+
+namespace convstate::detail {
+
+/** Receives one selected message row (columns in sql.cpp's CS_MSG_COLS order). */
+struct MessageRow {
+    std::string conversation_id, role, content, name, tool_calls_json, tool_call_id, metadata_json, key;
+    long long seq = 0, token_count = 0, created_at = 0;
+    soci::indicator name_ind{}, tool_calls_ind{}, tool_call_id_ind{}, token_count_ind{}, key_ind{};
+
+    void bind(Stmt& st);
+    Message to_message() const;
+};
+
+/** Receives one selected conversation row (CS_CONV_COLS order). */
+struct ConversationRow {
+    std::string id, user_id, title, metadata_json;
+    long long last_seq = 0, created_at = 0, updated_at = 0;
+
+    void bind(Stmt& st);
+    Conversation to_conversation() const;
+};
+
+/** Executes st (already bound to row) and collects every row. */
+std::vector<Message> fetch_messages(Stmt& st, MessageRow& row);
+
+/** Inserts one message row (message already validated). */
+void insert_message(soci::session& session, const SqlText& sql, const std::string& user_id,
+                    const Message& message);
+
+} // namespace convstate::detail

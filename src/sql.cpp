@@ -1,0 +1,103 @@
+#include "sql.hpp"
+
+namespace convstate::detail {
+namespace {
+
+// Table names carry a prefix so the schema can live beside the host application's own tables.
+#define CS_CONV "convstate_conversations"
+#define CS_MSG "convstate_messages"
+#define CS_VERSION "convstate_schema_version"
+#define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at"
+#define CS_MSG_COLS                                                                              \
+    "conversation_id, seq, role, content, name, tool_calls_json, tool_call_id, metadata_json, " \
+    "token_count, idempotency_key, created_at"
+#define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
+
+SqlText common() {
+    SqlText s;
+    s.create_schema_table =
+        "CREATE TABLE IF NOT EXISTS " CS_VERSION " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
+    s.max_schema_version = "SELECT MAX(version) FROM " CS_VERSION;
+    s.insert_schema_version = "INSERT INTO " CS_VERSION " (version, applied_at) VALUES (:version, :applied_at)";
+
+    // Version 1. Every table is keyed by user_id first: tenant isolation by construction, and
+    // the distribution column for a sharded PostgreSQL.
+    s.migrations.push_back({1,
+        {"CREATE TABLE " CS_CONV " ("
+         " user_id TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, metadata_json TEXT NOT NULL,"
+         " last_seq BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
+         " PRIMARY KEY (user_id, id))",
+         "CREATE INDEX convstate_conversations_recent ON " CS_CONV " (user_id, updated_at DESC, id DESC)",
+         "CREATE TABLE " CS_MSG " ("
+         " user_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+         " role TEXT NOT NULL, content TEXT NOT NULL, name TEXT, tool_calls_json TEXT,"
+         " tool_call_id TEXT, metadata_json TEXT NOT NULL, token_count BIGINT,"
+         " idempotency_key TEXT, created_at BIGINT NOT NULL,"
+         " PRIMARY KEY (user_id, conversation_id, seq))",
+         "CREATE UNIQUE INDEX convstate_messages_idempotency ON " CS_MSG
+         " (user_id, conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL"}});
+
+    s.conv_insert = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ") VALUES"
+                    " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at)";
+    s.conv_get = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
+    // Keyset pagination on (updated_at, id), served by convstate_conversations_recent.
+    s.conv_list = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id"
+                  " AND (updated_at, id) < (:updated_at, :id) ORDER BY updated_at DESC, id DESC LIMIT :lim";
+    s.conv_rename = "UPDATE " CS_CONV " SET title = :title, updated_at = :now"
+                    " WHERE user_id = :user_id AND id = :id RETURNING " CS_CONV_COLS;
+    s.conv_set_metadata = "UPDATE " CS_CONV " SET metadata_json = :metadata_json, updated_at = :now"
+                          " WHERE user_id = :user_id AND id = :id RETURNING " CS_CONV_COLS;
+    // The conversation row goes first: a concurrent append holds or waits for its lock, so no
+    // message can slip in after the messages were deleted.
+    s.conv_delete = "DELETE FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
+    s.conv_delete_messages = "DELETE FROM " CS_MSG " WHERE " CS_SCOPE;
+    s.user_delete_conversations = "DELETE FROM " CS_CONV " WHERE user_id = :user_id";
+    s.user_delete_messages = "DELETE FROM " CS_MSG " WHERE user_id = :user_id";
+    s.conv_exists = "SELECT last_seq FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
+
+    s.conv_lock = s.conv_exists;
+    s.conv_bump = "UPDATE " CS_CONV " SET last_seq = :last_seq, updated_at = :now"
+                  " WHERE user_id = :user_id AND id = :id";
+    s.msg_by_key = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
+    s.msg_insert = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") VALUES (:user_id, :conversation_id,"
+                   " :seq, :role, :content, :name, :tool_calls_json, :tool_call_id, :metadata_json,"
+                   " :token_count, :idempotency_key, :created_at)";
+    s.msg_all = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " ORDER BY seq";
+    // Seqs are dense, so the last n are a key range: the read touches n index entries however
+    // long the conversation is (ORDER BY seq DESC LIMIT n can make the planner scan it all).
+    s.msg_last = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > (SELECT last_seq FROM " CS_CONV
+                 " WHERE user_id = :user_id2 AND id = :id2) - :n ORDER BY seq";
+    s.msg_after = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after ORDER BY seq LIMIT :lim";
+    s.msg_before = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE
+                   " AND seq < :before AND seq >= :first ORDER BY seq";
+    s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
+    return s;
+}
+
+SqlText sqlite_text() {
+    SqlText s = common();
+    s.begin_write = "BEGIN IMMEDIATE";
+    s.schema_table_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '" CS_VERSION "'";
+    return s;
+}
+
+SqlText postgresql_text() {
+    SqlText s = common();
+    s.begin_write = "BEGIN";
+    // Any constant works; this one spells "cvst".
+    s.migrate_lock = "SELECT pg_advisory_xact_lock(1668707188)";
+    s.schema_table_exists = "SELECT COUNT(*) FROM information_schema.tables"
+                            " WHERE table_schema = current_schema() AND table_name = '" CS_VERSION "'";
+    s.conv_lock = s.conv_exists + " FOR UPDATE";
+    return s;
+}
+
+} // namespace
+
+const SqlText& sql_for(Dialect dialect) {
+    static const SqlText sqlite = sqlite_text();
+    static const SqlText postgresql = postgresql_text();
+    return dialect == Dialect::sqlite ? sqlite : postgresql;
+}
+
+} // namespace convstate::detail

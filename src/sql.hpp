@@ -1,0 +1,49 @@
+#pragma once
+// All SQL text, per dialect, in one place (src/sql.cpp). Every value is a bound parameter.
+
+#include <string>
+#include <vector>
+
+#include "convstate/database.hpp"
+
+namespace convstate::detail {
+
+struct Migration {
+    int version;
+    std::vector<std::string> statements;
+};
+
+struct SqlText {
+    std::string begin_write;     // SQLite takes the write lock up front (BEGIN IMMEDIATE)
+    std::string migrate_lock;    // serialises concurrent migrate() (empty: begin_write suffices)
+    std::string schema_table_exists;
+    std::string create_schema_table;
+    std::string max_schema_version;
+    std::string insert_schema_version;
+    std::vector<Migration> migrations;
+
+    std::string conv_insert;
+    std::string conv_get;
+    std::string conv_list;
+    std::string conv_rename;
+    std::string conv_set_metadata;
+    std::string conv_delete;
+    std::string conv_delete_messages;
+    std::string user_delete_conversations;
+    std::string user_delete_messages;
+    std::string conv_exists;
+
+    std::string conv_lock;       // last_seq under the conversation's row lock
+    std::string conv_bump;
+    std::string msg_by_key;
+    std::string msg_insert;
+    std::string msg_all;
+    std::string msg_last;
+    std::string msg_after;
+    std::string msg_before;
+    std::string msg_count;
+};
+
+const SqlText& sql_for(Dialect dialect);
+
+} // namespace convstate::detail

@@ -1,0 +1,91 @@
+#include "util.hpp"
+
+#include <chrono>
+#include <random>
+
+namespace convstate::detail {
+
+std::int64_t now_us() noexcept {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string new_uuid() {
+    thread_local std::mt19937_64 rng{[] {
+        std::random_device rd;
+        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+        return std::mt19937_64(seq);
+    }()};
+    std::uint64_t hi = rng(), lo = rng();
+    hi = (hi & ~0xF000ULL) | 0x4000ULL;                        // version 4
+    lo = (lo & ~(0xC0ULL << 56)) | (0x80ULL << 56);            // RFC 4122 variant
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    auto put = [&](std::uint64_t v, int nibbles) {
+        for (int i = nibbles - 1; i >= 0; --i) out.push_back(hex[(v >> (i * 4)) & 0xF]);
+    };
+    put(hi >> 32, 8); out.push_back('-');
+    put(hi >> 16, 4); out.push_back('-');
+    put(hi, 4);       out.push_back('-');
+    put(lo >> 48, 4); out.push_back('-');
+    put(lo, 12);
+    return out;
+}
+
+bool is_valid_utf8(std::string_view text) noexcept {
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    std::size_t i = 0;
+    while (i < n) {
+        const unsigned char c = s[i];
+        if (c < 0x80) { ++i; continue; }
+        int len;
+        std::uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+        else return false;
+        if (i + static_cast<std::size_t>(len) > n) return false;
+        for (int k = 1; k < len; ++k) {
+            const unsigned char cc = s[i + static_cast<std::size_t>(k)];
+            if ((cc & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += static_cast<std::size_t>(len);
+    }
+    return true;
+}
+
+} // namespace convstate::detail
+
+#include "convstate/error.hpp"
+#include "convstate/types.hpp"
+
+namespace convstate {
+
+void detail::throw_not_found(std::string_view conversation_id) {
+    throw NotFound("conversation '" + std::string(conversation_id.substr(0, 255)) + "' not found");
+}
+
+std::string_view to_string(Role role) noexcept {
+    switch (role) {
+    case Role::system: return "system";
+    case Role::user: return "user";
+    case Role::assistant: return "assistant";
+    case Role::tool: return "tool";
+    }
+    return "unknown";
+}
+
+Role role_from_string(std::string_view name) {
+    for (Role r : {Role::system, Role::user, Role::assistant, Role::tool})
+        if (to_string(r) == name) return r;
+    throw InvalidArgument("role", "'" + std::string(name.substr(0, 64)) +
+                                      "' is not one of system, user, assistant, tool");
+}
+
+} // namespace convstate

@@ -1,0 +1,169 @@
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace convstate;
+
+TEST_CASE("database: a fresh database is migrated to the latest schema, idempotently") {
+    cstest::FreshDb raw;
+    Database db = cstest::open_fresh(&raw);
+    CHECK(db.schema_version() == Database::latest_schema_version());
+    CHECK(db.dialect() == (cstest::is_postgres() ? Dialect::postgresql : Dialect::sqlite));
+    db.migrate();
+    db.migrate();
+    Database::open(raw.url); // a second open migrates nothing
+    CHECK(cstest::query_number(raw, "SELECT COUNT(*) FROM convstate_schema_version") ==
+          Database::latest_schema_version());
+}
+
+TEST_CASE("database: malformed URLs and options are InvalidArgument naming the field") {
+    struct Case { std::string url; std::string field; };
+    const std::vector<Case> cases{
+        {"", "url"},
+        {"just-a-path.db", "url"},
+        {"mysql://root@localhost/db", "url"},
+        {"sqlite3://", "url"},
+        {"sqlite3://file.db?mode=ro", "url"},
+        {"sqlite3://bad%zzescape.db", "url"},
+        {"postgresql://u@127.0.0.1:99999/db", "url"},
+        {"postgresql://u@127.0.0.1:12ab/db", "url"},
+        {"postgresql://u@127.0.0.1/db?bad-key=1", "url"},
+        {"postgresql://u@127.0.0.1/db?password=x", "url"},
+        {"postgresql://u@[::1/db", "url"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.url);
+        try {
+            Database::open(c.url);
+            FAIL("no error");
+        } catch (const InvalidArgument& e) {
+            CHECK(e.field() == c.field);
+            CHECK(e.kind() == ErrorKind::invalid_argument);
+        }
+    }
+    DatabaseOptions bad;
+    bad.pool_size = 0;
+    try {
+        Database::open("sqlite3://never-created.db", bad);
+        FAIL("no error");
+    } catch (const InvalidArgument& e) {
+        CHECK(e.field() == "pool_size");
+    }
+}
+
+TEST_CASE("database: an unreachable server is a StorageError that never shows the password") {
+    DatabaseOptions options;
+    options.connect_timeout = std::chrono::seconds(2);
+    try {
+        // Port 1 on loopback: nothing listens there.
+        Database::open("postgresql://someone:Sup3rS3cretPw@127.0.0.1:1/nodb", options);
+        FAIL("no error");
+    } catch (const StorageError& e) {
+        const std::string what = e.what();
+        CAPTURE(what);
+        CHECK(what.find("Sup3rS3cretPw") == std::string::npos);
+        CHECK(what.find("127.0.0.1") != std::string::npos);
+        CHECK(what.find("nodb") != std::string::npos);
+    }
+    try {
+        Database::open("sqlite3:///nonexistent-dir-for-convstate/x.db");
+        FAIL("no error");
+    } catch (const StorageError& e) {
+        CHECK(std::string(e.what()).find("nonexistent-dir-for-convstate") != std::string::npos);
+    }
+}
+
+TEST_CASE("migrations: two processes migrating one fresh database at once both succeed") {
+    for (int round = 0; round < 3; ++round) {
+        const cstest::FreshDb raw = cstest::fresh_db();
+        const int a = cstest::spawn_worker({"migrate", raw.url});
+        const int b = cstest::spawn_worker({"migrate", raw.url});
+        CHECK(cstest::wait_worker(a) == 0);
+        CHECK(cstest::wait_worker(b) == 0);
+        CHECK(cstest::query_number(raw, "SELECT COUNT(*) FROM convstate_schema_version") ==
+              Database::latest_schema_version());
+        CHECK(cstest::query_number(raw, "SELECT MAX(version) FROM convstate_schema_version") ==
+              Database::latest_schema_version());
+    }
+}
+
+TEST_CASE("migrations: a database stamped with a future schema version is refused") {
+    cstest::FreshDb raw;
+    cstest::open_fresh(&raw);
+    cstest::exec(raw, "INSERT INTO convstate_schema_version (version, applied_at) VALUES (999, 0)");
+    for (bool migrate : {true, false}) {
+        DatabaseOptions options;
+        options.migrate_on_open = migrate;
+        CAPTURE(migrate);
+        try {
+            Database::open(raw.url, options);
+            FAIL("no error");
+        } catch (const StorageError& e) {
+            const std::string what = e.what();
+            CHECK(what.find("999") != std::string::npos);
+            CHECK(what.find("newer") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("database: a pooled connection that the server closed is replaced") {
+    if (!cstest::is_postgres()) return; // SQLite has no server to drop connections
+    cstest::FreshDb raw;
+    DatabaseOptions options;
+    options.pool_size = 3;
+    Database db = cstest::open_fresh(&raw, options);
+    ConversationStore store(db);
+    MessageRepository messages(db);
+    const Conversation c = store.create("u1");
+    for (int round = 0; round < 3; ++round) {
+        // Kill every connection the library holds to this database.
+        const long long killed = cstest::query_number(
+            raw, "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                 " WHERE application_name = 'convstate' AND datname = current_database()");
+        CHECK(killed >= 1);
+        for (int i = 0; i < 6; ++i) { // more calls than pooled connections: every slot recovers
+            CHECK(store.get("u1", c.id).id == c.id);
+            messages.append("u1", c.id, {.role = Role::user, .content = "after kill"});
+        }
+    }
+    CHECK(messages.count("u1", c.id) == 18);
+}
+
+TEST_CASE("database: a connection lost during COMMIT is retried only for keyed writes") {
+    if (!cstest::is_postgres()) return; // needs a server that can drop us mid-COMMIT
+    cstest::FreshDb raw;
+    Database db = cstest::open_fresh(&raw);
+    ConversationStore store(db);
+    MessageRepository messages(db);
+    const Conversation c = store.create("u1");
+    // A deferred constraint trigger runs inside COMMIT; it terminates its own backend the first
+    // time it fires after the sequence is reset (nextval is not rolled back with the transaction).
+    cstest::exec(raw, "CREATE SEQUENCE die_once");
+    cstest::exec(raw, R"(CREATE FUNCTION die_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.content LIKE 'die:%' AND nextval('die_once') = 1 THEN
+            PERFORM pg_terminate_backend(pg_backend_pid());
+            PERFORM pg_sleep(5);
+          END IF;
+          RETURN NULL;
+        END $$)");
+    cstest::exec(raw, "CREATE CONSTRAINT TRIGGER die AFTER INSERT ON convstate_messages"
+                      " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION die_at_commit()");
+
+    // Without an idempotency key the library cannot know whether the row is stored: it says so.
+    CHECK_THROWS_AS(messages.append("u1", c.id, {.role = Role::user, .content = "die:unkeyed"}), OutcomeUnknown);
+    // The connection recovers for the next call.
+    cstest::exec(raw, "SELECT setval('die_once', 1, false)");
+    // With a key, the write is retried and stored exactly once.
+    const Message m = messages.append("u1", c.id, {.role = Role::user, .content = "die:keyed", .idempotency_key = "k1"});
+    CHECK(m.content == "die:keyed");
+    CHECK(cstest::query_number(raw, "SELECT COUNT(*) FROM convstate_messages WHERE idempotency_key = 'k1'") == 1);
+    CHECK(cstest::query_number(raw, "SELECT nextval('die_once')") >= 2); // the trigger really fired
+    const auto all = messages.load_all("u1", c.id);
+    REQUIRE(!all.empty());
+    CHECK(all.back().content == "die:keyed");
+    for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].seq == static_cast<std::int64_t>(i + 1));
+}

@@ -1,0 +1,147 @@
+#include "support.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <regex>
+#include <stdexcept>
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace cstest {
+namespace {
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+struct PgServer {
+    std::string user, host, port, dbname;
+};
+
+PgServer pg_server() {
+    static const PgServer server = [] {
+        const std::string url = env("CONVSTATE_TEST_PG_URL");
+        if (url.empty())
+            throw std::runtime_error("CONVSTATE_TEST_PG_URL is not set: run the suite with scripts/test.sh, "
+                                     "which starts a throwaway PostgreSQL");
+        std::smatch m;
+        static const std::regex re(R"(postgresql://([^@/]+)@([^:/]+):(\d+)/([^?]+))");
+        if (!std::regex_match(url, m, re))
+            throw std::runtime_error("CONVSTATE_TEST_PG_URL must look like postgresql://user@host:port/db");
+        return PgServer{m[1], m[2], m[3], m[4]};
+    }();
+    return server;
+}
+
+std::string pg_connect(const PgServer& s, const std::string& db) {
+    return "host=" + s.host + " port=" + s.port + " user=" + s.user + " dbname=" + db +
+           " options='-c client_min_messages=warning'";
+}
+
+// One temp dir per test process, removed at exit (CONVSTATE_TEST_KEEP=1 keeps it).
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "convstate-test-XXXXXX").string();
+        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        if (env("CONVSTATE_TEST_KEEP").empty()) std::filesystem::remove_all(path, ec);
+    }
+};
+
+const std::filesystem::path& temp_dir() {
+    static const TempDir dir;
+    return dir.path;
+}
+
+} // namespace
+
+bool is_postgres() {
+    static const bool pg = [] {
+        const std::string b = env("CONVSTATE_TEST_BACKEND");
+        if (b == "postgres") return true;
+        if (b == "sqlite" || b.empty()) return false;
+        throw std::runtime_error("CONVSTATE_TEST_BACKEND must be sqlite or postgres");
+    }();
+    return pg;
+}
+
+const char* backend_name() { return is_postgres() ? "postgres" : "sqlite"; }
+
+std::string unique(const std::string& prefix) {
+    static std::atomic<int> counter{0};
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" +
+           std::to_string(rng() % 1000000);
+}
+
+FreshDb fresh_db() {
+    if (!is_postgres()) {
+        const std::string path = (temp_dir() / (unique("db") + ".db")).string();
+        return FreshDb{"sqlite3://" + path, "sqlite3", "db=\"" + path + "\" timeout=30"};
+    }
+    const PgServer s = pg_server();
+    std::string name = unique("cs");
+    for (char& c : name)
+        if (c == '-') c = '_';
+    {
+        soci::session admin(soci::postgresql, pg_connect(s, s.dbname));
+        admin << "CREATE DATABASE " + name; // name is ours: letters, digits, underscores
+    }
+    return FreshDb{"postgresql://" + s.user + "@" + s.host + ":" + s.port + "/" + name, "postgresql",
+                   pg_connect(s, name)};
+}
+
+convstate::Database open_fresh(FreshDb* out, convstate::DatabaseOptions options) {
+    FreshDb db = fresh_db();
+    convstate::Database handle = convstate::Database::open(db.url, options);
+    if (out) *out = db;
+    return handle;
+}
+
+long long query_number(const FreshDb& db, const std::string& sql) {
+    soci::session s(db.backend, db.connect);
+    long long n = 0;
+    soci::indicator ind{};
+    s << sql, soci::into(n, ind);
+    return ind == soci::i_ok ? n : 0;
+}
+
+void exec(const FreshDb& db, const std::string& sql) {
+    soci::session s(db.backend, db.connect);
+    s << sql;
+}
+
+int spawn_worker(const std::vector<std::string>& args) {
+    std::vector<std::string> all{CONVSTATE_TEST_WORKER};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
+        throw std::runtime_error("cannot start the test worker");
+    return pid;
+}
+
+int wait_worker(int pid) {
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+} // namespace cstest

@@ -1,0 +1,41 @@
+#pragma once
+// Test support: the backend under test (CONVSTATE_TEST_BACKEND=sqlite|postgres), fresh
+// databases on it, raw SQL access that bypasses the library, and child processes.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <convstate/convstate.hpp>
+
+namespace cstest {
+
+bool is_postgres();
+const char* backend_name();
+
+/** A fresh, empty database on the backend under test: a new SQLite file in a temp dir, or a
+ *  new PostgreSQL database on the test cluster (CONVSTATE_TEST_PG_URL). */
+struct FreshDb {
+    std::string url;     ///< convstate URL
+    std::string backend; ///< SOCI backend name ("sqlite3" / "postgresql")
+    std::string connect; ///< SOCI connection string, for raw access
+};
+FreshDb fresh_db();
+
+/** Opens a fresh database through the library. */
+convstate::Database open_fresh(FreshDb* out = nullptr, convstate::DatabaseOptions options = {});
+
+/** Raw SQL, bypassing convstate: one number (COUNT(*), MAX(…)). */
+long long query_number(const FreshDb& db, const std::string& sql);
+/** Raw SQL, bypassing convstate: run a statement. */
+void exec(const FreshDb& db, const std::string& sql);
+
+/** A unique id for a test user or key. */
+std::string unique(const std::string& prefix);
+
+/** Runs the test worker with args; returns its pid (see wait_worker). */
+int spawn_worker(const std::vector<std::string>& args);
+/** Waits for a worker; returns its exit status (or 128+signal). */
+int wait_worker(int pid);
+
+} // namespace cstest
