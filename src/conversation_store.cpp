@@ -9,6 +9,7 @@
 #include "rows.hpp"
 #include "util.hpp"
 #include "validate.hpp"
+#include "writes.hpp"
 
 namespace convstate {
 
@@ -35,19 +36,9 @@ std::pair<long long, std::string> parse_cursor(const std::string& cursor) {
 
 Conversation ConversationStore::create(std::string_view user_id, const NewConversation& spec) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_text(spec.title, "title", db.limits().max_title_bytes);
-    Conversation c;
-    c.user_id = user_id;
-    c.title = spec.title;
-    c.metadata_json = detail::normalize_metadata(spec.metadata_json, "metadata", db.limits());
-    c.created_at_us = c.updated_at_us = detail::now_us();
-    c.id = detail::new_uuid();
-    const long long created = c.created_at_us;
+    const Conversation c = detail::make_conversation(db, user_id, spec);
     db.run(TxMode::write, [&](soci::session& s) {
-        Stmt st(s, db.sql().conv_insert);
-        st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created);
-        st.execute();
+        detail::insert_conversation(db, s, c, std::nullopt);
         return 0;
     });
     return c;

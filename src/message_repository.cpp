@@ -1,6 +1,5 @@
 #include "convstate/message_repository.hpp"
 
-#include <set>
 
 #include <fmt/format.h>
 
@@ -8,6 +7,7 @@
 #include "rows.hpp"
 #include "util.hpp"
 #include "validate.hpp"
+#include "writes.hpp"
 
 namespace convstate {
 
@@ -69,62 +69,16 @@ std::vector<Message> MessageRepository::append_batch(std::string_view user_id, s
     if (messages.size() > db.limits().max_batch)
         throw InvalidArgument("messages", fmt::format("holds {} messages, over the limit of {}", messages.size(),
                                                       db.limits().max_batch));
-    const bool single = messages.size() == 1;
     std::vector<Message> batch = messages;
-    std::set<std::string> keys;
-    bool all_keyed = true;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-        const std::string prefix = single ? std::string{} : fmt::format("messages[{}].", i);
-        detail::check_message(batch[i], prefix, db.limits());
-        all_keyed &= batch[i].idempotency_key.has_value();
-        if (batch[i].idempotency_key && !keys.insert(*batch[i].idempotency_key).second)
-            throw InvalidArgument(prefix + "idempotency_key", "appears twice in one batch");
-    }
+    const bool all_keyed = detail::check_batch(batch, messages.size() == 1 ? "" : "messages", db.limits());
     const std::string user{user_id}, id{conversation_id};
     // A keyed write may be retried even when a COMMIT's outcome is unknown: the retry finds the
     // stored rows by key instead of storing them twice.
     const TxMode mode = all_keyed ? TxMode::idempotent_write : TxMode::write;
 
     return db.run(mode, [&](soci::session& s) {
-        long long last_seq = 0;
-        {
-            Stmt lock(s, db.sql().conv_lock); // serialises appenders of this conversation
-            lock.into(last_seq).use(user).use(id);
-            if (!lock.execute()) detail::throw_not_found(id);
-        }
-        std::vector<Message> out(batch.size());
-        std::vector<bool> stored(batch.size(), false);
-        std::size_t n_stored = 0;
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            if (!batch[i].idempotency_key) continue;
-            MessageRow row;
-            Stmt st(s, db.sql().msg_by_key);
-            row.bind(st);
-            st.use(user).use(id).use(*batch[i].idempotency_key);
-            if (st.execute()) {
-                out[i] = row.to_message();
-                stored[i] = true;
-                ++n_stored;
-            }
-        }
-        if (n_stored == batch.size()) return out; // a replay: nothing to write
-        if (options.expected_last_seq && *options.expected_last_seq != last_seq)
-            throw Conflict(fmt::format("conversation '{}' is at seq {}, not the expected {}", id, last_seq,
-                                       *options.expected_last_seq));
-        const long long now = detail::now_us();
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            if (stored[i]) continue;
-            Message m = batch[i];
-            m.conversation_id = id;
-            m.seq = ++last_seq;
-            m.created_at_us = now;
-            detail::insert_message(s, db.sql(), user, m);
-            out[i] = std::move(m);
-        }
-        Stmt bump(s, db.sql().conv_bump);
-        bump.use(last_seq).use(now).use(user).use(id);
-        bump.execute();
-        return out;
+        detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
+        return detail::append_locked(db, s, user, id, conv, batch, options.expected_last_seq);
     });
 }
 

@@ -26,8 +26,13 @@ SqlText common() {
         {"CREATE TABLE " CS_CONV " ("
          " user_id TEXT NOT NULL, id TEXT NOT NULL, title TEXT NOT NULL, metadata_json TEXT NOT NULL,"
          " last_seq BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
+         // create_key: the idempotency key of the turn that created it; active_turn/since:
+         // the running turn under ConcurrentTurns::reject.
+         " create_key TEXT, active_turn TEXT, active_since BIGINT,"
          " PRIMARY KEY (user_id, id))",
          "CREATE INDEX convstate_conversations_recent ON " CS_CONV " (user_id, updated_at DESC, id DESC)",
+         "CREATE UNIQUE INDEX convstate_conversations_create_key ON " CS_CONV
+         " (user_id, create_key) WHERE create_key IS NOT NULL",
          "CREATE TABLE " CS_MSG " ("
          " user_id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL,"
          " role TEXT NOT NULL, content TEXT NOT NULL, name TEXT, tool_calls_json TEXT,"
@@ -37,8 +42,9 @@ SqlText common() {
          "CREATE UNIQUE INDEX convstate_messages_idempotency ON " CS_MSG
          " (user_id, conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL"}});
 
-    s.conv_insert = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ") VALUES"
-                    " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at)";
+    s.conv_insert = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
+                    " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at, :create_key)";
+    s.conv_by_create_key = "SELECT id FROM " CS_CONV " WHERE user_id = :user_id AND create_key = :key";
     s.conv_get = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
     // Keyset pagination on (updated_at, id), served by convstate_conversations_recent.
     s.conv_list = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id"
@@ -55,7 +61,10 @@ SqlText common() {
     s.user_delete_messages = "DELETE FROM " CS_MSG " WHERE user_id = :user_id";
     s.conv_exists = "SELECT last_seq FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
 
-    s.conv_lock = s.conv_exists;
+    s.conv_lock = "SELECT last_seq, active_turn, active_since FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
+    s.conv_set_active = "UPDATE " CS_CONV " SET active_turn = :turn, active_since = :now WHERE user_id = :user_id AND id = :id";
+    s.conv_clear_active = "UPDATE " CS_CONV " SET active_turn = NULL, active_since = NULL"
+                          " WHERE user_id = :user_id AND id = :id AND active_turn = :turn";
     s.conv_bump = "UPDATE " CS_CONV " SET last_seq = :last_seq, updated_at = :now"
                   " WHERE user_id = :user_id AND id = :id";
     s.msg_by_key = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
@@ -70,6 +79,11 @@ SqlText common() {
     s.msg_after = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after ORDER BY seq LIMIT :lim";
     s.msg_before = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE
                    " AND seq < :before AND seq >= :first ORDER BY seq";
+    s.msg_range = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
+    // The conversation's leading system messages: those before its first other message.
+    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= :hi AND seq < COALESCE("
+                          "(SELECT seq FROM " CS_MSG " WHERE user_id = :user_id2 AND conversation_id = :conversation_id2"
+                          " AND role <> 'system' ORDER BY seq LIMIT 1), :hi2 + 1) ORDER BY seq";
     s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
     return s;
 }
@@ -88,7 +102,7 @@ SqlText postgresql_text() {
     s.migrate_lock = "SELECT pg_advisory_xact_lock(1668707188)";
     s.schema_table_exists = "SELECT COUNT(*) FROM information_schema.tables"
                             " WHERE table_schema = current_schema() AND table_name = '" CS_VERSION "'";
-    s.conv_lock = s.conv_exists + " FOR UPDATE";
+    s.conv_lock += " FOR UPDATE";
     return s;
 }
 

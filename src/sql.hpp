@@ -32,6 +32,9 @@ struct SqlText {
     std::string user_delete_conversations;
     std::string user_delete_messages;
     std::string conv_exists;
+    std::string conv_by_create_key;
+    std::string conv_set_active;
+    std::string conv_clear_active;
 
     std::string conv_lock;       // last_seq under the conversation's row lock
     std::string conv_bump;
@@ -41,6 +44,8 @@ struct SqlText {
     std::string msg_last;
     std::string msg_after;
     std::string msg_before;
+    std::string msg_range;
+    std::string msg_system_prefix;
     std::string msg_count;
 };
 

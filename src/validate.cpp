@@ -1,5 +1,7 @@
 #include "validate.hpp"
 
+#include <set>
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -17,7 +19,7 @@ void check_text(std::string_view value, const std::string& field, std::size_t ma
     if (!is_valid_utf8(value)) throw InvalidArgument(field, "is not valid UTF-8");
 }
 
-static void check_id(std::string_view value, const std::string& field, std::size_t max_bytes) {
+void check_id(std::string_view value, const std::string& field, std::size_t max_bytes) {
     if (value.empty()) throw InvalidArgument(field, "must not be empty");
     check_text(value, field, max_bytes);
 }
@@ -79,6 +81,19 @@ void check_message(Message& m, const std::string& prefix, const Limits& limits) 
     if (m.token_count && *m.token_count < 0)
         throw InvalidArgument(prefix + "token_count", "must not be negative");
     if (m.idempotency_key) check_id(*m.idempotency_key, prefix + "idempotency_key", limits.max_id_bytes);
+}
+
+bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits) {
+    std::set<std::string> keys;
+    bool all_keyed = true;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const std::string prefix = name.empty() ? std::string{} : fmt::format("{}[{}].", name, i);
+        check_message(batch[i], prefix, limits);
+        all_keyed &= batch[i].idempotency_key.has_value();
+        if (batch[i].idempotency_key && !keys.insert(*batch[i].idempotency_key).second)
+            throw InvalidArgument(prefix + "idempotency_key", "appears twice in one batch");
+    }
+    return all_keyed;
 }
 
 } // namespace convstate::detail

@@ -125,15 +125,34 @@ void exec(const FreshDb& db, const std::string& sql) {
     s << sql;
 }
 
-int spawn_worker(const std::vector<std::string>& args) {
+namespace {
+int spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t* actions) {
     std::vector<std::string> all{CONVSTATE_TEST_WORKER};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
+    if (posix_spawn(&pid, argv[0], actions, nullptr, argv.data(), environ) != 0)
         throw std::runtime_error("cannot start the test worker");
+    return pid;
+}
+} // namespace
+
+int spawn_worker(const std::vector<std::string>& args) { return spawn(args, nullptr); }
+
+int spawn_worker_piped(const std::vector<std::string>& args, int* stdout_fd) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    posix_spawn_file_actions_addclose(&actions, fds[1]);
+    const int pid = spawn(args, &actions);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    *stdout_fd = fds[0];
     return pid;
 }
 

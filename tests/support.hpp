@@ -35,6 +35,8 @@ std::string unique(const std::string& prefix);
 
 /** Runs the test worker with args; returns its pid (see wait_worker). */
 int spawn_worker(const std::vector<std::string>& args);
+/** Runs the test worker with its stdout on a pipe; returns its pid and sets *stdout_fd. */
+int spawn_worker_piped(const std::vector<std::string>& args, int* stdout_fd);
 /** Waits for a worker; returns its exit status (or 128+signal). */
 int wait_worker(int pid);
 

@@ -1,12 +1,27 @@
 // A child process for the multi-process tests:
 //   worker migrate URL
-//   worker append URL USER CONVERSATION COUNT TAG     appends "TAG-0" … "TAG-(COUNT-1)"
+//   worker append URL USER CONVERSATION COUNT TAG    appends "TAG-0" … "TAG-(COUNT-1)"
+//   worker turn URL USER CONVERSATION KEY            one keyed turn "racing"
+//   worker turns URL USER CONV1,CONV2,… FIRST COUNT  turns FIRST…FIRST+COUNT-1: turn i goes to
+//       conversation i % n with message "turn-i" and key "k-i"; prints "done i" after each
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <convstate/convstate.hpp>
+
+#include "demo_agents.hpp"
+
+namespace {
+convstate::Database open(const char* url) {
+    convstate::DatabaseOptions options;
+    options.pool_size = 1;
+    return convstate::Database::open(url, options);
+}
+} // namespace
 
 int main(int argc, char** argv) try {
     const std::string cmd = argc > 1 ? argv[1] : "";
@@ -15,17 +30,36 @@ int main(int argc, char** argv) try {
         return 0;
     }
     if (cmd == "append" && argc == 7) {
-        convstate::DatabaseOptions options;
-        options.pool_size = 1;
-        convstate::Database db = convstate::Database::open(argv[2], options);
-        convstate::MessageRepository messages(db);
+        convstate::MessageRepository messages(open(argv[2]));
         const int count = std::atoi(argv[5]);
         for (int i = 0; i < count; ++i)
             messages.append(argv[3], argv[4],
                             {.role = convstate::Role::user, .content = std::string(argv[6]) + "-" + std::to_string(i)});
         return 0;
     }
-    std::fprintf(stderr, "usage: worker migrate URL | worker append URL USER CONV COUNT TAG\n");
+    if (cmd == "turn" && argc == 6) {
+        convstate::ChatOrchestrator chat(open(argv[2]));
+        chat.turn({.user_id = argv[3], .conversation_id = argv[4], .message = "racing", .idempotency_key = argv[5]},
+                  [](const convstate::AgentInput& in) { return cstest::echo_agent(in, 1); });
+        return 0;
+    }
+    if (cmd == "turns" && argc == 7) {
+        convstate::ChatOrchestrator chat(open(argv[2]));
+        std::vector<std::string> conversations;
+        std::stringstream list(argv[4]);
+        for (std::string c; std::getline(list, c, ',');) conversations.push_back(c);
+        const long first = std::atol(argv[5]), count = std::atol(argv[6]);
+        for (long i = first; i < first + count; ++i) {
+            const std::string n = std::to_string(i);
+            chat.turn({.user_id = argv[3], .conversation_id = conversations[static_cast<std::size_t>(i) % conversations.size()],
+                       .message = "turn-" + n, .idempotency_key = "k-" + n},
+                      [](const convstate::AgentInput& in) { return cstest::echo_agent(in); });
+            std::printf("done %ld\n", i);
+            std::fflush(stdout);
+        }
+        return 0;
+    }
+    std::fprintf(stderr, "worker: bad arguments (see tests/worker.cpp)\n");
     return 2;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "worker: %s\n", e.what());

@@ -1,0 +1,102 @@
+#pragma once
+/** @file chat_orchestrator.hpp The stateless turn. */
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convstate/database.hpp"
+#include "convstate/export.hpp"
+#include "convstate/history_window.hpp"
+#include "convstate/types.hpp"
+
+namespace convstate {
+
+/** What the agent gets: the window (ending with the user message of this turn). */
+struct AgentInput {
+    const std::string& user_id;
+    const std::string& conversation_id;
+    const std::vector<Message>& history;
+};
+
+/** What the agent returns. `intermediate` holds the messages of an agent loop that come before
+ *  the final reply (assistant messages carrying tool_calls, tool messages with their
+ *  tool_call_id); they are stored, in order, in the same transaction as the reply. */
+struct AgentReply {
+    std::string content;
+    std::vector<ToolCall> tool_calls;
+    std::vector<Message> intermediate;
+    std::string metadata_json = "{}"; ///< stored on the reply message
+};
+
+/** The host's agent. May throw: the turn then fails with AgentError carrying what() and stores
+ *  nothing but the user message. Called without any database connection or lock held. */
+using Agent = std::function<AgentReply(const AgentInput&)>;
+
+/** One turn's input. */
+struct TurnRequest {
+    std::string user_id;
+    std::optional<std::string> conversation_id; ///< empty: create a conversation
+    std::string message;                        ///< the user's content
+    /** Retrying with the same key never stores the exchange twice: a completed turn returns the
+     *  stored result without calling the agent; a turn whose agent failed runs it again. */
+    std::optional<std::string> idempotency_key;
+    NewConversation new_conversation;           ///< title/metadata when one is created
+    std::string message_metadata_json = "{}";   ///< stored on the user message
+    std::optional<HistoryWindow> window;        ///< overrides the orchestrator's default
+};
+
+/** One turn's outcome. */
+struct TurnResult {
+    std::string conversation_id;
+    std::string reply;
+    std::vector<ToolCall> tool_calls;
+    std::int64_t user_seq = 0;
+    std::int64_t reply_seq = 0;
+    bool created = false;  ///< this turn created the conversation
+    bool replayed = false; ///< an idempotent retry of a completed turn: the agent was not called
+};
+
+/** How two turns on one conversation at the same time are handled. */
+enum class ConcurrentTurns {
+    /** Both run; both exchanges are stored, each reply after its own user message. */
+    allow,
+    /** A turn started while another is running on the conversation fails with Conflict (one
+     *  active run per conversation). A run whose process died stops counting after run_lease. */
+    reject,
+};
+
+struct OrchestratorOptions {
+    HistoryWindow window = HistoryWindow::everything();
+    ConcurrentTurns concurrency = ConcurrentTurns::allow;
+    std::chrono::milliseconds run_lease{std::chrono::minutes(10)};
+};
+
+/** Runs stateless turns: resolve the conversation (scoped to the user), persist the user message
+ *  and commit, load the window, run the agent with no connection held, persist the agent's
+ *  output in one transaction, return. Nothing is kept in memory between turns.
+ *
+ *  Thread-safety: a cheap handle over a shared Database; turn() may run on many threads at
+ *  once (and in many processes against one database). */
+class CONVSTATE_API ChatOrchestrator {
+public:
+    explicit ChatOrchestrator(Database db, OrchestratorOptions options = {})
+        : db_(std::move(db)), options_(std::move(options)) {}
+
+    /** @throws InvalidArgument, NotFound (missing or foreign conversation), Conflict (policy
+     *          reject), AgentError (the agent threw; the user message stays), StorageError. */
+    TurnResult turn(const TurnRequest& request, const Agent& agent) const;
+
+    /** The window a turn would show the agent now (for inspection and tests). */
+    std::vector<Message> window(const std::string& user_id, const std::string& conversation_id,
+                                const HistoryWindow& window) const;
+
+private:
+    Database db_;
+    OrchestratorOptions options_;
+};
+
+} // namespace convstate

@@ -1,0 +1,107 @@
+#include "writes.hpp"
+
+#include <fmt/format.h>
+
+#include "rows.hpp"
+#include "util.hpp"
+#include "validate.hpp"
+
+namespace convstate::detail {
+
+Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec) {
+    check_user_id(user_id, db.limits());
+    check_text(spec.title, "title", db.limits().max_title_bytes);
+    Conversation c;
+    c.user_id = user_id;
+    c.title = spec.title;
+    c.metadata_json = normalize_metadata(spec.metadata_json, "metadata", db.limits());
+    c.created_at_us = c.updated_at_us = now_us();
+    c.id = new_uuid();
+    return c;
+}
+
+void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation& c,
+                         const std::optional<std::string>& create_key) {
+    const long long created = c.created_at_us;
+    Stmt st(s, db.sql().conv_insert);
+    st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created).use(create_key);
+    st.execute();
+}
+
+LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                     const std::string& id) {
+    LockedConversation conv;
+    std::string active;
+    soci::indicator active_ind{}, since_ind{};
+    Stmt st(s, db.sql().conv_lock);
+    st.into(conv.last_seq).into(active, active_ind).into(conv.active_since, since_ind).use(user).use(id);
+    if (!st.execute()) throw_not_found(id);
+    if (active_ind == soci::i_ok) conv.active_turn = active;
+    if (since_ind != soci::i_ok) conv.active_since = 0;
+    return conv;
+}
+
+std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soci::session& s,
+                                                           const std::string& user, const std::string& key) {
+    std::string id;
+    Stmt st(s, db.sql().conv_by_create_key);
+    st.into(id).use(user).use(key);
+    if (!st.execute()) return std::nullopt;
+    return id;
+}
+
+std::optional<Message> find_by_key(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                   const std::string& id, const std::string& key) {
+    MessageRow row;
+    Stmt st(s, db.sql().msg_by_key);
+    row.bind(st);
+    st.use(user).use(id).use(key);
+    if (!st.execute()) return std::nullopt;
+    return row.to_message();
+}
+
+std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                   const std::string& id, LockedConversation& conv,
+                                   const std::vector<Message>& batch,
+                                   std::optional<std::int64_t> expected_last_seq) {
+    std::vector<Message> out(batch.size());
+    std::vector<bool> stored(batch.size(), false);
+    std::size_t n_stored = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!batch[i].idempotency_key) continue;
+        if (auto found = find_by_key(db, s, user, id, *batch[i].idempotency_key)) {
+            out[i] = std::move(*found);
+            stored[i] = true;
+            ++n_stored;
+        }
+    }
+    if (n_stored == batch.size()) return out; // a replay: nothing to write
+    if (expected_last_seq && *expected_last_seq != conv.last_seq)
+        throw Conflict(fmt::format("conversation '{}' is at seq {}, not the expected {}", id, conv.last_seq,
+                                   *expected_last_seq));
+    const long long now = now_us();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (stored[i]) continue;
+        Message m = batch[i];
+        m.conversation_id = id;
+        m.seq = ++conv.last_seq;
+        m.created_at_us = now;
+        insert_message(s, db.sql(), user, m);
+        out[i] = std::move(m);
+    }
+    Stmt bump(s, db.sql().conv_bump);
+    bump.use(conv.last_seq).use(now).use(user).use(id);
+    bump.execute();
+    return out;
+}
+
+std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                const std::string& id, long long lo, long long hi) {
+    MessageRow row;
+    Stmt st(s, db.sql().msg_range);
+    row.bind(st);
+    st.use(user).use(id).use(lo).use(hi);
+    return fetch_messages(st, row);
+}
+
+} // namespace convstate::detail

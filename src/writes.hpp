@@ -1,0 +1,49 @@
+#pragma once
+// The write steps shared by the repositories and the orchestrator. Each runs inside a
+// transaction the caller opened with DatabaseImpl::run.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convstate/types.hpp"
+#include "db.hpp"
+
+namespace convstate::detail {
+
+/** A validated conversation, not yet stored (new id, timestamps now). */
+Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec);
+
+void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation& c,
+                         const std::optional<std::string>& create_key);
+
+/** The conversation's row, locked until the transaction ends (serialising its appenders). */
+struct LockedConversation {
+    long long last_seq = 0;
+    std::optional<std::string> active_turn;
+    long long active_since = 0;
+};
+/** @throws NotFound. */
+LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                     const std::string& id);
+
+std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soci::session& s,
+                                                           const std::string& user, const std::string& key);
+
+std::optional<Message> find_by_key(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                   const std::string& id, const std::string& key);
+
+/** Appends validated messages under the lock: messages whose idempotency key is stored come
+ *  back as stored; the others get seqs after conv.last_seq (which is advanced). A replay of the
+ *  whole batch writes nothing and ignores expected_last_seq. @throws Conflict. */
+std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                   const std::string& id, LockedConversation& conv,
+                                   const std::vector<Message>& batch,
+                                   std::optional<std::int64_t> expected_last_seq = std::nullopt);
+
+/** Messages in the seq range (lo, hi], in order. */
+std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                const std::string& id, long long lo, long long hi);
+
+} // namespace convstate::detail
