@@ -8,6 +8,7 @@
 //
 // With --message (repeatable) it runs those turns and exits; otherwise it reads lines from
 // standard input ("/history" prints the stored conversation, "/quit" or end of input leaves).
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -28,6 +29,13 @@ struct Args {
     std::size_t window = 0; // 0: the whole history
     std::vector<std::string> messages;
 };
+
+// The first 60 bytes of text, cut at a character boundary (titles must be valid UTF-8).
+std::string title_of(const std::string& text) {
+    std::size_t n = std::min<std::size_t>(text.size(), 60);
+    while (n > 0 && n < text.size() && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    return text.substr(0, n);
+}
 
 int usage() {
     std::fprintf(stderr, "usage: chat_demo [--db URL] [--user ID] [--conversation ID] [--window N] [--message TEXT]...\n");
@@ -78,7 +86,7 @@ int main(int argc, char** argv) try {
         request.user_id = args.user;
         request.conversation_id = args.conversation;
         request.message = text;
-        request.new_conversation.title = text.substr(0, 60);
+        request.new_conversation.title = title_of(text);
         const convstate::TurnResult r = chat.turn(request, demo::agent);
         if (r.created) {
             args.conversation = r.conversation_id;

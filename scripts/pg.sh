@@ -10,6 +10,8 @@
 #   PG_BINDIR    directory holding initdb/pg_ctl (default: autodetect, prefers 15)
 #   PG_DURABLE=1 keep fsync/synchronous_commit/full_page_writes on
 #                (for crash/durability tests)
+#   PG_EXTRA_OPTS extra server options appended to pg_ctl's -o, e.g.
+#                "-c shared_preload_libraries=pg_stat_statements" (default: none)
 #
 # As root, initdb and the server run as the `postgres` OS user (initdb refuses
 # root). The cluster listens on 127.0.0.1 only, on a random free port in
@@ -112,6 +114,9 @@ pg_start() {
         opts="-c listen_addresses=127.0.0.1 -p $port -k '$dir' -c max_connections=200"
         if [[ "${PG_DURABLE:-0}" != 1 ]]; then
             opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        fi
+        if [[ -n "${PG_EXTRA_OPTS:-}" ]]; then
+            opts+=" $PG_EXTRA_OPTS"
         fi
         if _pg_as_owner "$bindir/pg_ctl" -w -D "$dir" -l "$dir/log" start -o "$opts" >/dev/null 2>&1; then
             export PGDIR_STARTED="$dir"

@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <soci/postgresql/soci-postgresql.h>
 
+#include "convstate/json.hpp"
 #include "rows.hpp"
 #include "util.hpp"
 #include "validate.hpp"
@@ -39,33 +41,31 @@ std::vector<Message> leading_system(const std::vector<Message>& tail) {
     return prefix;
 }
 
-// Loads what the window can keep of the messages up to end_seq: rows in proportion to the
-// window, never the whole conversation (unless the window is "all").
-std::vector<Message> load_window(DatabaseImpl& db, soci::session& s, const std::string& user,
-                                 const std::string& id, const HistoryWindow& w, long long end_seq) {
-    if (end_seq <= 0) return {};
-    std::vector<Message> tail;
-    long long lo = 0;
+// How far back the first read of a window reaches: the window's size, or a first chunk of a
+// token budget (extended by finish_window as needed).
+long long first_chunk(const HistoryWindow& w) {
+    constexpr long long everything = INT64_MAX / 4;
     switch (w.kind) {
-    case HistoryWindow::Kind::all:
-        tail = detail::load_range(db, s, user, id, 0, end_seq);
-        break;
     case HistoryWindow::Kind::last_messages:
-        lo = std::max<long long>(0, end_seq - static_cast<long long>(std::min<std::size_t>(w.max_messages, INT64_MAX / 2)));
-        tail = detail::load_range(db, s, user, id, lo, end_seq);
-        break;
-    case HistoryWindow::Kind::token_budget: {
-        // Read backwards in growing chunks until the budget is spent. A chunk that starts inside
-        // a tool-call group does not count that group (it may belong to the window whole).
+        return static_cast<long long>(std::min<std::size_t>(w.max_messages, everything));
+    case HistoryWindow::Kind::token_budget: return 64;
+    case HistoryWindow::Kind::all: break;
+    }
+    return everything;
+}
+
+// Completes a window whose newest messages (lo, end_seq] are in `tail`: reads further back in
+// doubling chunks while a token budget is not spent, loads the leading system messages unless
+// given (or inside the tail), and selects. Reads stay proportional to the window.
+std::vector<Message> finish_window(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                   const std::string& id, const HistoryWindow& w, long long end_seq,
+                                   std::vector<Message> tail, long long lo,
+                                   std::optional<std::vector<Message>> prefix) {
+    if (w.kind == HistoryWindow::Kind::token_budget) {
+        // A chunk that starts inside a tool-call group does not count that group (it may
+        // belong to the window whole).
         const TokenCounter& count = w.token_counter ? w.token_counter : TokenCounter(estimate_tokens);
-        long long chunk = 64;
-        lo = end_seq;
-        while (lo > 0) {
-            const long long next = std::max<long long>(0, lo - chunk);
-            std::vector<Message> part = detail::load_range(db, s, user, id, next, lo);
-            part.insert(part.end(), std::make_move_iterator(tail.begin()), std::make_move_iterator(tail.end()));
-            tail = std::move(part);
-            lo = next;
+        for (long long chunk = 2 * first_chunk(w); lo > 0; chunk *= 2) {
             std::int64_t tokens = 0;
             bool leading_tools = true;
             for (const Message& m : tail) {
@@ -73,24 +73,34 @@ std::vector<Message> load_window(DatabaseImpl& db, soci::session& s, const std::
                 if (!leading_tools) tokens += count(m);
             }
             if (tokens > w.token_budget) break;
-            chunk *= 2;
-        }
-        break;
-    }
-    }
-    std::vector<Message> prefix;
-    if (w.keep_system) {
-        if (lo == 0) {
-            prefix = leading_system(tail);
-        } else {
-            MessageRow row;
-            Stmt st(s, db.sql().msg_system_prefix);
-            row.bind(st);
-            st.use(user).use(id).use(end_seq).use(user).use(id).use(end_seq);
-            prefix = detail::fetch_messages(st, row);
+            const long long next = std::max<long long>(0, lo - chunk);
+            std::vector<Message> part = detail::load_range(db, s, user, id, next, lo);
+            part.insert(part.end(), std::make_move_iterator(tail.begin()), std::make_move_iterator(tail.end()));
+            tail = std::move(part);
+            lo = next;
+            prefix.reset(); // the prefix below the old lo may now overlap the tail
         }
     }
-    return w.select(prefix, tail);
+    if (!w.keep_system) {
+        prefix.emplace();
+    } else if (lo <= 0) {
+        prefix = leading_system(tail);
+    } else if (!prefix) {
+        MessageRow row;
+        Stmt st(db, s, db.sql().msg_system_prefix);
+        row.bind(st);
+        st.use(user).use(id).use(end_seq).use(user).use(id).use(end_seq);
+        prefix = detail::fetch_messages(st, row);
+    }
+    return w.select(*prefix, tail);
+}
+
+std::vector<Message> load_window(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                 const std::string& id, const HistoryWindow& w, long long end_seq) {
+    if (end_seq <= 0) return {};
+    const long long lo = std::max<long long>(0, end_seq - first_chunk(w));
+    return finish_window(db, s, user, id, w, end_seq, detail::load_range(db, s, user, id, lo, end_seq), lo,
+                         std::nullopt);
 }
 
 struct Prepared {
@@ -100,6 +110,101 @@ struct Prepared {
     std::optional<Message> reply; // set: a completed turn replayed
     std::vector<Message> window;
 };
+
+bool is_unique_violation(const soci::soci_error& e) {
+    const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e);
+    return pe && pe->sqlstate() == "23505";
+}
+
+// PostgreSQL, steps 1-3 in one autocommit statement. nullopt: an idempotency key of this turn
+// is stored already (or a racing creator won) — the general path replays or resumes the turn.
+std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
+                                      const std::optional<Conversation>& fresh, const HistoryWindow& w) {
+    const std::optional<std::string>& key = req.idempotency_key;
+    const std::string& user = req.user_id;
+    return db.run(key ? TxMode::idempotent_single_write : TxMode::single_write,
+                  [&](soci::session& s) -> std::optional<Prepared> {
+        const long long now = detail::now_us();
+        Prepared out;
+        MessageRow row;
+        try {
+            if (fresh) {
+                Stmt st(db, s, db.sql().turn_create);
+                row.bind(st);
+                st.use(fresh->id).use(user).use(fresh->title).use(fresh->metadata_json).use(now).use(now).use(key)
+                    .use(user).use(user_msg.content).use(user_msg.metadata_json).use(key).use(now);
+                st.execute();
+                out.conversation_id = fresh->id;
+                out.created = true;
+                out.user = row.to_message();
+                out.window = finish_window(db, s, user, fresh->id, w, 1, {out.user}, 0, std::nullopt);
+                return out;
+            }
+            const std::string& id = *req.conversation_id;
+            const long long n = first_chunk(w), keep = w.keep_system ? 1 : 0;
+            Stmt st(db, s, db.sql().turn_begin);
+            row.bind(st);
+            st.use(now).use(user).use(id).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
+                .use(now).use(user).use(id).use(n).use(keep).use(user).use(id).use(n).use(user).use(id);
+            std::vector<Message> rows = detail::fetch_messages(st, row);
+            if (rows.empty()) detail::throw_not_found(id);
+            out.conversation_id = id;
+            out.user = rows.back(); // the new message has the highest seq
+            const long long end = out.user.seq, lo = std::max<long long>(0, end - n);
+            std::vector<Message> prefix, tail;
+            for (Message& m : rows) (m.seq <= lo ? prefix : tail).push_back(std::move(m));
+            // A writer that committed while we waited for the row lock is missing from the
+            // statement's snapshot: re-read the range (a new statement sees it).
+            if (static_cast<long long>(tail.size()) != end - lo) tail = detail::load_range(db, s, user, id, lo, end);
+            out.window = finish_window(db, s, user, id, w, end, std::move(tail), lo,
+                                       w.keep_system && lo > 0 ? std::optional(std::move(prefix)) : std::nullopt);
+            return out;
+        } catch (const soci::soci_error& e) {
+            if (is_unique_violation(e)) return std::nullopt;
+            throw;
+        }
+    });
+}
+
+// PostgreSQL, step 5 in one autocommit statement: the agent's messages after last_seq.
+// nullopt: this keyed turn's reply is stored already (a racing duplicate finished first).
+std::optional<Message> pg_finish_turn(DatabaseImpl& db, const TurnRequest& req, const std::string& id,
+                                      const std::vector<Message>& output) {
+    const std::string& user = req.user_id;
+    const std::string sql = detail::pg_turn_finish(output.size());
+    return db.run(req.idempotency_key ? TxMode::idempotent_single_write : TxMode::single_write,
+                  [&](soci::session& s) -> std::optional<Message> {
+        const long long now = detail::now_us(), k = static_cast<long long>(output.size());
+        long long seq = 0, last = 0;
+        Stmt st(db, s, sql);
+        st.into(seq).use(k).use(now).use(user).use(id).use(user).use(id).use(k).use(now);
+        for (std::size_t i = 0; i < output.size(); ++i) {
+            const Message& m = output[i];
+            st.use(std::optional<long long>(static_cast<long long>(i + 1)))
+                .use(std::optional<std::string>(to_string(m.role)))
+                .use(std::optional<std::string>(m.content))
+                .use(m.name)
+                .use(m.tool_calls.empty() ? std::nullopt : std::optional(json::tool_calls_to_json(m.tool_calls)))
+                .use(m.tool_call_id)
+                .use(std::optional<std::string>(m.metadata_json))
+                .use(m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt)
+                .use(m.idempotency_key);
+        }
+        try {
+            if (!st.execute()) detail::throw_not_found(id); // deleted while the agent ran
+            do last = std::max(last, seq);
+            while (st.fetch());
+        } catch (const soci::soci_error& e) {
+            if (is_unique_violation(e)) return std::nullopt;
+            throw;
+        }
+        Message reply = output.back();
+        reply.conversation_id = id;
+        reply.seq = last;
+        reply.created_at_us = now;
+        return reply;
+    });
+}
 
 } // namespace
 
@@ -111,7 +216,7 @@ std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const 
     check_window(w);
     return db.run(TxMode::read, [&](soci::session& s) {
         long long last_seq = 0;
-        Stmt st(s, db.sql().conv_exists);
+        Stmt st(db, s, db.sql().conv_exists);
         st.into(last_seq).use(user_id).use(conversation_id);
         if (!st.execute()) detail::throw_not_found(conversation_id);
         return load_window(db, s, user_id, conversation_id, w, last_seq);
@@ -133,17 +238,23 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     Message user_msg;
     user_msg.role = Role::user;
     user_msg.content = req.message;
-    user_msg.metadata_json = detail::normalize_metadata(req.message_metadata_json, "message_metadata", limits);
+    user_msg.metadata_json = detail::normalize_metadata(req.message_metadata_json, "message_metadata_json", limits);
     user_msg.idempotency_key = req.idempotency_key;
     const std::optional<Conversation> fresh =
-        req.conversation_id ? std::nullopt : std::optional(detail::make_conversation(db, req.user_id, req.new_conversation));
+        req.conversation_id ? std::nullopt : std::optional(detail::make_conversation(db, req.user_id, req.new_conversation, "new_conversation."));
     const std::optional<std::string>& key = req.idempotency_key;
     const TxMode mode = key ? TxMode::idempotent_write : TxMode::write;
     const bool reject = options_.concurrency == ConcurrentTurns::reject;
     const std::string run_token = reject ? detail::new_uuid() : std::string{};
 
+    // PostgreSQL takes steps 1-3 and step 5 in one statement each; the general path below
+    // (SQLite, ConcurrentTurns::reject, replays of keyed turns) uses a transaction for each.
+    const bool fast = db.dialect() == Dialect::postgresql && !reject;
+    std::optional<Prepared> begun;
+    if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w);
+
     // Steps 1-3: resolve the conversation, persist the user message, load the window; commit.
-    Prepared p = db.run(mode, [&](soci::session& s) {
+    if (!begun) begun = db.run(mode, [&](soci::session& s) {
         Prepared out;
         detail::LockedConversation conv;
         std::optional<std::string> existing = req.conversation_id;
@@ -172,7 +283,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
             const long long lease = std::chrono::duration_cast<std::chrono::microseconds>(options_.run_lease).count();
             if (conv.active_turn && conv.active_since > now - lease)
                 throw Conflict(fmt::format("a turn is already running on conversation '{}'", id));
-            Stmt st(s, db.sql().conv_set_active);
+            Stmt st(db, s, db.sql().conv_set_active);
             st.use(run_token).use(now).use(req.user_id).use(id);
             st.execute();
         }
@@ -180,6 +291,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         out.window = load_window(db, s, req.user_id, id, w, out.user.seq);
         return out;
     });
+    const Prepared& p = *begun;
     const std::string& id = p.conversation_id;
     if (p.reply)
         return TurnResult{id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq, p.created, true};
@@ -190,7 +302,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         if (!reject) return;
         try {
             db.run(TxMode::write, [&](soci::session& s) {
-                Stmt st(s, db.sql().conv_clear_active);
+                Stmt st(db, s, db.sql().conv_clear_active);
                 st.use(req.user_id).use(id).use(run_token);
                 st.execute();
                 return 0;
@@ -205,10 +317,10 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         reply = agent(AgentInput{req.user_id, id, p.window});
     } catch (const std::exception& e) {
         release();
-        throw AgentError(e.what());
+        throw AgentError(e.what(), id, p.user.seq, p.created);
     } catch (...) {
         release();
-        throw AgentError("the agent threw something that is not a std::exception");
+        throw AgentError("the agent threw something that is not a std::exception", id, p.user.seq, p.created);
     }
 
     std::vector<Message> output = std::move(reply.intermediate);
@@ -227,16 +339,18 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         detail::check_message(final_msg, "reply.", limits);
     } catch (const InvalidArgument& e) {
         release();
-        throw AgentError(std::string("the agent's output is invalid: ") + e.what());
+        throw AgentError(std::string("the agent's output is invalid: ") + e.what(), id, p.user.seq, p.created);
     }
     if (key) final_msg.idempotency_key = reply_key(*key);
     output.push_back(std::move(final_msg));
 
     // Step 5: the agent's output, all or nothing.
-    Message stored_reply = db.run(mode, [&](soci::session& s) {
+    std::optional<Message> finished;
+    if (fast) finished = pg_finish_turn(db, req, id, output);
+    if (!finished) finished = db.run(mode, [&](soci::session& s) {
         detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
         if (reject) {
-            Stmt st(s, db.sql().conv_clear_active);
+            Stmt st(db, s, db.sql().conv_clear_active);
             st.use(req.user_id).use(id).use(run_token);
             st.execute();
         }
@@ -245,6 +359,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
             if (auto stored = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) return std::move(*stored);
         return detail::append_locked(db, s, req.user_id, id, conv, output).back();
     });
+    const Message& stored_reply = *finished;
     return TurnResult{id, stored_reply.content, stored_reply.tool_calls, p.user.seq, stored_reply.seq, p.created, false};
 }
 

@@ -51,7 +51,7 @@ Conversation ConversationStore::get(std::string_view user_id, std::string_view c
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         ConversationRow row;
-        Stmt st(s, db.sql().conv_get);
+        Stmt st(db, s, db.sql().conv_get);
         row.bind(st);
         st.use(user).use(id);
         if (!st.execute()) detail::throw_not_found(id);
@@ -69,7 +69,7 @@ ConversationPage ConversationStore::list(std::string_view user_id, const ListOpt
     return db.run(TxMode::read, [&](soci::session& s) {
         ConversationPage page;
         ConversationRow row;
-        Stmt st(s, db.sql().conv_list);
+        Stmt st(db, s, db.sql().conv_list);
         row.bind(st);
         st.use(user).use(after_ts).use(after_id).use(fetch);
         if (st.execute()) {
@@ -91,7 +91,7 @@ Conversation update_returning(detail::DatabaseImpl& db, const std::string& sql, 
     const long long now = detail::now_us();
     return db.run(TxMode::write, [&](soci::session& s) {
         ConversationRow row;
-        Stmt st(s, sql);
+        Stmt st(db, s, sql);
         row.bind(st);
         st.use(value).use(now).use(user).use(id);
         if (!st.execute()) detail::throw_not_found(id);
@@ -124,11 +124,11 @@ void ConversationStore::remove(std::string_view user_id, std::string_view conver
     detail::check_conversation_id(conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     db.run(TxMode::write, [&](soci::session& s) {
-        Stmt del(s, db.sql().conv_delete);
+        Stmt del(db, s, db.sql().conv_delete);
         del.use(user).use(id);
         del.execute();
         if (del.affected_rows() == 0) detail::throw_not_found(id);
-        Stmt msgs(s, db.sql().conv_delete_messages);
+        Stmt msgs(db, s, db.sql().conv_delete_messages);
         msgs.use(user).use(id);
         msgs.execute();
         return 0;
@@ -140,11 +140,11 @@ std::size_t ConversationStore::remove_all(std::string_view user_id) const {
     detail::check_user_id(user_id, db.limits());
     const std::string user{user_id};
     return db.run(TxMode::write, [&](soci::session& s) {
-        Stmt del(s, db.sql().user_delete_conversations);
+        Stmt del(db, s, db.sql().user_delete_conversations);
         del.use(user);
         del.execute();
         const auto n = static_cast<std::size_t>(del.affected_rows());
-        Stmt msgs(s, db.sql().user_delete_messages);
+        Stmt msgs(db, s, db.sql().user_delete_messages);
         msgs.use(user);
         msgs.execute();
         return n;

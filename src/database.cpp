@@ -110,6 +110,11 @@ void DatabaseImpl::throw_storage(const soci::soci_error& e, const ErrorClass& c,
                        c.code, c.sqlstate);
 }
 
+void DatabaseImpl::throw_outcome_unknown() const {
+    throw OutcomeUnknown("the connection to the " + target_.display +
+                         " was lost while a write was committing; it may or may not be stored");
+}
+
 std::string DatabaseImpl::scrub(std::string message) const {
     if (target_.password.empty()) return message;
     for (auto pos = message.find(target_.password); pos != std::string::npos;
@@ -126,6 +131,7 @@ void DatabaseImpl::backoff(int attempt) const {
 
 void DatabaseImpl::rollback_quietly(soci::session& session, std::size_t slot) {
     try {
+        count_statement();
         session << "ROLLBACK";
     } catch (...) {
         broken_[slot] = true; // the session's state is unknown: rebuild it before reuse
@@ -188,6 +194,7 @@ Dialect Database::dialect() const noexcept { return impl_->dialect(); }
 const DatabaseOptions& Database::options() const noexcept { return impl_->options(); }
 void Database::migrate() const { impl_->migrate(); }
 int Database::schema_version() const { return impl_->schema_version(); }
+DatabaseStats Database::stats() const noexcept { return impl_->stats(); }
 int Database::latest_schema_version() noexcept { return detail::latest_version(); }
 
 } // namespace convstate

@@ -27,10 +27,16 @@ struct ErrorClass {
 };
 
 enum class TxMode {
-    read,            // autocommit statements; retried freely
-    write,           // one transaction; retried while its outcome is known
-    idempotent_write // may also be retried when the COMMIT outcome is unknown
+    read,             // autocommit reads; retried freely
+    write,            // one transaction (BEGIN … COMMIT); retried while its outcome is known
+    idempotent_write, // as write, and also retried when the COMMIT outcome is unknown
+    single_write,     // fn sends one autocommit write statement (its own transaction)
+    idempotent_single_write,
 };
+
+inline bool opens_transaction(TxMode m) { return m == TxMode::write || m == TxMode::idempotent_write; }
+inline bool is_idempotent(TxMode m) { return m == TxMode::idempotent_write || m == TxMode::idempotent_single_write; }
+inline bool is_single_write(TxMode m) { return m == TxMode::single_write || m == TxMode::idempotent_single_write; }
 
 class DatabaseImpl {
 public:
@@ -51,6 +57,13 @@ public:
     int schema_version();
     void migrate();
 
+    DatabaseStats stats() const noexcept {
+        return {statements_.load(std::memory_order_relaxed), transactions_.load(std::memory_order_relaxed),
+                retries_.load(std::memory_order_relaxed)};
+    }
+    /** Counts one statement sent to the server (a round trip). */
+    void count_statement() noexcept { statements_.fetch_add(1, std::memory_order_relaxed); }
+
 private:
     class Lease;
     Lease lease();
@@ -59,6 +72,7 @@ private:
     ErrorClass classify(const soci::soci_error& e, soci::session& session) const;
     [[noreturn]] void throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const;
     void backoff(int attempt) const;
+    [[noreturn]] void throw_outcome_unknown() const;
     void rollback_quietly(soci::session& session, std::size_t slot);
     std::string scrub(std::string message) const;
 
@@ -67,6 +81,7 @@ private:
     const SqlText& sql_;
     soci::connection_pool pool_;
     std::unique_ptr<std::atomic<bool>[]> broken_; // per pool slot: reconnect before next use
+    std::atomic<std::uint64_t> statements_{0}, transactions_{0}, retries_{0};
 };
 
 class DatabaseImpl::Lease {
@@ -87,13 +102,15 @@ private:
 template <class F>
 auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::session&> {
     for (int attempt = 0;; ++attempt) {
+        if (attempt > 0) retries_.fetch_add(1, std::memory_order_relaxed);
         const bool may_retry = attempt < options_.max_retries;
         Lease lease = this->lease();
         soci::session& session = lease.session();
         bool in_tx = false;
         try {
             if (broken_[lease.slot()]) reconnect(session, lease.slot());
-            if (mode != TxMode::read) {
+            if (opens_transaction(mode)) {
+                count_statement();
                 session << sql_.begin_write;
                 in_tx = true;
             }
@@ -101,14 +118,15 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
             if (in_tx) {
                 in_tx = false;
                 try {
+                    count_statement();
                     session << "COMMIT";
+                    transactions_.fetch_add(1, std::memory_order_relaxed);
                 } catch (const soci::soci_error& e) {
                     const ErrorClass c = classify(e, session);
                     if (c.connection_lost) {
                         broken_[lease.slot()] = true;
-                        if (mode == TxMode::idempotent_write && may_retry) { backoff(attempt); continue; }
-                        throw OutcomeUnknown("the connection to the " + target_.display +
-                                             " was lost during COMMIT; the write may or may not be stored");
+                        if (is_idempotent(mode) && may_retry) { backoff(attempt); continue; }
+                        throw_outcome_unknown();
                     }
                     rollback_quietly(session, lease.slot()); // the server rolled back: outcome known
                     if (c.transient && may_retry) { backoff(attempt); continue; }
@@ -120,6 +138,9 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
             const ErrorClass c = classify(e, session);
             if (c.connection_lost) broken_[lease.slot()] = true;
             else if (in_tx) rollback_quietly(session, lease.slot());
+            // An autocommit write whose connection died may have committed.
+            if (c.connection_lost && is_single_write(mode) && !(is_idempotent(mode) && may_retry))
+                throw_outcome_unknown();
             if ((c.transient || c.connection_lost) && may_retry) { backoff(attempt); continue; }
             throw_storage(e, c, mode == TxMode::read ? "read" : "write");
         } catch (...) {
@@ -132,7 +153,7 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
 /** A statement with its bindings: values bound with use() must outlive execute(). */
 class Stmt {
 public:
-    Stmt(soci::session& session, std::string sql) : st_(session), sql_(std::move(sql)) {}
+    Stmt(DatabaseImpl& db, soci::session& session, std::string sql) : db_(db), st_(session), sql_(std::move(sql)) {}
 
     template <class T> Stmt& use(const T& value) { st_.exchange(soci::use(value)); return *this; }
     Stmt& use(const std::optional<std::string>& value);
@@ -147,6 +168,7 @@ public:
     long long affected_rows() { return st_.get_affected_rows(); }
 
 private:
+    DatabaseImpl& db_;
     soci::statement st_;
     std::string sql_;
     bool prepared_ = false;

@@ -25,7 +25,9 @@ StorageError::StorageError(ErrorKind kind, const std::string& message, int backe
 OutcomeUnknown::OutcomeUnknown(const std::string& message)
     : StorageError(ErrorKind::outcome_unknown, message, 0, "08000") {}
 
-AgentError::AgentError(const std::string& message) : Error(ErrorKind::agent, message) {}
+AgentError::AgentError(const std::string& message, std::string conversation_id, std::int64_t user_seq, bool created)
+    : Error(ErrorKind::agent, message), conversation_id_(std::move(conversation_id)), user_seq_(user_seq),
+      created_(created) {}
 
 int version_number() noexcept { return CONVSTATE_VERSION_NUMBER; }
 

@@ -245,6 +245,18 @@ Conversation conversation_from_json(std::string_view text) {
     return decode_conversation(as_object(parse_text(text), "conversation"));
 }
 
+std::string to_json(const TurnResult& r) {
+    bj::object o;
+    o["conversation_id"] = r.conversation_id;
+    o["reply"] = r.reply;
+    o["tool_calls"] = encode_all(r.tool_calls, tool_call_value);
+    o["user_seq"] = r.user_seq;
+    o["reply_seq"] = r.reply_seq;
+    o["created"] = r.created;
+    o["replayed"] = r.replayed;
+    return bj::serialize(o);
+}
+
 std::string tool_calls_to_json(const std::vector<ToolCall>& calls) {
     return bj::serialize(encode_all(calls, tool_call_value));
 }

@@ -1,5 +1,7 @@
 #include "convstate/message_repository.hpp"
 
+#include <algorithm>
+
 
 #include <fmt/format.h>
 
@@ -33,7 +35,7 @@ void check_page_limit(std::size_t limit) {
 void require_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
                           const std::string& id) {
     long long last_seq = 0;
-    Stmt st(s, db.sql().conv_exists);
+    Stmt st(db, s, db.sql().conv_exists);
     st.into(last_seq).use(user).use(id);
     if (!st.execute()) detail::throw_not_found(id);
 }
@@ -43,7 +45,7 @@ std::vector<Message> load(detail::DatabaseImpl& db, const std::string& sql, cons
                           const std::string& id, Bind&& bind_rest) {
     return db.run(TxMode::read, [&](soci::session& s) {
         MessageRow row;
-        Stmt st(s, sql);
+        Stmt st(db, s, sql);
         row.bind(st);
         st.use(user).use(id);
         bind_rest(st);
@@ -53,24 +55,17 @@ std::vector<Message> load(detail::DatabaseImpl& db, const std::string& sql, cons
     });
 }
 
-} // namespace
-
-Message MessageRepository::append(std::string_view user_id, std::string_view conversation_id,
-                                  const Message& message, const AppendOptions& options) const {
-    return append_batch(user_id, conversation_id, {message}, options).front();
-}
-
-std::vector<Message> MessageRepository::append_batch(std::string_view user_id, std::string_view conversation_id,
-                                                     const std::vector<Message>& messages,
-                                                     const AppendOptions& options) const {
-    auto& db = db_.impl();
+// Fields are named "messages[i]." in a batch and without a prefix for a single append.
+std::vector<Message> append_messages(detail::DatabaseImpl& db, std::string_view user_id,
+                                     std::string_view conversation_id, const std::vector<Message>& messages,
+                                     const AppendOptions& options, const char* field_name) {
     check_scope(db, user_id, conversation_id);
     if (messages.empty()) throw InvalidArgument("messages", "must not be empty");
     if (messages.size() > db.limits().max_batch)
         throw InvalidArgument("messages", fmt::format("holds {} messages, over the limit of {}", messages.size(),
                                                       db.limits().max_batch));
     std::vector<Message> batch = messages;
-    const bool all_keyed = detail::check_batch(batch, messages.size() == 1 ? "" : "messages", db.limits());
+    const bool all_keyed = detail::check_batch(batch, field_name, db.limits());
     const std::string user{user_id}, id{conversation_id};
     // A keyed write may be retried even when a COMMIT's outcome is unknown: the retry finds the
     // stored rows by key instead of storing them twice.
@@ -80,6 +75,19 @@ std::vector<Message> MessageRepository::append_batch(std::string_view user_id, s
         detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
         return detail::append_locked(db, s, user, id, conv, batch, options.expected_last_seq);
     });
+}
+
+} // namespace
+
+Message MessageRepository::append(std::string_view user_id, std::string_view conversation_id,
+                                  const Message& message, const AppendOptions& options) const {
+    return append_messages(db_.impl(), user_id, conversation_id, {message}, options, "").front();
+}
+
+std::vector<Message> MessageRepository::append_batch(std::string_view user_id, std::string_view conversation_id,
+                                                     const std::vector<Message>& messages,
+                                                     const AppendOptions& options) const {
+    return append_messages(db_.impl(), user_id, conversation_id, messages, options, "messages");
 }
 
 std::vector<Message> MessageRepository::load_all(std::string_view user_id, std::string_view conversation_id) const {
@@ -116,10 +124,12 @@ std::vector<Message> MessageRepository::load_before(std::string_view user_id, st
     auto& db = db_.impl();
     check_scope(db, user_id, conversation_id);
     check_page_limit(limit);
-    // Seqs are dense: the page is the key range [before - limit, before).
-    const long long before = before_seq, first = before_seq - static_cast<long long>(limit);
-    return load(db, db.sql().msg_before, std::string(user_id), std::string(conversation_id),
-                [&](Stmt& st) { st.use(before).use(first); });
+    // Seqs start at 1 and are below 2^62 in practice: clamping keeps the SQL arithmetic exact.
+    const long long before = std::clamp<std::int64_t>(before_seq, 1, std::int64_t{1} << 62);
+    const long long lim = static_cast<long long>(limit);
+    const std::string user{user_id}, id{conversation_id};
+    return load(db, db.sql().msg_before, user, id,
+                [&](Stmt& st) { st.use(before).use(before).use(user).use(id).use(lim); });
 }
 
 std::int64_t MessageRepository::count(std::string_view user_id, std::string_view conversation_id) const {
@@ -128,7 +138,7 @@ std::int64_t MessageRepository::count(std::string_view user_id, std::string_view
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         long long n = 0;
-        Stmt st(s, db.sql().msg_count);
+        Stmt st(db, s, db.sql().msg_count);
         st.into(n).use(user).use(id);
         st.execute();
         if (n == 0) require_conversation(db, s, user, id);

@@ -27,6 +27,7 @@ bool Stmt::execute() {
         st_.define_and_bind();
         prepared_ = true;
     }
+    db_.count_statement();
     return st_.execute(true);
 }
 
@@ -69,15 +70,14 @@ std::vector<Message> fetch_messages(Stmt& st, MessageRow& row) {
     return out;
 }
 
-void insert_message(soci::session& session, const SqlText& sql, const std::string& user_id,
-                    const Message& m) {
+void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& m) {
     const std::string role{to_string(m.role)};
     const std::optional<std::string> tool_calls =
         m.tool_calls.empty() ? std::nullopt : std::optional(json::tool_calls_to_json(m.tool_calls));
     const long long seq = m.seq, created_at = m.created_at_us;
     const std::optional<long long> token_count =
         m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt;
-    Stmt st(session, sql.msg_insert);
+    Stmt st(db, session, db.sql().msg_insert);
     st.use(user_id).use(m.conversation_id).use(seq).use(role).use(m.content).use(m.name).use(tool_calls)
         .use(m.tool_call_id).use(m.metadata_json).use(token_count).use(m.idempotency_key).use(created_at);
     st.execute();

@@ -32,7 +32,6 @@ struct ConversationRow {
 std::vector<Message> fetch_messages(Stmt& st, MessageRow& row);
 
 /** Inserts one message row (message already validated). */
-void insert_message(soci::session& session, const SqlText& sql, const std::string& user_id,
-                    const Message& message);
+void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& message);
 
 } // namespace convstate::detail

@@ -11,6 +11,9 @@ namespace {
 #define CS_MSG_COLS                                                                              \
     "conversation_id, seq, role, content, name, tool_calls_json, tool_call_id, metadata_json, " \
     "token_count, idempotency_key, created_at"
+#define CS_MSG_COLS_M                                                                          \
+    "conversation_id, m.seq, m.role, m.content, m.name, m.tool_calls_json, m.tool_call_id, "     \
+    "m.metadata_json, m.token_count, m.idempotency_key, m.created_at"
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
 
 SqlText common() {
@@ -77,8 +80,10 @@ SqlText common() {
     s.msg_last = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > (SELECT last_seq FROM " CS_CONV
                  " WHERE user_id = :user_id2 AND id = :id2) - :n ORDER BY seq";
     s.msg_after = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after ORDER BY seq LIMIT :lim";
-    s.msg_before = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE
-                   " AND seq < :before AND seq >= :first ORDER BY seq";
+    // The page just below :before: a key range ending at min(:before, last_seq + 1).
+    s.msg_before = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq < :before"
+                   " AND seq >= LEAST(:before2, (SELECT last_seq + 1 FROM " CS_CONV
+                   " WHERE user_id = :user_id2 AND id = :id2)) - :lim ORDER BY seq";
     s.msg_range = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
     // The conversation's leading system messages: those before its first other message.
     s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= :hi AND seq < COALESCE("
@@ -92,6 +97,8 @@ SqlText sqlite_text() {
     SqlText s = common();
     s.begin_write = "BEGIN IMMEDIATE";
     s.schema_table_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '" CS_VERSION "'";
+    // SQLite spells LEAST as the two-argument scalar MIN.
+    s.msg_before.replace(s.msg_before.find("LEAST("), 6, "MIN(");
     return s;
 }
 
@@ -103,10 +110,52 @@ SqlText postgresql_text() {
     s.schema_table_exists = "SELECT COUNT(*) FROM information_schema.tables"
                             " WHERE table_schema = current_schema() AND table_name = '" CS_VERSION "'";
     s.conv_lock += " FOR UPDATE";
+
+    // Steps 1-3 of a turn in one statement (its own transaction): the UPDATE takes the row lock
+    // and allocates the seq, the INSERT stores the user message, the SELECTs return the window's
+    // first chunk — the key range (last_seq - :n, last_seq) plus the leading system messages
+    // below it — and the new message. No rows: the conversation is missing or not the user's.
+    // The SELECTs see the statement's snapshot, taken before the UPDATE waited for the lock, so
+    // the caller checks the range for holes (a writer that committed meanwhile) and re-reads.
+    s.turn_begin =
+        "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + 1, updated_at = :now"
+        " WHERE user_id = :user_id AND id = :id RETURNING last_seq),"
+        " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json,"
+        " idempotency_key, created_at) SELECT :user_id2, :id2, last_seq, 'user', :content, :metadata_json, :key, :now2"
+        " FROM conv RETURNING " CS_MSG_COLS ")"
+        " SELECT m." CS_MSG_COLS_M " FROM conv, " CS_MSG " m WHERE m.user_id = :user_id3 AND m.conversation_id = :id3"
+        " AND m.seq > conv.last_seq - :n AND m.seq < conv.last_seq"
+        " UNION ALL SELECT m." CS_MSG_COLS_M " FROM conv, " CS_MSG " m WHERE CAST(:keep_system AS INTEGER) = 1"
+        " AND m.user_id = :user_id4 AND m.conversation_id = :id4 AND m.seq <= conv.last_seq - :n2"
+        " AND m.seq < COALESCE((SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id5 AND f.conversation_id = :id5"
+        " AND f.role <> 'system' ORDER BY f.seq LIMIT 1), conv.last_seq)"
+        " UNION ALL SELECT " CS_MSG_COLS " FROM ins ORDER BY 2";
+    s.turn_create =
+        "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
+        " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :create_key) RETURNING id)"
+        " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at)"
+        " SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3 FROM conv RETURNING " CS_MSG_COLS;
     return s;
 }
 
 } // namespace
+
+std::string pg_turn_finish(std::size_t k) {
+    std::string values;
+    for (std::size_t i = 0; i < k; ++i) {
+        const std::string n = std::to_string(i);
+        values += (i ? ", (" : "(") + ("CAST(:ord" + n + " AS BIGINT), CAST(:role" + n + " AS TEXT), CAST(:content" + n +
+                                       " AS TEXT), CAST(:name" + n + " AS TEXT), CAST(:tool_calls" + n +
+                                       " AS TEXT), CAST(:tool_call_id" + n + " AS TEXT), CAST(:metadata" + n +
+                                       " AS TEXT), CAST(:tokens" + n + " AS BIGINT), CAST(:key" + n + " AS TEXT))");
+    }
+    return "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + :k, updated_at = :now"
+           " WHERE user_id = :user_id AND id = :id RETURNING last_seq)"
+           " INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") SELECT :user_id2, :id2, conv.last_seq - :k2 + v.ord,"
+           " v.role, v.content, v.name, v.tool_calls, v.tool_call_id, v.metadata, v.tokens, v.key, :now2"
+           " FROM conv, (VALUES " + values + ") AS v(ord, role, content, name, tool_calls, tool_call_id, metadata,"
+           " tokens, key) RETURNING seq";
+}
 
 const SqlText& sql_for(Dialect dialect) {
     static const SqlText sqlite = sqlite_text();

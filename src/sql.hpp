@@ -1,6 +1,7 @@
 #pragma once
 // All SQL text, per dialect, in one place (src/sql.cpp). Every value is a bound parameter.
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,14 @@ struct SqlText {
     std::string msg_range;
     std::string msg_system_prefix;
     std::string msg_count;
+
+    // PostgreSQL only (empty on SQLite): the turn in two autocommit statements.
+    std::string turn_begin;  // bump last_seq, insert the user message, return the first window chunk
+    std::string turn_create; // create the conversation with its first (user) message
 };
+
+/** PostgreSQL: store k agent messages after the conversation's last_seq in one statement. */
+std::string pg_turn_finish(std::size_t k);
 
 const SqlText& sql_for(Dialect dialect);
 

@@ -8,13 +8,14 @@
 
 namespace convstate::detail {
 
-Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec) {
+Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec,
+                               const std::string& field_prefix) {
     check_user_id(user_id, db.limits());
-    check_text(spec.title, "title", db.limits().max_title_bytes);
+    check_text(spec.title, field_prefix + "title", db.limits().max_title_bytes);
     Conversation c;
     c.user_id = user_id;
     c.title = spec.title;
-    c.metadata_json = normalize_metadata(spec.metadata_json, "metadata", db.limits());
+    c.metadata_json = normalize_metadata(spec.metadata_json, field_prefix + "metadata", db.limits());
     c.created_at_us = c.updated_at_us = now_us();
     c.id = new_uuid();
     return c;
@@ -23,7 +24,7 @@ Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id,
 void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation& c,
                          const std::optional<std::string>& create_key) {
     const long long created = c.created_at_us;
-    Stmt st(s, db.sql().conv_insert);
+    Stmt st(db, s, db.sql().conv_insert);
     st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created).use(create_key);
     st.execute();
 }
@@ -33,7 +34,7 @@ LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const s
     LockedConversation conv;
     std::string active;
     soci::indicator active_ind{}, since_ind{};
-    Stmt st(s, db.sql().conv_lock);
+    Stmt st(db, s, db.sql().conv_lock);
     st.into(conv.last_seq).into(active, active_ind).into(conv.active_since, since_ind).use(user).use(id);
     if (!st.execute()) throw_not_found(id);
     if (active_ind == soci::i_ok) conv.active_turn = active;
@@ -44,7 +45,7 @@ LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const s
 std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soci::session& s,
                                                            const std::string& user, const std::string& key) {
     std::string id;
-    Stmt st(s, db.sql().conv_by_create_key);
+    Stmt st(db, s, db.sql().conv_by_create_key);
     st.into(id).use(user).use(key);
     if (!st.execute()) return std::nullopt;
     return id;
@@ -53,7 +54,7 @@ std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soc
 std::optional<Message> find_by_key(DatabaseImpl& db, soci::session& s, const std::string& user,
                                    const std::string& id, const std::string& key) {
     MessageRow row;
-    Stmt st(s, db.sql().msg_by_key);
+    Stmt st(db, s, db.sql().msg_by_key);
     row.bind(st);
     st.use(user).use(id).use(key);
     if (!st.execute()) return std::nullopt;
@@ -86,10 +87,10 @@ std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std
         m.conversation_id = id;
         m.seq = ++conv.last_seq;
         m.created_at_us = now;
-        insert_message(s, db.sql(), user, m);
+        insert_message(db, s, user, m);
         out[i] = std::move(m);
     }
-    Stmt bump(s, db.sql().conv_bump);
+    Stmt bump(db, s, db.sql().conv_bump);
     bump.use(conv.last_seq).use(now).use(user).use(id);
     bump.execute();
     return out;
@@ -98,7 +99,7 @@ std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std
 std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::string& user,
                                 const std::string& id, long long lo, long long hi) {
     MessageRow row;
-    Stmt st(s, db.sql().msg_range);
+    Stmt st(db, s, db.sql().msg_range);
     row.bind(st);
     st.use(user).use(id).use(lo).use(hi);
     return fetch_messages(st, row);

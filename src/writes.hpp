@@ -12,8 +12,10 @@
 
 namespace convstate::detail {
 
-/** A validated conversation, not yet stored (new id, timestamps now). */
-Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec);
+/** A validated conversation, not yet stored (new id, timestamps now). field_prefix names the
+ *  spec's fields in errors ("" or "new_conversation."). */
+Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec,
+                               const std::string& field_prefix = {});
 
 void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation& c,
                          const std::optional<std::string>& create_key);

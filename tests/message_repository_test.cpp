@@ -174,6 +174,13 @@ TEST_CASE("messages: loading all, the last n, and pages by seq") {
     CHECK(seqs(messages.load_before("u", c.id, 11, 3)) == std::vector<std::int64_t>{8, 9, 10});
     CHECK(seqs(messages.load_before("u", c.id, 3, 10)) == std::vector<std::int64_t>{1, 2});
     CHECK(messages.load_before("u", c.id, 1, 10).empty());
+    // Past the end: the last page; extreme values neither overflow nor fail.
+    CHECK(seqs(messages.load_before("u", c.id, INT64_MAX, 2)) == std::vector<std::int64_t>{29, 30});
+    CHECK(seqs(messages.load_before("u", c.id, 31, 2)) == std::vector<std::int64_t>{29, 30});
+    CHECK(messages.load_before("u", c.id, INT64_MIN, 10).empty());
+    CHECK(seqs(messages.load_after("u", c.id, INT64_MIN, 2)) == std::vector<std::int64_t>{1, 2});
+    CHECK(messages.load_after("u", c.id, INT64_MAX, 2).empty());
+    CHECK(messages.load_last("u", c.id, SIZE_MAX).size() == 30);
     CHECK(messages.load_last("u", c.id, 1).front().content == "m30");
 
     CHECK(messages.load_all("u", empty.id).empty());

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,13 @@ namespace convstate {
 namespace detail { class DatabaseImpl; }
 
 enum class Dialect { sqlite, postgresql };
+
+/** Counters since open, across all threads (see Database::stats). */
+struct DatabaseStats {
+    std::uint64_t statements = 0;   ///< statements sent to the server, i.e. round trips (BEGIN/COMMIT included)
+    std::uint64_t transactions = 0; ///< write transactions committed
+    std::uint64_t retries = 0;      ///< operations retried after a transient error
+};
 
 /** Options for Database::open. */
 struct DatabaseOptions {
@@ -54,6 +62,9 @@ public:
 
     /** Schema version recorded in the database (0 for an empty database). */
     int schema_version() const;
+
+    /** Counters for monitoring: round trips, commits, retries. Cheap (relaxed atomics). */
+    DatabaseStats stats() const noexcept;
 
     /** The newest schema version this library knows. */
     static int latest_schema_version() noexcept;

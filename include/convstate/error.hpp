@@ -2,6 +2,7 @@
 /** @file error.hpp The convstate exception hierarchy. Nothing from the database driver
  *  escapes the public API untranslated: every failure is a convstate::Error. */
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -73,10 +74,20 @@ public:
     explicit OutcomeUnknown(const std::string& message);
 };
 
-/** The host's agent failed; what() carries its message. */
+/** The host's agent failed; what() carries its message. The turn's user message is stored:
+ *  conversation_id() and user_seq() say where (the conversation may have been created by this
+ *  turn — created() — so a retry without an idempotency key can continue it). */
 class CONVSTATE_API AgentError : public Error {
 public:
-    explicit AgentError(const std::string& message);
+    explicit AgentError(const std::string& message, std::string conversation_id = {}, std::int64_t user_seq = 0,
+                        bool created = false);
+    const std::string& conversation_id() const noexcept { return conversation_id_; }
+    std::int64_t user_seq() const noexcept { return user_seq_; }
+    bool created() const noexcept { return created_; }
+private:
+    std::string conversation_id_;
+    std::int64_t user_seq_;
+    bool created_;
 };
 
 } // namespace convstate

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "convstate/export.hpp"
+#include "convstate/chat_orchestrator.hpp"
 #include "convstate/types.hpp"
 
 namespace convstate::json {
@@ -22,6 +23,9 @@ CONVSTATE_API std::string to_json(const Message& message);
 CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
 CONVSTATE_API std::string to_json(const Conversation& conversation);
 CONVSTATE_API std::string to_json(const ConversationPage& page);
+
+/** {"conversation_id","reply","tool_calls","user_seq","reply_seq","created","replayed"}. */
+CONVSTATE_API std::string to_json(const TurnResult& result);
 
 /** @throws InvalidArgument naming the field (e.g. "tool_calls[0].function.arguments"). */
 CONVSTATE_API Message message_from_json(std::string_view text);

@@ -1,0 +1,250 @@
+/*
+ * convstate C API — stateless conversation handling for chat and agent servers.
+ *
+ * A thin wrapper over the C++ library (convstate.hpp) for C hosts and for FFI from Python,
+ * Rust and others. Conventions:
+ *
+ *  - Every function returns a convstate_status; CONVSTATE_OK is 0. Out-parameters come last.
+ *  - On failure convstate_last_error() describes what went wrong (thread-local, never NULL) and
+ *    convstate_last_error_field() names the offending field for CONVSTATE_INVALID_ARGUMENT.
+ *  - Messages, conversations and results cross the boundary as UTF-8 JSON in the OpenAI chat
+ *    format (see include/convstate/json.hpp for the fields).
+ *  - Every `char**` result is owned by the caller and freed with convstate_free(). Every
+ *    `const char*` the library returns is borrowed (see each function for how long).
+ *  - NULL handles or required arguments give CONVSTATE_INVALID_ARGUMENT, never a crash; no C++
+ *    exception ever crosses this boundary.
+ *  - Option structs start with a `version` field; initialise them with their _INIT macro.
+ *
+ * Thread-safety: a convstate_db may be used from any number of threads at once (it holds a
+ * connection pool). A convstate_reply is valid only inside the agent callback that received it,
+ * on that thread. convstate_last_error() is per thread.
+ *
+ * This header compiles as C99 and as C++.
+ */
+#ifndef CONVSTATE_H
+#define CONVSTATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#  if defined(CONVSTATE_C_BUILDING)
+#    define CONVSTATE_C_API __declspec(dllexport)
+#  else
+#    define CONVSTATE_C_API __declspec(dllimport)
+#  endif
+#else
+#  define CONVSTATE_C_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @name Version — the same numbers as include/convstate/version.hpp: the C wrapper includes
+ *  both, and a differing redefinition does not compile. */
+#define CONVSTATE_VERSION_MAJOR 0
+#define CONVSTATE_VERSION_MINOR 1
+#define CONVSTATE_VERSION_PATCH 0
+#define CONVSTATE_VERSION_NUMBER \
+    (CONVSTATE_VERSION_MAJOR * 10000 + CONVSTATE_VERSION_MINOR * 100 + CONVSTATE_VERSION_PATCH)
+
+/** The version of the library actually loaded; compare with CONVSTATE_VERSION_NUMBER to catch a
+ *  header/library mismatch. */
+CONVSTATE_C_API int convstate_version_number(void);
+/** "MAJOR.MINOR.PATCH"; static storage, never freed. */
+CONVSTATE_C_API const char *convstate_version_string(void);
+
+/** Status codes, one per C++ error kind. */
+typedef enum convstate_status {
+    CONVSTATE_OK = 0,
+    CONVSTATE_NOT_FOUND = 1,        /**< missing, or another user's (indistinguishable) */
+    CONVSTATE_INVALID_ARGUMENT = 2, /**< bad input (see convstate_last_error_field); nothing written */
+    CONVSTATE_CONFLICT = 3,         /**< expected_last_seq mismatch, or a concurrent turn rejected */
+    CONVSTATE_STORAGE_ERROR = 4,    /**< the database failed after bounded retries */
+    CONVSTATE_OUTCOME_UNKNOWN = 5,  /**< connection lost during COMMIT of an unkeyed write */
+    CONVSTATE_AGENT_ERROR = 6,      /**< the agent callback failed; only the user message is stored */
+    CONVSTATE_INTERNAL_ERROR = 7    /**< anything else (e.g. out of memory) */
+} convstate_status;
+
+/** A stable name for a status ("CONVSTATE_NOT_FOUND"…, "CONVSTATE_UNKNOWN_STATUS" for other
+ *  values); static storage. Takes an int so that any value is safe to pass. */
+CONVSTATE_C_API const char *convstate_status_name(int status);
+
+/** The message of the last failed call on this thread ("" if none). Never NULL. Borrowed: valid
+ *  until the next convstate call on this thread. */
+CONVSTATE_C_API const char *convstate_last_error(void);
+/** For CONVSTATE_INVALID_ARGUMENT, the field named by the last error ("user_id",
+ *  "messages[2].content"…); "" otherwise. Never NULL; borrowed like convstate_last_error(). */
+CONVSTATE_C_API const char *convstate_last_error_field(void);
+
+/** Frees a string returned through a `char**` out-parameter. convstate_free(NULL) does nothing. */
+CONVSTATE_C_API void convstate_free(void *p);
+
+/** @name Database */
+typedef struct convstate_db convstate_db;
+
+#define CONVSTATE_DB_OPTIONS_VERSION 1
+typedef struct convstate_db_options {
+    unsigned int version;            /**< CONVSTATE_DB_OPTIONS_VERSION */
+    unsigned int pool_size;          /**< connections kept open (>= 1) */
+    unsigned int busy_timeout_ms;    /**< SQLite: wait for another writer */
+    unsigned int connect_timeout_ms; /**< PostgreSQL: connect timeout */
+    int migrate_on_open;             /**< nonzero: apply pending migrations in open */
+    int max_retries;                 /**< transient-error retries per operation */
+    uint64_t max_content_bytes;      /**< largest message content accepted; 0: the default (8 MiB) */
+} convstate_db_options;
+#define CONVSTATE_DB_OPTIONS_INIT {CONVSTATE_DB_OPTIONS_VERSION, 4, 10000, 10000, 1, 8, 0}
+
+/** Opens a database: "sqlite3:///abs/path.db", "sqlite3://relative.db" or
+ *  "postgresql://user:password@host:port/dbname?sslmode=…". options may be NULL (defaults).
+ *  On success *out is a handle to close with convstate_db_close; on failure *out is NULL. */
+CONVSTATE_C_API convstate_status convstate_db_open(const char *url, const convstate_db_options *options,
+                                                   convstate_db **out);
+/** Closes the handle and its connections. convstate_db_close(NULL) does nothing. The handle must
+ *  not be in use by another thread. */
+CONVSTATE_C_API void convstate_db_close(convstate_db *db);
+/** Applies pending migrations (idempotent; safe from several processes at once). */
+CONVSTATE_C_API convstate_status convstate_db_migrate(convstate_db *db);
+/** The schema version recorded in the database. */
+CONVSTATE_C_API convstate_status convstate_db_schema_version(convstate_db *db, int *out);
+
+/** @name Conversations — every call is scoped to user_id. Results are conversation JSON
+ *  objects {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}. */
+
+/** Creates a conversation. title and metadata_json (a JSON object) may be NULL. */
+CONVSTATE_C_API convstate_status convstate_conversation_create(convstate_db *db, const char *user_id,
+                                                               const char *title, const char *metadata_json,
+                                                               char **out_json);
+CONVSTATE_C_API convstate_status convstate_conversation_get(convstate_db *db, const char *user_id,
+                                                            const char *conversation_id, char **out_json);
+/** Most recently updated first. cursor: NULL or "" for the first page, else a previous page's
+ *  "next_cursor". limit: 1..100. Result: {"items":[…], "next_cursor": string or null}. */
+CONVSTATE_C_API convstate_status convstate_conversation_list(convstate_db *db, const char *user_id,
+                                                             const char *cursor, int limit, char **out_json);
+/** out_json may be NULL when the updated conversation is not wanted (also for set_metadata).
+ *  Elsewhere a `char **out_json` is required. */
+CONVSTATE_C_API convstate_status convstate_conversation_rename(convstate_db *db, const char *user_id,
+                                                               const char *conversation_id, const char *title,
+                                                               char **out_json);
+CONVSTATE_C_API convstate_status convstate_conversation_set_metadata(convstate_db *db, const char *user_id,
+                                                                     const char *conversation_id,
+                                                                     const char *metadata_json, char **out_json);
+/** Deletes the conversation and its messages. */
+CONVSTATE_C_API convstate_status convstate_conversation_delete(convstate_db *db, const char *user_id,
+                                                               const char *conversation_id);
+/** Deletes everything of the user; *out_count (may be NULL) receives the number of conversations. */
+CONVSTATE_C_API convstate_status convstate_conversation_delete_all(convstate_db *db, const char *user_id,
+                                                                   uint64_t *out_count);
+
+/** @name Messages — message JSON: {"role","content","name"?,"tool_calls"?,"tool_call_id"?,
+ *  "metadata"?,"token_count"?,"idempotency_key"?}; stored messages add "conversation_id","seq",
+ *  "created_at_us". Lists are JSON arrays in seq order. */
+
+/** Appends one message (a JSON object). expected_last_seq may be NULL; otherwise the append
+ *  happens only if the conversation's last seq equals *expected_last_seq (else CONFLICT).
+ *  A message whose idempotency_key is stored already is returned as stored, not appended.
+ *  out_json (may be NULL, also for append_batch) receives the stored message. */
+CONVSTATE_C_API convstate_status convstate_message_append(convstate_db *db, const char *user_id,
+                                                          const char *conversation_id, const char *message_json,
+                                                          const int64_t *expected_last_seq, char **out_json);
+/** Appends a non-empty JSON array of messages (at most 1000) atomically, with consecutive seqs. */
+CONVSTATE_C_API convstate_status convstate_message_append_batch(convstate_db *db, const char *user_id,
+                                                                const char *conversation_id,
+                                                                const char *messages_json,
+                                                                const int64_t *expected_last_seq, char **out_json);
+CONVSTATE_C_API convstate_status convstate_message_load_all(convstate_db *db, const char *user_id,
+                                                            const char *conversation_id, char **out_json);
+/** The last n messages (n = 0: an empty array, after checking the conversation exists). */
+CONVSTATE_C_API convstate_status convstate_message_load_last(convstate_db *db, const char *user_id,
+                                                             const char *conversation_id, uint64_t n,
+                                                             char **out_json);
+/** Up to limit (1..10000) messages with seq > after_seq. */
+CONVSTATE_C_API convstate_status convstate_message_load_after(convstate_db *db, const char *user_id,
+                                                              const char *conversation_id, int64_t after_seq,
+                                                              uint64_t limit, char **out_json);
+/** Up to limit (1..10000) messages with seq < before_seq, the ones just before it. */
+CONVSTATE_C_API convstate_status convstate_message_load_before(convstate_db *db, const char *user_id,
+                                                               const char *conversation_id, int64_t before_seq,
+                                                               uint64_t limit, char **out_json);
+CONVSTATE_C_API convstate_status convstate_message_count(convstate_db *db, const char *user_id,
+                                                         const char *conversation_id, int64_t *out);
+
+/** @name History windows */
+typedef enum convstate_window_kind {
+    CONVSTATE_WINDOW_ALL = 0,
+    CONVSTATE_WINDOW_LAST_MESSAGES = 1,
+    CONVSTATE_WINDOW_TOKEN_BUDGET = 2
+} convstate_window_kind;
+
+#define CONVSTATE_WINDOW_VERSION 1
+/** What an agent sees: all messages, the last max_messages, or as many of the newest as fit
+ *  token_budget (estimated tokens: stored token_count, else ceil(bytes/4)+4). Leading system
+ *  messages are kept when keep_system is nonzero; tool-call groups are never split. */
+typedef struct convstate_window {
+    unsigned int version; /**< CONVSTATE_WINDOW_VERSION */
+    int kind;             /**< a convstate_window_kind (an int: any value is checked, not trusted) */
+    uint64_t max_messages;
+    int64_t token_budget;
+    int keep_system;
+} convstate_window;
+#define CONVSTATE_WINDOW_INIT {CONVSTATE_WINDOW_VERSION, CONVSTATE_WINDOW_ALL, 0, 0, 1}
+
+/** The window a turn would show the agent now, as a JSON array. window NULL: all. */
+CONVSTATE_C_API convstate_status convstate_window_load(convstate_db *db, const char *user_id,
+                                                       const char *conversation_id, const convstate_window *window,
+                                                       char **out_json);
+
+/** @name The turn */
+
+/** The agent's reply under construction; valid only during the agent callback. */
+typedef struct convstate_reply convstate_reply;
+
+/** Sets the final reply's content (copied). */
+CONVSTATE_C_API convstate_status convstate_reply_set_content(convstate_reply *reply, const char *content);
+/** Sets the final reply's tool calls from a JSON array in OpenAI format (copied). */
+CONVSTATE_C_API convstate_status convstate_reply_set_tool_calls(convstate_reply *reply, const char *tool_calls_json);
+/** Adds an intermediate message (a JSON object: an assistant message carrying tool_calls or a
+ *  tool message with tool_call_id), stored before the reply, in order. */
+CONVSTATE_C_API convstate_status convstate_reply_add_message(convstate_reply *reply, const char *message_json);
+/** Sets the reply message's metadata (a JSON object; checked when the turn stores the reply). */
+CONVSTATE_C_API convstate_status convstate_reply_set_metadata(convstate_reply *reply, const char *metadata_json);
+/** Records why the agent failed; return a non-OK status from the callback to fail the turn. */
+CONVSTATE_C_API convstate_status convstate_reply_set_error(convstate_reply *reply, const char *message);
+
+/** The host's agent. history_json is the window as a JSON array ending with this turn's user
+ *  message; user_id and conversation_id identify the turn. All three strings are borrowed for the
+ *  duration of the call. Build the reply through `reply` and return CONVSTATE_OK; any other
+ *  return value fails the turn with CONVSTATE_AGENT_ERROR (message from convstate_reply_set_error).
+ *  Called on the thread that called convstate_turn, with no database connection held. */
+typedef int (*convstate_agent_fn)(void *context, const char *history_json, const char *user_id,
+                                  const char *conversation_id, convstate_reply *reply);
+
+#define CONVSTATE_TURN_OPTIONS_VERSION 1
+typedef struct convstate_turn_options {
+    unsigned int version;                   /**< CONVSTATE_TURN_OPTIONS_VERSION */
+    const char *conversation_id;            /**< NULL: create a conversation */
+    const char *idempotency_key;            /**< NULL: none. Same key again: no duplicate */
+    const char *title;                      /**< title of a created conversation (NULL: "") */
+    const char *conversation_metadata_json; /**< metadata of a created conversation (NULL: {}) */
+    const char *message_metadata_json;      /**< metadata of the user message (NULL: {}) */
+    const convstate_window *window;         /**< NULL: all messages */
+    int reject_concurrent;                  /**< nonzero: CONFLICT while another turn runs on it */
+} convstate_turn_options;
+#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0}
+
+/** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
+ *  the window, call agent(context, …), store its output atomically. options may be NULL.
+ *  out_json receives {"conversation_id","reply","tool_calls","user_seq","reply_seq","created",
+ *  "replayed"}. On CONVSTATE_AGENT_ERROR it receives {"conversation_id","user_seq","created",…}
+ *  too — where the user message was stored (free it as well) — so a turn that created its
+ *  conversation can be continued. On any other failure *out_json is left unchanged. */
+CONVSTATE_C_API convstate_status convstate_turn(convstate_db *db, const char *user_id, const char *message,
+                                                const convstate_turn_options *options, convstate_agent_fn agent,
+                                                void *context, char **out_json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CONVSTATE_H */

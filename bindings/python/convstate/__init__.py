@@ -1,0 +1,692 @@
+"""convstate — stateless conversation handling for chat and agent servers (Python binding).
+
+A thin, standard-library-only (ctypes) wrapper over the convstate C API. A process keeps no
+conversation in memory: every call loads from and persists to SQLite or PostgreSQL.
+
+    import convstate
+
+    with convstate.Database("sqlite3:///tmp/chat.db") as db:
+        r = db.turn("alice", "hello", lambda history, user, conv: "hi!")
+        r2 = db.turn("alice", "again", my_agent, conversation_id=r["conversation_id"])
+
+Messages and conversations are plain dicts in the OpenAI chat format (see the C header
+``convstate.h`` for the fields). Errors are :class:`ConvstateError` subclasses, one per C status.
+
+A :class:`Database` may be shared by any number of threads (it holds a connection pool); the
+native calls release the GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import json
+import threading
+from ctypes import byref, c_int, c_int64, c_uint64, c_void_p
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+from . import _native
+from ._native import LibraryError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentError",
+    "AgentReply",
+    "Conflict",
+    "ConvstateError",
+    "Database",
+    "InternalError",
+    "InvalidArgument",
+    "LibraryError",
+    "NotFound",
+    "OutcomeUnknown",
+    "Status",
+    "StorageError",
+    "library_version",
+    "status_name",
+]
+
+Json = dict[str, Any]
+#: What an agent may return: the reply's content, or a dict
+#: ``{"content": str, "tool_calls": [...], "intermediate": [message, ...], "metadata": {...}}``.
+AgentReply = Union[str, Mapping[str, Any]]
+#: ``agent(history, user_id, conversation_id) -> AgentReply``
+Agent = Callable[[list[Json], str, str], AgentReply]
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class Status(enum.IntEnum):
+    """convstate_status."""
+
+    OK = _native.OK
+    NOT_FOUND = _native.NOT_FOUND
+    INVALID_ARGUMENT = _native.INVALID_ARGUMENT
+    CONFLICT = _native.CONFLICT
+    STORAGE_ERROR = _native.STORAGE_ERROR
+    OUTCOME_UNKNOWN = _native.OUTCOME_UNKNOWN
+    AGENT_ERROR = _native.AGENT_ERROR
+    INTERNAL_ERROR = _native.INTERNAL_ERROR
+
+
+class ConvstateError(Exception):
+    """Base of every convstate error. ``status`` is the C status code, ``message`` its text."""
+
+    default_status = Status.INTERNAL_ERROR
+
+    def __init__(self, message: str, status: Optional[int] = None, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        st = self.default_status if status is None else status
+        try:
+            st = Status(st)
+        except ValueError:
+            pass
+        self.status: int = st
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(ConvstateError):
+    """Missing, or another user's (indistinguishable)."""
+
+    default_status = Status.NOT_FOUND
+
+
+class InvalidArgument(ConvstateError, ValueError):
+    """Bad input; nothing was written. ``field`` names the offending field ("" if unknown)."""
+
+    default_status = Status.INVALID_ARGUMENT
+
+
+class Conflict(ConvstateError):
+    """expected_last_seq mismatch, or a concurrent turn rejected."""
+
+    default_status = Status.CONFLICT
+
+
+class StorageError(ConvstateError):
+    """The database failed after bounded retries."""
+
+    default_status = Status.STORAGE_ERROR
+
+
+class OutcomeUnknown(StorageError):
+    """The connection was lost during COMMIT of an unkeyed write: it may or may not be stored."""
+
+    default_status = Status.OUTCOME_UNKNOWN
+
+
+class AgentError(ConvstateError):
+    """The agent failed; only the user message of the turn is stored. When the agent raised a
+    Python exception, it is this error's ``__cause__``."""
+
+    default_status = Status.AGENT_ERROR
+
+
+class InternalError(ConvstateError):
+    """Anything else (e.g. out of memory)."""
+
+    default_status = Status.INTERNAL_ERROR
+
+
+_BY_STATUS: dict[int, type[ConvstateError]] = {
+    Status.NOT_FOUND: NotFound,
+    Status.INVALID_ARGUMENT: InvalidArgument,
+    Status.CONFLICT: Conflict,
+    Status.STORAGE_ERROR: StorageError,
+    Status.OUTCOME_UNKNOWN: OutcomeUnknown,
+    Status.AGENT_ERROR: AgentError,
+    Status.INTERNAL_ERROR: InternalError,
+}
+
+
+def _last_error(status: int) -> ConvstateError:
+    """The error of the call that just failed with ``status`` on this thread. Must be called
+    before any other convstate call on this thread (the C strings are valid until then)."""
+    lib = _native.lib()
+    message = (lib.convstate_last_error() or b"").decode("utf-8", "replace")
+    field = (lib.convstate_last_error_field() or b"").decode("utf-8", "replace")
+    cls = _BY_STATUS.get(status, ConvstateError)
+    if not message:
+        message = (lib.convstate_status_name(status) or b"convstate error").decode("utf-8", "replace")
+    return cls(message, status, field if status == Status.INVALID_ARGUMENT else "")
+
+
+def status_name(status: int) -> str:
+    """The C library's stable name for a status ("CONVSTATE_NOT_FOUND"…)."""
+    return _native.lib().convstate_status_name(int(status)).decode("utf-8")
+
+
+def library_version() -> str:
+    """The version of the loaded native library ("MAJOR.MINOR.PATCH")."""
+    return _native.lib().convstate_version_string().decode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Argument conversion
+
+
+def _text(value: Optional[str], field: str, *, optional: bool = False) -> Optional[bytes]:
+    if value is None:
+        if optional:
+            return None
+        # The C API reports NULL required arguments itself; say which one here.
+        raise InvalidArgument(f"{field} is required", field=field)
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a str, not {type(value).__name__}")
+    if "\0" in value:
+        # A C string would silently end at the NUL.
+        raise InvalidArgument(f"{field} contains a NUL character", field=field)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgument(f"{field} is not valid Unicode text: {e}", field=field) from None
+
+
+def _json(value: Any, field: str, *, kind: type = object) -> bytes:
+    if kind is not object and not isinstance(value, kind):
+        raise TypeError(f"{field} must be a {kind.__name__}, not {type(value).__name__}")
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError as e:  # NaN/Infinity, circular references
+        raise InvalidArgument(f"{field} is not JSON-serialisable: {e}", field=field) from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates
+        raise InvalidArgument(f"{field} is not valid Unicode text: {e}", field=field) from None
+
+
+def _opt_json_object(value: Optional[Mapping[str, Any]], field: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    return _json(dict(value) if isinstance(value, Mapping) else value, field, kind=dict)
+
+
+def _uint(value: int, field: str, bits: int = 64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{field} must be an int, not {type(value).__name__}")
+    if value < 0 or value >= 1 << bits:
+        raise InvalidArgument(f"{field} must be between 0 and {(1 << bits) - 1}", field=field)
+    return value
+
+
+def _sint(value: int, field: str, bits: int = 64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{field} must be an int, not {type(value).__name__}")
+    if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+        raise InvalidArgument(f"{field} is out of range", field=field)
+    return value
+
+
+def _expected(value: Optional[int]) -> Optional[Any]:
+    if value is None:
+        return None
+    return byref(c_int64(_sint(value, "expected_last_seq")))
+
+
+_WINDOW_KINDS = {
+    "all": _native.WINDOW_ALL,
+    "last": _native.WINDOW_LAST_MESSAGES,
+    "last_messages": _native.WINDOW_LAST_MESSAGES,
+    "tokens": _native.WINDOW_TOKEN_BUDGET,
+    "token_budget": _native.WINDOW_TOKEN_BUDGET,
+}
+
+
+def _window(kind: str = "all", max_messages: int = 0, token_budget: int = 0, keep_system: bool = True) -> _native.Window:
+    if kind not in _WINDOW_KINDS:
+        raise InvalidArgument(
+            f"window kind must be one of 'all', 'last', 'tokens', not {kind!r}", field="window.kind"
+        )
+    return _native.Window(
+        _native.WINDOW_VERSION,
+        _WINDOW_KINDS[kind],
+        _uint(max_messages, "window.max_messages"),
+        _sint(token_budget, "window.token_budget"),
+        1 if keep_system else 0,
+    )
+
+
+def _window_from_dict(spec: Optional[Mapping[str, Any]]) -> Optional[_native.Window]:
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"window must be a dict like {{'kind': 'last', 'max_messages': 50}}, not {type(spec).__name__}")
+    unknown = set(spec) - {"kind", "max_messages", "token_budget", "keep_system"}
+    if unknown:
+        raise InvalidArgument(f"unknown window field(s): {', '.join(sorted(unknown))}", field="window")
+    return _window(**spec)
+
+
+# --------------------------------------------------------------------------------------------
+# The database
+
+
+class Database:
+    """A convstate database: a pool of connections to SQLite or PostgreSQL.
+
+    ``url``: ``sqlite3:///abs/path.db``, ``sqlite3://relative.db`` or
+    ``postgresql://user:password@host:port/dbname?sslmode=…``. Thread-safe; use it as a context
+    manager or call :meth:`close` (which waits for calls running on other threads).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        busy_timeout_ms: int = 10000,
+        connect_timeout_ms: int = 10000,
+        migrate_on_open: bool = True,
+        max_retries: int = 8,
+        max_content_bytes: int = 0,
+    ) -> None:
+        self._handle: Optional[int] = None
+        self._cv = threading.Condition()
+        self._active = 0
+        self._closing = False
+        self._local = threading.local()
+        lib = _native.lib()
+        options = _native.DbOptions(
+            _native.DB_OPTIONS_VERSION,
+            _uint(pool_size, "pool_size", 32),
+            _uint(busy_timeout_ms, "busy_timeout_ms", 32),
+            _uint(connect_timeout_ms, "connect_timeout_ms", 32),
+            1 if migrate_on_open else 0,
+            _sint(max_retries, "max_retries", 32),
+            _uint(max_content_bytes, "max_content_bytes"),
+        )
+        handle = c_void_p()
+        status = lib.convstate_db_open(_text(url, "url"), byref(options), byref(handle))
+        if status != _native.OK:
+            raise _last_error(status)
+        self._handle = handle.value
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the pool. Waits for calls in progress on other threads; idempotent."""
+        with self._cv:
+            if self._handle is None:
+                return
+            if getattr(self._local, "depth", 0):
+                raise InvalidArgument(
+                    "close() called from inside a call on this database (e.g. from an agent)", field="db"
+                )
+            self._closing = True
+            self._cv.wait_for(lambda: self._active == 0)
+            handle, self._handle = self._handle, None
+        _native.lib().convstate_db_close(handle)
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_handle", None) is not None and self._active == 0:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:  # never shows the URL: it may hold a password
+        return f"<convstate.Database {'closed' if self.closed else 'open'}>"
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[int]:
+        with self._cv:
+            if self._handle is None or self._closing:
+                raise InvalidArgument("the database is closed", field="db")
+            self._active += 1
+            handle = self._handle
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield handle
+        finally:
+            self._local.depth -= 1
+            with self._cv:
+                self._active -= 1
+                if self._active == 0:
+                    self._cv.notify_all()
+
+    def _call(self, name: str, *args: Any) -> None:
+        """Calls ``name(handle, *args)``; raises on a non-OK status."""
+        with self._use() as handle:
+            status = getattr(_native.lib(), name)(handle, *args)
+            if status != _native.OK:
+                raise _last_error(status)
+
+    def _call_json(self, name: str, *args: Any) -> Any:
+        """Calls ``name(handle, *args, &out)`` and returns the parsed JSON result."""
+        lib = _native.lib()
+        out = c_void_p()
+        with self._use() as handle:
+            status = getattr(lib, name)(handle, *args, byref(out))
+            if status != _native.OK:
+                error = _last_error(status)  # read before convstate_free (a convstate call)
+                _native.take_string(out)
+                raise error
+        text = _native.take_string(out)
+        return None if text is None else json.loads(text)
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Applies pending migrations (idempotent; safe from several processes at once)."""
+        self._call("convstate_db_migrate")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        out = c_int()
+        self._call("convstate_db_schema_version", byref(out))
+        return out.value
+
+    # -- conversations ----------------------------------------------------------------------
+
+    def create_conversation(
+        self, user_id: str, title: Optional[str] = None, metadata: Optional[Mapping[str, Any]] = None
+    ) -> Json:
+        """Creates a conversation: {"id","user_id","title","metadata","last_seq",
+        "created_at_us","updated_at_us"}."""
+        return self._call_json(
+            "convstate_conversation_create",
+            _text(user_id, "user_id"),
+            _text(title, "title", optional=True),
+            _opt_json_object(metadata, "metadata"),
+        )
+
+    def get_conversation(self, user_id: str, conversation_id: str) -> Json:
+        """The conversation; :class:`NotFound` if missing or another user's."""
+        return self._call_json(
+            "convstate_conversation_get", _text(user_id, "user_id"), _text(conversation_id, "conversation_id")
+        )
+
+    def list_conversations(self, user_id: str, cursor: Optional[str] = None, limit: int = 20) -> Json:
+        """One page, most recently updated first: {"items": [...], "next_cursor": str or None}.
+        limit: 1..100; pass the previous page's next_cursor to continue."""
+        return self._call_json(
+            "convstate_conversation_list",
+            _text(user_id, "user_id"),
+            _text(cursor, "cursor", optional=True),
+            _sint(limit, "limit", 32),
+        )
+
+    def iter_conversations(self, user_id: str, page_size: int = 100) -> Iterator[Json]:
+        """Every conversation of the user, page by page."""
+        cursor: Optional[str] = None
+        while True:
+            page = self.list_conversations(user_id, cursor, page_size)
+            yield from page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def rename_conversation(self, user_id: str, conversation_id: str, title: str) -> Json:
+        """Sets the title; returns the updated conversation."""
+        return self._call_json(
+            "convstate_conversation_rename",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _text(title, "title"),
+        )
+
+    def set_conversation_metadata(self, user_id: str, conversation_id: str, metadata: Mapping[str, Any]) -> Json:
+        """Replaces the metadata (a JSON object); returns the updated conversation."""
+        if metadata is None:
+            raise InvalidArgument("metadata is required", field="metadata")
+        return self._call_json(
+            "convstate_conversation_set_metadata",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _opt_json_object(metadata, "metadata"),
+        )
+
+    def delete_conversation(self, user_id: str, conversation_id: str) -> None:
+        """Deletes the conversation and its messages."""
+        self._call(
+            "convstate_conversation_delete", _text(user_id, "user_id"), _text(conversation_id, "conversation_id")
+        )
+
+    def delete_all(self, user_id: str) -> int:
+        """Deletes everything of the user; returns the number of conversations deleted."""
+        out = c_uint64()
+        self._call("convstate_conversation_delete_all", _text(user_id, "user_id"), byref(out))
+        return out.value
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        user_id: str,
+        conversation_id: str,
+        message: Mapping[str, Any],
+        expected_last_seq: Optional[int] = None,
+    ) -> Json:
+        """Appends one message {"role","content","name"?,"tool_calls"?,"tool_call_id"?,
+        "metadata"?,"token_count"?,"idempotency_key"?}; returns it as stored (with "seq",
+        "conversation_id", "created_at_us"). With expected_last_seq, appends only if the
+        conversation's last seq equals it (else :class:`Conflict`). A message whose
+        idempotency_key is stored already is returned as stored, not appended."""
+        return self._call_json(
+            "convstate_message_append",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _json(dict(message) if isinstance(message, Mapping) else message, "message", kind=dict),
+            _expected(expected_last_seq),
+        )
+
+    def append_batch(
+        self,
+        user_id: str,
+        conversation_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        expected_last_seq: Optional[int] = None,
+    ) -> list[Json]:
+        """Appends messages atomically with consecutive seqs; returns them as stored."""
+        if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
+            raise TypeError(f"messages must be a list of dicts, not {type(messages).__name__}")
+        return self._call_json(
+            "convstate_message_append_batch",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _json([dict(m) if isinstance(m, Mapping) else m for m in messages], "messages"),
+            _expected(expected_last_seq),
+        )
+
+    def load_all(self, user_id: str, conversation_id: str) -> list[Json]:
+        """Every message, in seq order."""
+        return self._call_json(
+            "convstate_message_load_all", _text(user_id, "user_id"), _text(conversation_id, "conversation_id")
+        )
+
+    def load_last(self, user_id: str, conversation_id: str, n: int) -> list[Json]:
+        """The last n messages, in seq order."""
+        return self._call_json(
+            "convstate_message_load_last",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _uint(n, "n"),
+        )
+
+    def load_after(self, user_id: str, conversation_id: str, after_seq: int, limit: int = 100) -> list[Json]:
+        """Up to limit (1..10000) messages with seq > after_seq."""
+        return self._call_json(
+            "convstate_message_load_after",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _sint(after_seq, "after_seq"),
+            _uint(limit, "limit"),
+        )
+
+    def load_before(self, user_id: str, conversation_id: str, before_seq: int, limit: int = 100) -> list[Json]:
+        """Up to limit (1..10000) messages with seq < before_seq, the ones just before it."""
+        return self._call_json(
+            "convstate_message_load_before",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _sint(before_seq, "before_seq"),
+            _uint(limit, "limit"),
+        )
+
+    def count(self, user_id: str, conversation_id: str) -> int:
+        """The number of messages in the conversation."""
+        out = c_int64()
+        self._call(
+            "convstate_message_count", _text(user_id, "user_id"), _text(conversation_id, "conversation_id"), byref(out)
+        )
+        return out.value
+
+    def window(
+        self,
+        user_id: str,
+        conversation_id: str,
+        kind: str = "all",
+        max_messages: int = 0,
+        token_budget: int = 0,
+        keep_system: bool = True,
+    ) -> list[Json]:
+        """The window a turn would show the agent now. kind: "all", "last" (the last
+        max_messages) or "tokens" (as many of the newest as fit token_budget). Leading system
+        messages are kept when keep_system; tool-call groups are never split."""
+        w = _window(kind, max_messages, token_budget, keep_system)
+        return self._call_json(
+            "convstate_window_load", _text(user_id, "user_id"), _text(conversation_id, "conversation_id"), byref(w)
+        )
+
+    # -- the turn ---------------------------------------------------------------------------
+
+    def turn(
+        self,
+        user_id: str,
+        message: str,
+        agent: Agent,
+        *,
+        conversation_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        title: Optional[str] = None,
+        conversation_metadata: Optional[Mapping[str, Any]] = None,
+        message_metadata: Optional[Mapping[str, Any]] = None,
+        window: Optional[Mapping[str, Any]] = None,
+        reject_concurrent: bool = False,
+    ) -> Json:
+        """Runs one stateless turn: resolve (or create, when conversation_id is None) the
+        conversation, store the user message, load the window, call
+        ``agent(history, user_id, conversation_id)`` and store its output atomically.
+
+        The agent returns the reply content (a str) or a dict with "content" and optionally
+        "tool_calls" (OpenAI format), "intermediate" (assistant tool-call and tool messages,
+        stored before the reply, in order) and "metadata" (of the reply). An exception in the
+        agent fails the turn with :class:`AgentError` (the exception is its ``__cause__``);
+        only the user message stays stored.
+
+        ``window``: None (all messages) or a dict such as ``{"kind": "last", "max_messages": 50}``
+        or ``{"kind": "tokens", "token_budget": 4000, "keep_system": True}``.
+
+        Returns {"conversation_id","reply","tool_calls","user_seq","reply_seq","created",
+        "replayed"}."""
+        if not callable(agent):
+            raise TypeError("agent must be callable: agent(history, user_id, conversation_id)")
+        lib = _native.lib()
+        win = _window_from_dict(window)
+        strings = {  # kept alive until convstate_turn returns
+            "conversation_id": _text(conversation_id, "conversation_id", optional=True),
+            "idempotency_key": _text(idempotency_key, "idempotency_key", optional=True),
+            "title": _text(title, "title", optional=True),
+            "conversation_metadata_json": _opt_json_object(conversation_metadata, "conversation_metadata"),
+            "message_metadata_json": _opt_json_object(message_metadata, "message_metadata"),
+        }
+        options = _native.TurnOptions(
+            _native.TURN_OPTIONS_VERSION,
+            strings["conversation_id"],
+            strings["idempotency_key"],
+            strings["title"],
+            strings["conversation_metadata_json"],
+            strings["message_metadata_json"],
+            ctypes.pointer(win) if win is not None else None,
+            1 if reject_concurrent else 0,
+        )
+        user = _text(user_id, "user_id")
+        text = _text(message, "message")
+        raised: list[BaseException] = []
+
+        def callback(_context: Any, history_json: Optional[bytes], cb_user: Optional[bytes],
+                     cb_conversation: Optional[bytes], reply: Optional[int]) -> int:
+            # Nothing may escape: ctypes would print it and return 0 (= OK) to C.
+            try:
+                history = json.loads((history_json or b"[]").decode("utf-8"))
+                result = agent(
+                    history, (cb_user or b"").decode("utf-8"), (cb_conversation or b"").decode("utf-8")
+                )
+                _fill_reply(lib, reply, result)
+                return _native.OK
+            except BaseException as e:  # noqa: B902 — KeyboardInterrupt/SystemExit re-raised below
+                raised.append(e)
+                try:
+                    lib.convstate_reply_set_error(reply, _describe(e).encode("utf-8", "replace"))
+                except BaseException:
+                    pass
+                return _native.AGENT_ERROR
+
+        c_agent = _native.AGENT_FN(callback)
+        out = c_void_p()
+        with self._use() as handle:
+            status = lib.convstate_turn(handle, user, text, byref(options), c_agent, None, byref(out))
+            if status != _native.OK:
+                error = _last_error(status)
+                _native.take_string(out)
+                cause = raised[-1] if raised else None
+                if cause is not None and not isinstance(cause, Exception):
+                    raise cause  # KeyboardInterrupt, SystemExit…: the turn failed, re-raise as is
+                if cause is not None and isinstance(error, AgentError):
+                    raise error from cause
+                raise error
+        del c_agent, strings
+        result = _native.take_string(out)
+        return json.loads(result) if result is not None else {}
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _reply_call(lib: ctypes.CDLL, name: str, reply: Optional[int], data: bytes) -> None:
+    status = getattr(lib, name)(reply, data)
+    if status != _native.OK:
+        raise _last_error(status)
+
+
+def _fill_reply(lib: ctypes.CDLL, reply: Optional[int], result: AgentReply) -> None:
+    if isinstance(result, str):
+        _reply_call(lib, "convstate_reply_set_content", reply, _text(result, "content"))
+        return
+    if not isinstance(result, Mapping):
+        raise TypeError(
+            f"the agent must return a str or a dict with 'content', not {type(result).__name__}"
+        )
+    unknown = set(result) - {"content", "tool_calls", "intermediate", "metadata"}
+    if unknown:
+        raise InvalidArgument(f"unknown reply field(s): {', '.join(sorted(unknown))}", field="reply")
+    for message in result.get("intermediate") or []:
+        _reply_call(lib, "convstate_reply_add_message", reply, _json(message, "intermediate", kind=dict))
+    content = result.get("content")
+    _reply_call(lib, "convstate_reply_set_content", reply, _text("" if content is None else content, "content"))
+    if result.get("tool_calls"):
+        _reply_call(lib, "convstate_reply_set_tool_calls", reply, _json(list(result["tool_calls"]), "tool_calls"))
+    if result.get("metadata") is not None:
+        _reply_call(lib, "convstate_reply_set_metadata", reply, _opt_json_object(result["metadata"], "metadata"))

@@ -1,0 +1,832 @@
+//! Safe Rust bindings to **convstate**: stateless conversation handling for chat and agent
+//! servers, over the library's C API (`libconvstate_c`).
+//!
+//! A [`Database`] is a pool of connections to SQLite or PostgreSQL, shareable between threads
+//! (`Send + Sync`; wrap it in an `Arc`). Every call is scoped to a user id. A turn
+//! ([`Database::turn`]) stores the user message, shows your agent the history window, and
+//! stores what the agent produced — nothing is kept in memory between requests.
+//!
+//! ```no_run
+//! use convstate::{AgentReply, Database, TurnOptions};
+//!
+//! let db = Database::open("sqlite3:///tmp/chat.db")?;
+//! let result = db.turn("alice", "Hello!", &TurnOptions::default(), |history, _user, _conversation| {
+//!     Ok(AgentReply::text(format!("You said {:?}", history.last().unwrap().content)))
+//! })?;
+//! println!("{}: {}", result.conversation_id, result.reply);
+//! # Ok::<(), convstate::Error>(())
+//! ```
+//!
+//! Building needs the environment variable `CONVSTATE_LIB_DIR` naming the directory that holds
+//! `libconvstate_c.so`; see the crate's README.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
+
+pub mod json;
+pub mod sys;
+mod types;
+
+pub use json::Value;
+pub use types::{Conversation, ConversationPage, Message, Role, ToolCall, TurnResult};
+
+// ---- Errors ----------------------------------------------------------------------------------
+
+/// An error of the library, one variant per C status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Missing, or another user's (indistinguishable).
+    NotFound(String),
+    /// Bad input; nothing was written. `field` names it ("user_id", "messages[2].content"…).
+    InvalidArgument { field: String, message: String },
+    /// `expected_last_seq` mismatch, or a concurrent turn rejected.
+    Conflict(String),
+    /// The database failed after bounded retries.
+    Storage(String),
+    /// The connection was lost during COMMIT of an unkeyed write: it may or may not be stored.
+    OutcomeUnknown(String),
+    /// The agent failed (returned `Err` or panicked); only the user message is stored.
+    Agent(String),
+    /// Anything else (out of memory, a library/binding mismatch…).
+    Internal(String),
+}
+
+impl Error {
+    /// The error message (without the kind).
+    pub fn message(&self) -> &str {
+        match self {
+            Error::NotFound(m)
+            | Error::Conflict(m)
+            | Error::Storage(m)
+            | Error::OutcomeUnknown(m)
+            | Error::Agent(m)
+            | Error::Internal(m) => m,
+            Error::InvalidArgument { message, .. } => message,
+        }
+    }
+
+    /// The C status code of this error.
+    pub fn status(&self) -> sys::convstate_status {
+        match self {
+            Error::NotFound(_) => sys::CONVSTATE_NOT_FOUND,
+            Error::InvalidArgument { .. } => sys::CONVSTATE_INVALID_ARGUMENT,
+            Error::Conflict(_) => sys::CONVSTATE_CONFLICT,
+            Error::Storage(_) => sys::CONVSTATE_STORAGE_ERROR,
+            Error::OutcomeUnknown(_) => sys::CONVSTATE_OUTCOME_UNKNOWN,
+            Error::Agent(_) => sys::CONVSTATE_AGENT_ERROR,
+            Error::Internal(_) => sys::CONVSTATE_INTERNAL_ERROR,
+        }
+    }
+
+    /// Builds the error for a non-OK status from this thread's last error. Call it right after
+    /// the failing call, before any other convstate call on this thread.
+    fn from_last(status: sys::convstate_status) -> Error {
+        // SAFETY: both functions return non-NULL, NUL-terminated strings that stay valid until
+        // the next convstate call on this thread; they are copied at once.
+        let message = unsafe { borrowed_str(sys::convstate_last_error()) };
+        let field = unsafe { borrowed_str(sys::convstate_last_error_field()) };
+        match status {
+            sys::CONVSTATE_NOT_FOUND => Error::NotFound(message),
+            sys::CONVSTATE_INVALID_ARGUMENT => Error::InvalidArgument { field, message },
+            sys::CONVSTATE_CONFLICT => Error::Conflict(message),
+            sys::CONVSTATE_STORAGE_ERROR => Error::Storage(message),
+            sys::CONVSTATE_OUTCOME_UNKNOWN => Error::OutcomeUnknown(message),
+            sys::CONVSTATE_AGENT_ERROR => Error::Agent(message),
+            sys::CONVSTATE_INTERNAL_ERROR => Error::Internal(message),
+            other => Error::Internal(format!("unknown status {other}: {message}")),
+        }
+    }
+
+    fn invalid(field: &str, message: impl Into<String>) -> Error {
+        Error::InvalidArgument { field: field.to_owned(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound(m) => write!(f, "not found: {m}"),
+            // The library's message already reads "invalid FIELD: reason".
+            Error::InvalidArgument { message, .. } => f.write_str(message),
+            Error::Conflict(m) => write!(f, "conflict: {m}"),
+            Error::Storage(m) => write!(f, "storage error: {m}"),
+            Error::OutcomeUnknown(m) => write!(f, "outcome unknown: {m}"),
+            Error::Agent(m) => write!(f, "agent error: {m}"),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+// ---- FFI helpers -----------------------------------------------------------------------------
+
+/// Copies a borrowed C string ("" for NULL; invalid UTF-8 replaced).
+unsafe fn borrowed_str(p: *const c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
+/// `s` as a C string; a NUL byte inside is an InvalidArgument naming `field`.
+fn cstring(field: &str, s: &str) -> Result<CString, Error> {
+    CString::new(s).map_err(|_| Error::invalid(field, format!("invalid {field}: contains a NUL byte")))
+}
+
+fn opt_cstring(field: &str, s: Option<&str>) -> Result<Option<CString>, Error> {
+    s.map(|s| cstring(field, s)).transpose()
+}
+
+fn opt_ptr(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(ptr::null(), |s| s.as_ptr())
+}
+
+/// A `char*` result owned by us, freed with convstate_free.
+struct OwnedCString(*mut c_char);
+
+impl OwnedCString {
+    fn take(self) -> Result<String, Error> {
+        if self.0.is_null() {
+            return Err(Error::Internal("the library returned no result".into()));
+        }
+        // SAFETY: the library returned a NUL-terminated string it allocated.
+        let bytes = unsafe { CStr::from_ptr(self.0) }.to_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|_| Error::Internal("the library returned invalid UTF-8".into()))
+    }
+}
+
+impl Drop for OwnedCString {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from the library (or is NULL, which convstate_free ignores).
+        unsafe { sys::convstate_free(self.0.cast::<c_void>()) }
+    }
+}
+
+/// Runs a call that fills a `char**` and parses the JSON it returns.
+fn call_json(f: impl FnOnce(*mut *mut c_char) -> sys::convstate_status) -> Result<Value, Error> {
+    let mut out: *mut c_char = ptr::null_mut();
+    let status = f(&mut out);
+    let owned = OwnedCString(out);
+    // The error is read before `owned` is freed: nothing else may run in between.
+    check(status)?;
+    let text = owned.take()?;
+    json::parse(&text).map_err(|e| Error::Internal(format!("the library returned {e}")))
+}
+
+fn check(status: sys::convstate_status) -> Result<(), Error> {
+    if status == sys::CONVSTATE_OK {
+        Ok(())
+    } else {
+        Err(Error::from_last(status))
+    }
+}
+
+/// Library output that does not decode is the library's (or this binding's) fault.
+fn decoded<T>(r: Result<T, Error>) -> Result<T, Error> {
+    r.map_err(|e| Error::Internal(format!("unexpected JSON from the library: {}", e.message())))
+}
+
+/// The version of the loaded C library, "MAJOR.MINOR.PATCH".
+pub fn version() -> String {
+    // SAFETY: static storage, never NULL.
+    unsafe { borrowed_str(sys::convstate_version_string()) }
+}
+
+/// The loaded C library's version number (MAJOR*10000 + MINOR*100 + PATCH).
+pub fn version_number() -> i32 {
+    // SAFETY: no arguments, no preconditions.
+    unsafe { sys::convstate_version_number() }
+}
+
+/// A stable name for a status code ("CONVSTATE_NOT_FOUND"…).
+pub fn status_name(status: sys::convstate_status) -> String {
+    // SAFETY: static storage, never NULL.
+    unsafe { borrowed_str(sys::convstate_status_name(status as c_int)) }
+}
+
+// ---- Options ---------------------------------------------------------------------------------
+
+/// Options for [`Database::open_with`]; `Options::default()` matches `CONVSTATE_DB_OPTIONS_INIT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Connections kept open (>= 1).
+    pub pool_size: u32,
+    /// SQLite: how long to wait for another writer.
+    pub busy_timeout_ms: u32,
+    /// PostgreSQL: connect timeout.
+    pub connect_timeout_ms: u32,
+    /// Apply pending migrations in open.
+    pub migrate_on_open: bool,
+    /// Transient-error retries per operation.
+    pub max_retries: i32,
+    /// Largest message content accepted; 0: the library's default (8 MiB).
+    pub max_content_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        let init = sys::CONVSTATE_DB_OPTIONS_INIT;
+        Options {
+            pool_size: init.pool_size,
+            busy_timeout_ms: init.busy_timeout_ms,
+            connect_timeout_ms: init.connect_timeout_ms,
+            migrate_on_open: init.migrate_on_open != 0,
+            max_retries: init.max_retries,
+            max_content_bytes: init.max_content_bytes,
+        }
+    }
+}
+
+impl Options {
+    fn to_sys(&self) -> sys::convstate_db_options {
+        sys::convstate_db_options {
+            version: sys::CONVSTATE_DB_OPTIONS_VERSION,
+            pool_size: self.pool_size,
+            busy_timeout_ms: self.busy_timeout_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
+            migrate_on_open: c_int::from(self.migrate_on_open),
+            max_retries: self.max_retries,
+            max_content_bytes: self.max_content_bytes,
+        }
+    }
+}
+
+/// Which part of the history an agent sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WindowKind {
+    /// Every message.
+    #[default]
+    All,
+    /// The last N messages (after the leading system messages).
+    LastMessages(u64),
+    /// As many of the newest messages as fit this many estimated tokens (stored token_count,
+    /// else ceil(bytes/4)+4).
+    TokenBudget(i64),
+}
+
+/// A history window. Leading system messages are kept when `keep_system` (the default);
+/// tool-call groups are never split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kind: WindowKind,
+    pub keep_system: bool,
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window::all()
+    }
+}
+
+impl Window {
+    pub fn all() -> Window {
+        Window { kind: WindowKind::All, keep_system: true }
+    }
+    pub fn last(n: u64) -> Window {
+        Window { kind: WindowKind::LastMessages(n), keep_system: true }
+    }
+    pub fn tokens(budget: i64) -> Window {
+        Window { kind: WindowKind::TokenBudget(budget), keep_system: true }
+    }
+    pub fn keep_system(mut self, keep: bool) -> Window {
+        self.keep_system = keep;
+        self
+    }
+
+    fn to_sys(self) -> sys::convstate_window {
+        let mut w = sys::CONVSTATE_WINDOW_INIT;
+        match self.kind {
+            WindowKind::All => w.kind = sys::CONVSTATE_WINDOW_ALL,
+            WindowKind::LastMessages(n) => {
+                w.kind = sys::CONVSTATE_WINDOW_LAST_MESSAGES;
+                w.max_messages = n;
+            }
+            WindowKind::TokenBudget(b) => {
+                w.kind = sys::CONVSTATE_WINDOW_TOKEN_BUDGET;
+                w.token_budget = b;
+            }
+        }
+        w.keep_system = c_int::from(self.keep_system);
+        w
+    }
+}
+
+/// Options of one turn.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TurnOptions {
+    /// `None`: create a conversation.
+    pub conversation_id: Option<String>,
+    /// Retrying with the same key never stores the exchange twice: a completed turn returns the
+    /// stored result without calling the agent; a turn whose agent failed runs it again.
+    pub idempotency_key: Option<String>,
+    /// Title of a created conversation (`None`: "").
+    pub title: Option<String>,
+    /// Metadata (a JSON object) of a created conversation (`None`: `{}`).
+    pub conversation_metadata: Option<Value>,
+    /// Metadata (a JSON object) of the user message (`None`: `{}`).
+    pub message_metadata: Option<Value>,
+    /// `None`: all messages.
+    pub window: Option<Window>,
+    /// Fail with `Conflict` while another turn (also with this flag) runs on the conversation.
+    pub reject_concurrent: bool,
+}
+
+impl TurnOptions {
+    /// Options continuing `conversation_id`.
+    pub fn in_conversation(conversation_id: impl Into<String>) -> TurnOptions {
+        TurnOptions { conversation_id: Some(conversation_id.into()), ..TurnOptions::default() }
+    }
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> TurnOptions {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+    pub fn with_window(mut self, window: Window) -> TurnOptions {
+        self.window = Some(window);
+        self
+    }
+    pub fn with_title(mut self, title: impl Into<String>) -> TurnOptions {
+        self.title = Some(title.into());
+        self
+    }
+}
+
+/// What the agent returns: the reply, and the messages of an agent loop before it (assistant
+/// messages carrying tool calls, tool messages with their tool_call_id), stored in order in the
+/// same transaction as the reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentReply {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub intermediate: Vec<Message>,
+    /// Stored on the reply message (a JSON object).
+    pub metadata: Value,
+}
+
+impl Default for AgentReply {
+    fn default() -> AgentReply {
+        AgentReply {
+            content: String::new(),
+            tool_calls: Vec::new(),
+            intermediate: Vec::new(),
+            metadata: Value::object(),
+        }
+    }
+}
+
+impl AgentReply {
+    /// A plain text reply.
+    pub fn text(content: impl Into<String>) -> AgentReply {
+        AgentReply { content: content.into(), ..AgentReply::default() }
+    }
+}
+
+// ---- Database --------------------------------------------------------------------------------
+
+/// An open database: a pool of connections, used from any number of threads at once.
+/// Closed when dropped.
+pub struct Database {
+    raw: NonNull<sys::convstate_db>,
+}
+
+// SAFETY: the C handle is thread-safe (documented: "a convstate_db may be used from any number
+// of threads at once"); close happens only in Drop, when no other reference can exist.
+unsafe impl Send for Database {}
+unsafe impl Sync for Database {}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from convstate_db_open and is closed exactly once.
+        unsafe { sys::convstate_db_close(self.raw.as_ptr()) }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database").field("raw", &self.raw).finish()
+    }
+}
+
+impl Database {
+    /// Opens (and by default migrates) a database: `sqlite3:///abs/path.db`,
+    /// `sqlite3://relative.db` or `postgresql://user:password@host:port/dbname?sslmode=…`.
+    pub fn open(url: &str) -> Result<Database, Error> {
+        Database::open_with(url, &Options::default())
+    }
+
+    pub fn open_with(url: &str, options: &Options) -> Result<Database, Error> {
+        let loaded = version_number();
+        if loaded / 10000 != sys::CONVSTATE_VERSION_MAJOR {
+            return Err(Error::Internal(format!(
+                "libconvstate_c is version {} but these bindings were written for major version {}",
+                version(),
+                sys::CONVSTATE_VERSION_MAJOR
+            )));
+        }
+        let url = cstring("url", url)?;
+        let options = options.to_sys();
+        let mut raw: *mut sys::convstate_db = ptr::null_mut();
+        // SAFETY: valid C string, options struct and out-pointer.
+        check(unsafe { sys::convstate_db_open(url.as_ptr(), &options, &mut raw) })?;
+        NonNull::new(raw)
+            .map(|raw| Database { raw })
+            .ok_or_else(|| Error::Internal("convstate_db_open returned no handle".into()))
+    }
+
+    fn db(&self) -> *mut sys::convstate_db {
+        self.raw.as_ptr()
+    }
+
+    /// Applies pending migrations (idempotent; safe from several processes at once).
+    pub fn migrate(&self) -> Result<(), Error> {
+        // SAFETY: valid handle.
+        check(unsafe { sys::convstate_db_migrate(self.db()) })
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i32, Error> {
+        let mut out: c_int = 0;
+        // SAFETY: valid handle and out-pointer.
+        check(unsafe { sys::convstate_db_schema_version(self.db(), &mut out) })?;
+        Ok(out)
+    }
+
+    // ---- Conversations ----
+
+    /// Creates a conversation; `metadata` must be a JSON object (`None`: `{}`).
+    pub fn create_conversation(
+        &self,
+        user_id: &str,
+        title: Option<&str>,
+        metadata: Option<&Value>,
+    ) -> Result<Conversation, Error> {
+        let user = cstring("user_id", user_id)?;
+        let title = opt_cstring("title", title)?;
+        let metadata = opt_cstring("metadata", metadata.map(Value::to_json).as_deref())?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings (or NULL where allowed) and out-pointer.
+            sys::convstate_conversation_create(self.db(), user.as_ptr(), opt_ptr(&title), opt_ptr(&metadata), out)
+        })?;
+        decoded(Conversation::from_json(&v))
+    }
+
+    /// The conversation, or `NotFound` (also for another user's).
+    pub fn get_conversation(&self, user_id: &str, conversation_id: &str) -> Result<Conversation, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_conversation_get(self.db(), user.as_ptr(), id.as_ptr(), out)
+        })?;
+        decoded(Conversation::from_json(&v))
+    }
+
+    /// A page of the user's conversations, most recently updated first. `cursor`: `None` for the
+    /// first page, else a previous page's `next_cursor`. `limit`: 1..100.
+    pub fn list_conversations(
+        &self,
+        user_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ConversationPage, Error> {
+        let user = cstring("user_id", user_id)?;
+        let cursor = opt_cstring("cursor", cursor)?;
+        let limit = c_int::try_from(limit).unwrap_or(c_int::MAX);
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings (cursor may be NULL) and out-pointer.
+            sys::convstate_conversation_list(self.db(), user.as_ptr(), opt_ptr(&cursor), limit, out)
+        })?;
+        decoded(ConversationPage::from_json(&v))
+    }
+
+    pub fn rename_conversation(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        title: &str,
+    ) -> Result<Conversation, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let title = cstring("title", title)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_conversation_rename(self.db(), user.as_ptr(), id.as_ptr(), title.as_ptr(), out)
+        })?;
+        decoded(Conversation::from_json(&v))
+    }
+
+    /// Replaces the conversation's metadata (a JSON object).
+    pub fn set_conversation_metadata(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        metadata: &Value,
+    ) -> Result<Conversation, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let metadata = cstring("metadata", &metadata.to_json())?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_conversation_set_metadata(self.db(), user.as_ptr(), id.as_ptr(), metadata.as_ptr(), out)
+        })?;
+        decoded(Conversation::from_json(&v))
+    }
+
+    /// Deletes the conversation and its messages.
+    pub fn delete_conversation(&self, user_id: &str, conversation_id: &str) -> Result<(), Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        // SAFETY: valid handle and C strings.
+        check(unsafe { sys::convstate_conversation_delete(self.db(), user.as_ptr(), id.as_ptr()) })
+    }
+
+    /// Deletes everything of the user; returns the number of conversations deleted.
+    pub fn delete_all_conversations(&self, user_id: &str) -> Result<u64, Error> {
+        let user = cstring("user_id", user_id)?;
+        let mut count: u64 = 0;
+        // SAFETY: valid handle, C string and out-pointer.
+        check(unsafe { sys::convstate_conversation_delete_all(self.db(), user.as_ptr(), &mut count) })?;
+        Ok(count)
+    }
+
+    // ---- Messages ----
+
+    /// Appends one message. With `expected_last_seq`, only if the conversation's last seq is
+    /// that (else `Conflict`). A message whose idempotency key is stored already is returned as
+    /// stored, not appended. Returns the stored message.
+    pub fn append(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        message: &Message,
+        expected_last_seq: Option<i64>,
+    ) -> Result<Message, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let text = cstring("message", &message.input_json().to_json())?;
+        let expected = expected_last_seq;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings, optional pointer to a live i64, out-pointer.
+            sys::convstate_message_append(
+                self.db(),
+                user.as_ptr(),
+                id.as_ptr(),
+                text.as_ptr(),
+                expected.as_ref().map_or(ptr::null(), |e| e as *const i64),
+                out,
+            )
+        })?;
+        decoded(Message::from_json(&v))
+    }
+
+    /// Appends messages atomically, with consecutive seqs. Returns the stored messages.
+    pub fn append_batch(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        messages: &[Message],
+        expected_last_seq: Option<i64>,
+    ) -> Result<Vec<Message>, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let array = Value::Array(messages.iter().map(Message::input_json).collect());
+        let text = cstring("messages", &array.to_json())?;
+        let expected = expected_last_seq;
+        let v = call_json(|out| unsafe {
+            // SAFETY: as in append.
+            sys::convstate_message_append_batch(
+                self.db(),
+                user.as_ptr(),
+                id.as_ptr(),
+                text.as_ptr(),
+                expected.as_ref().map_or(ptr::null(), |e| e as *const i64),
+                out,
+            )
+        })?;
+        decoded(Message::list_from_json(&v))
+    }
+
+    fn load(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        f: impl FnOnce(*mut sys::convstate_db, *const c_char, *const c_char, *mut *mut c_char) -> sys::convstate_status,
+    ) -> Result<Vec<Message>, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let v = call_json(|out| f(self.db(), user.as_ptr(), id.as_ptr(), out))?;
+        decoded(Message::list_from_json(&v))
+    }
+
+    /// Every message, in seq order.
+    pub fn load_all(&self, user_id: &str, conversation_id: &str) -> Result<Vec<Message>, Error> {
+        // SAFETY (closures below): the helper passes a valid handle, C strings and out-pointer.
+        self.load(user_id, conversation_id, |db, u, c, out| unsafe { sys::convstate_message_load_all(db, u, c, out) })
+    }
+
+    /// The last `n` messages.
+    pub fn load_last(&self, user_id: &str, conversation_id: &str, n: u64) -> Result<Vec<Message>, Error> {
+        self.load(user_id, conversation_id, |db, u, c, out| unsafe {
+            sys::convstate_message_load_last(db, u, c, n, out)
+        })
+    }
+
+    /// Up to `limit` (1..10000) messages with seq > `after_seq`.
+    pub fn load_after(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<Message>, Error> {
+        self.load(user_id, conversation_id, |db, u, c, out| unsafe {
+            sys::convstate_message_load_after(db, u, c, after_seq, limit, out)
+        })
+    }
+
+    /// Up to `limit` (1..10000) messages with seq < `before_seq`, the ones just before it.
+    pub fn load_before(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        before_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<Message>, Error> {
+        self.load(user_id, conversation_id, |db, u, c, out| unsafe {
+            sys::convstate_message_load_before(db, u, c, before_seq, limit, out)
+        })
+    }
+
+    /// The number of messages in the conversation.
+    pub fn count(&self, user_id: &str, conversation_id: &str) -> Result<i64, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let mut n: i64 = 0;
+        // SAFETY: valid handle, C strings and out-pointer.
+        check(unsafe { sys::convstate_message_count(self.db(), user.as_ptr(), id.as_ptr(), &mut n) })?;
+        Ok(n)
+    }
+
+    /// The window a turn would show the agent now.
+    pub fn window(&self, user_id: &str, conversation_id: &str, window: &Window) -> Result<Vec<Message>, Error> {
+        let w = window.to_sys();
+        self.load(user_id, conversation_id, |db, u, c, out| unsafe { sys::convstate_window_load(db, u, c, &w, out) })
+    }
+
+    // ---- The turn ----
+
+    /// Runs one stateless turn: resolves (or creates) the conversation, stores the user
+    /// message, loads the window, calls `agent(history, user_id, conversation_id)` on this
+    /// thread with no connection held, and stores its output atomically.
+    ///
+    /// An agent that returns `Err(message)` or panics fails the turn with [`Error::Agent`]; only
+    /// the user message stays stored. (A panic is caught at the FFI boundary; the panic hook
+    /// still prints it.)
+    pub fn turn<F>(&self, user_id: &str, message: &str, options: &TurnOptions, agent: F) -> Result<TurnResult, Error>
+    where
+        F: FnMut(&[Message], &str, &str) -> Result<AgentReply, String>,
+    {
+        let user = cstring("user_id", user_id)?;
+        let text = cstring("message", message)?;
+        let conversation_id = opt_cstring("conversation_id", options.conversation_id.as_deref())?;
+        let key = opt_cstring("idempotency_key", options.idempotency_key.as_deref())?;
+        let title = opt_cstring("title", options.title.as_deref())?;
+        let conversation_metadata = opt_cstring(
+            "conversation_metadata",
+            options.conversation_metadata.as_ref().map(Value::to_json).as_deref(),
+        )?;
+        let message_metadata =
+            opt_cstring("message_metadata", options.message_metadata.as_ref().map(Value::to_json).as_deref())?;
+        let window = options.window.map(Window::to_sys);
+
+        let mut raw = sys::CONVSTATE_TURN_OPTIONS_INIT;
+        raw.conversation_id = opt_ptr(&conversation_id);
+        raw.idempotency_key = opt_ptr(&key);
+        raw.title = opt_ptr(&title);
+        raw.conversation_metadata_json = opt_ptr(&conversation_metadata);
+        raw.message_metadata_json = opt_ptr(&message_metadata);
+        raw.window = window.as_ref().map_or(ptr::null(), |w| w as *const sys::convstate_window);
+        raw.reject_concurrent = c_int::from(options.reject_concurrent);
+
+        let mut agent = agent;
+        let context = (&mut agent as *mut F).cast::<c_void>();
+        let v = call_json(|out| unsafe {
+            // SAFETY: every pointer in `raw` points into locals that outlive the call; `context`
+            // is `&mut agent`, used only by trampoline::<F> on this thread during the call.
+            sys::convstate_turn(self.db(), user.as_ptr(), text.as_ptr(), &raw, Some(trampoline::<F>), context, out)
+        })?;
+        decoded(TurnResult::from_json(&v))
+    }
+}
+
+/// The C agent callback: calls the closure behind `context`. Never unwinds: a panic and an
+/// `Err` both become convstate_reply_set_error plus a non-OK status.
+unsafe extern "C" fn trampoline<F>(
+    context: *mut c_void,
+    history_json: *const c_char,
+    user_id: *const c_char,
+    conversation_id: *const c_char,
+    reply: *mut sys::convstate_reply,
+) -> c_int
+where
+    F: FnMut(&[Message], &str, &str) -> Result<AgentReply, String>,
+{
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+        // SAFETY: `context` is the `&mut F` that Database::turn passed, alive for this call.
+        let agent = unsafe { &mut *context.cast::<F>() };
+        // SAFETY: the three strings are borrowed for the duration of the call (or NULL).
+        let (history, user, conversation) =
+            unsafe { (borrowed_str(history_json), borrowed_str(user_id), borrowed_str(conversation_id)) };
+        let history = json::parse(&history)
+            .map_err(|e| format!("convstate (Rust): the history is not valid JSON: {e}"))
+            .and_then(|v| {
+                Message::list_from_json(&v)
+                    .map_err(|e| format!("convstate (Rust): unexpected history JSON: {}", e.message()))
+            })?;
+        let answer = agent(&history, &user, &conversation)?;
+        // SAFETY: `reply` is valid during this callback, on this thread.
+        unsafe { fill_reply(reply, &answer) }
+    }));
+    let message = match outcome {
+        Ok(Ok(())) => return sys::CONVSTATE_OK as c_int,
+        Ok(Err(message)) => message,
+        Err(payload) => {
+            let what = if let Some(s) = payload.downcast_ref::<&str>() {
+                (*s).to_owned()
+            } else if let Some(s) = payload.downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "a non-string panic payload".to_owned()
+            };
+            // Dropping the payload could itself panic; never let that unwind into C.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            format!("the agent panicked: {what}")
+        }
+    };
+    let message = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
+    // SAFETY: `reply` is valid during this callback; the message is a valid C string.
+    unsafe { sys::convstate_reply_set_error(reply, message.as_ptr()) };
+    sys::CONVSTATE_AGENT_ERROR as c_int
+}
+
+/// Copies the agent's answer into the C reply. Errors name what the library rejected.
+unsafe fn fill_reply(reply: *mut sys::convstate_reply, answer: &AgentReply) -> Result<(), String> {
+    let fail = |what: &str, status: sys::convstate_status| -> Result<(), String> {
+        if status == sys::CONVSTATE_OK {
+            Ok(())
+        } else {
+            Err(format!("the agent's {what} was rejected: {}", Error::from_last(status)))
+        }
+    };
+    let text = |what: &str, s: String| CString::new(s).map_err(|_| format!("the agent's {what} contains a NUL byte"));
+
+    let content = text("content", answer.content.clone())?;
+    fail("content", sys::convstate_reply_set_content(reply, content.as_ptr()))?;
+    if !answer.tool_calls.is_empty() {
+        let calls = text("tool_calls", ToolCall::list_to_json(&answer.tool_calls).to_json())?;
+        fail("tool_calls", sys::convstate_reply_set_tool_calls(reply, calls.as_ptr()))?;
+    }
+    for (i, m) in answer.intermediate.iter().enumerate() {
+        let what = format!("intermediate[{i}]");
+        let m = text(&what, m.input_json().to_json())?;
+        fail(&what, sys::convstate_reply_add_message(reply, m.as_ptr()))?;
+    }
+    if !answer.metadata.is_null() {
+        let metadata = text("metadata", answer.metadata.to_json())?;
+        fail("metadata", sys::convstate_reply_set_metadata(reply, metadata.as_ptr()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_display_and_status() {
+        let e = Error::InvalidArgument { field: "url".into(), message: "invalid url: bad".into() };
+        assert_eq!(e.to_string(), "invalid url: bad");
+        assert_eq!(e.status(), sys::CONVSTATE_INVALID_ARGUMENT);
+        assert_eq!(Error::NotFound("x".into()).to_string(), "not found: x");
+        assert_eq!(Error::Agent("x".into()).message(), "x");
+        let boxed: Box<dyn std::error::Error> = Box::new(Error::Conflict("c".into()));
+        assert_eq!(boxed.to_string(), "conflict: c");
+    }
+
+    #[test]
+    fn options_default_matches_init() {
+        assert_eq!(Options::default().to_sys(), sys::CONVSTATE_DB_OPTIONS_INIT);
+        assert_eq!(Window::all().to_sys(), sys::CONVSTATE_WINDOW_INIT);
+        let w = Window::last(5).keep_system(false).to_sys();
+        assert_eq!((w.kind, w.max_messages, w.keep_system), (sys::CONVSTATE_WINDOW_LAST_MESSAGES, 5, 0));
+    }
+
+    #[test]
+    fn nul_bytes_are_invalid_arguments() {
+        let err = cstring("user_id", "a\0b").unwrap_err();
+        assert!(matches!(&err, Error::InvalidArgument { field, .. } if field == "user_id"), "{err:?}");
+    }
+}

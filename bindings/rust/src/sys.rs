@@ -1,0 +1,314 @@
+//! Raw declarations of the C API in `bindings/c/include/convstate/convstate.h`, one to one.
+//!
+//! Everything here is `unsafe` to use; the safe API is in the crate root. Names follow the C
+//! header. C enums are declared as `c_uint` type aliases with constants (what GCC and Clang use
+//! for enums without negative values), never as Rust enums: a value the library returns that a
+//! Rust enum did not list would be undefined behaviour.
+
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::marker::{PhantomData, PhantomPinned};
+
+// ---- Version ---------------------------------------------------------------------------------
+
+pub const CONVSTATE_VERSION_MAJOR: c_int = 0;
+pub const CONVSTATE_VERSION_MINOR: c_int = 1;
+pub const CONVSTATE_VERSION_PATCH: c_int = 0;
+pub const CONVSTATE_VERSION_NUMBER: c_int =
+    CONVSTATE_VERSION_MAJOR * 10000 + CONVSTATE_VERSION_MINOR * 100 + CONVSTATE_VERSION_PATCH;
+
+// ---- Status ----------------------------------------------------------------------------------
+
+/** `enum convstate_status`. */
+pub type convstate_status = c_uint;
+pub const CONVSTATE_OK: convstate_status = 0;
+pub const CONVSTATE_NOT_FOUND: convstate_status = 1;
+pub const CONVSTATE_INVALID_ARGUMENT: convstate_status = 2;
+pub const CONVSTATE_CONFLICT: convstate_status = 3;
+pub const CONVSTATE_STORAGE_ERROR: convstate_status = 4;
+pub const CONVSTATE_OUTCOME_UNKNOWN: convstate_status = 5;
+pub const CONVSTATE_AGENT_ERROR: convstate_status = 6;
+pub const CONVSTATE_INTERNAL_ERROR: convstate_status = 7;
+
+// ---- Opaque handles --------------------------------------------------------------------------
+
+/** `struct convstate_db` (opaque). */
+#[repr(C)]
+pub struct convstate_db {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/** `struct convstate_reply` (opaque; valid only inside the agent callback). */
+#[repr(C)]
+pub struct convstate_reply {
+    _data: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+// ---- Database options ------------------------------------------------------------------------
+
+pub const CONVSTATE_DB_OPTIONS_VERSION: c_uint = 1;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct convstate_db_options {
+    pub version: c_uint,
+    pub pool_size: c_uint,
+    pub busy_timeout_ms: c_uint,
+    pub connect_timeout_ms: c_uint,
+    pub migrate_on_open: c_int,
+    pub max_retries: c_int,
+    pub max_content_bytes: u64,
+}
+
+/** `CONVSTATE_DB_OPTIONS_INIT`. */
+pub const CONVSTATE_DB_OPTIONS_INIT: convstate_db_options = convstate_db_options {
+    version: CONVSTATE_DB_OPTIONS_VERSION,
+    pool_size: 4,
+    busy_timeout_ms: 10000,
+    connect_timeout_ms: 10000,
+    migrate_on_open: 1,
+    max_retries: 8,
+    max_content_bytes: 0,
+};
+
+// ---- History windows -------------------------------------------------------------------------
+
+/** `enum convstate_window_kind`. */
+pub type convstate_window_kind = c_int; // the struct field is an int
+pub const CONVSTATE_WINDOW_ALL: convstate_window_kind = 0;
+pub const CONVSTATE_WINDOW_LAST_MESSAGES: convstate_window_kind = 1;
+pub const CONVSTATE_WINDOW_TOKEN_BUDGET: convstate_window_kind = 2;
+
+pub const CONVSTATE_WINDOW_VERSION: c_uint = 1;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct convstate_window {
+    pub version: c_uint,
+    pub kind: convstate_window_kind,
+    pub max_messages: u64,
+    pub token_budget: i64,
+    pub keep_system: c_int,
+}
+
+/** `CONVSTATE_WINDOW_INIT`. */
+pub const CONVSTATE_WINDOW_INIT: convstate_window = convstate_window {
+    version: CONVSTATE_WINDOW_VERSION,
+    kind: CONVSTATE_WINDOW_ALL,
+    max_messages: 0,
+    token_budget: 0,
+    keep_system: 1,
+};
+
+// ---- The turn --------------------------------------------------------------------------------
+
+/** `convstate_agent_fn`; `None` is the C NULL function pointer. */
+pub type convstate_agent_fn = Option<
+    unsafe extern "C" fn(
+        context: *mut c_void,
+        history_json: *const c_char,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        reply: *mut convstate_reply,
+    ) -> c_int, // a convstate_status value
+>;
+
+pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 1;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct convstate_turn_options {
+    pub version: c_uint,
+    pub conversation_id: *const c_char,
+    pub idempotency_key: *const c_char,
+    pub title: *const c_char,
+    pub conversation_metadata_json: *const c_char,
+    pub message_metadata_json: *const c_char,
+    pub window: *const convstate_window,
+    pub reject_concurrent: c_int,
+}
+
+/** `CONVSTATE_TURN_OPTIONS_INIT`. */
+pub const CONVSTATE_TURN_OPTIONS_INIT: convstate_turn_options = convstate_turn_options {
+    version: CONVSTATE_TURN_OPTIONS_VERSION,
+    conversation_id: std::ptr::null(),
+    idempotency_key: std::ptr::null(),
+    title: std::ptr::null(),
+    conversation_metadata_json: std::ptr::null(),
+    message_metadata_json: std::ptr::null(),
+    window: std::ptr::null(),
+    reject_concurrent: 0,
+};
+
+// ---- Functions -------------------------------------------------------------------------------
+
+extern "C" {
+    // Version
+    pub fn convstate_version_number() -> c_int;
+    pub fn convstate_version_string() -> *const c_char;
+
+    // Errors
+    pub fn convstate_status_name(status: c_int) -> *const c_char;
+    pub fn convstate_last_error() -> *const c_char;
+    pub fn convstate_last_error_field() -> *const c_char;
+    pub fn convstate_free(p: *mut c_void);
+
+    // Database
+    pub fn convstate_db_open(
+        url: *const c_char,
+        options: *const convstate_db_options,
+        out: *mut *mut convstate_db,
+    ) -> convstate_status;
+    pub fn convstate_db_close(db: *mut convstate_db);
+    pub fn convstate_db_migrate(db: *mut convstate_db) -> convstate_status;
+    pub fn convstate_db_schema_version(db: *mut convstate_db, out: *mut c_int) -> convstate_status;
+
+    // Conversations
+    pub fn convstate_conversation_create(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        title: *const c_char,
+        metadata_json: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_get(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_list(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        cursor: *const c_char,
+        limit: c_int,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_rename(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        title: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_set_metadata(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        metadata_json: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_delete(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_delete_all(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        out_count: *mut u64,
+    ) -> convstate_status;
+
+    // Messages
+    pub fn convstate_message_append(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        message_json: *const c_char,
+        expected_last_seq: *const i64,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_message_append_batch(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        messages_json: *const c_char,
+        expected_last_seq: *const i64,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_message_load_all(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_message_load_last(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        n: u64,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_message_load_after(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        after_seq: i64,
+        limit: u64,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_message_load_before(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        before_seq: i64,
+        limit: u64,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_message_count(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        out: *mut i64,
+    ) -> convstate_status;
+
+    // History windows
+    pub fn convstate_window_load(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        window: *const convstate_window,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+
+    // The reply under construction (inside the agent callback only)
+    pub fn convstate_reply_set_content(reply: *mut convstate_reply, content: *const c_char) -> convstate_status;
+    pub fn convstate_reply_set_tool_calls(
+        reply: *mut convstate_reply,
+        tool_calls_json: *const c_char,
+    ) -> convstate_status;
+    pub fn convstate_reply_add_message(reply: *mut convstate_reply, message_json: *const c_char) -> convstate_status;
+    pub fn convstate_reply_set_metadata(reply: *mut convstate_reply, metadata_json: *const c_char) -> convstate_status;
+    pub fn convstate_reply_set_error(reply: *mut convstate_reply, message: *const c_char) -> convstate_status;
+
+    // The turn
+    pub fn convstate_turn(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        message: *const c_char,
+        options: *const convstate_turn_options,
+        agent: convstate_agent_fn,
+        context: *mut c_void,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, size_of};
+
+    // The layouts the C compiler gives these structs on LP64 targets.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn struct_layouts() {
+        assert_eq!(size_of::<convstate_db_options>(), 32);
+        assert_eq!(align_of::<convstate_db_options>(), 8);
+        assert_eq!(size_of::<convstate_window>(), 32);
+        assert_eq!(size_of::<convstate_turn_options>(), 64);
+        assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
+    }
+}
