@@ -116,6 +116,9 @@ bool is_unique_violation(const soci::soci_error& e) {
     return pe && pe->sqlstate() == "23505";
 }
 
+// How many leading system messages turn_begin returns at most (more are loaded separately).
+constexpr long long prefix_cap = 16;
+
 // PostgreSQL, steps 1-3 in one autocommit statement. nullopt: an idempotency key of this turn
 // is stored already (or a racing creator won) — the general path replays or resumes the turn.
 std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
@@ -145,7 +148,7 @@ std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, 
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
             st.use(now).use(user).use(id).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
-                .use(now).use(user).use(id).use(n).use(keep).use(user).use(id).use(n).use(user).use(id);
+                .use(now).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id);
             std::vector<Message> rows = detail::fetch_messages(st, row);
             if (rows.empty()) detail::throw_not_found(id);
             out.conversation_id = id;
@@ -153,11 +156,13 @@ std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, 
             const long long end = out.user.seq, lo = std::max<long long>(0, end - n);
             std::vector<Message> prefix, tail;
             for (Message& m : rows) (m.seq <= lo ? prefix : tail).push_back(std::move(m));
+            const bool prefix_complete = static_cast<long long>(prefix.size()) < prefix_cap;
             // A writer that committed while we waited for the row lock is missing from the
             // statement's snapshot: re-read the range (a new statement sees it).
             if (static_cast<long long>(tail.size()) != end - lo) tail = detail::load_range(db, s, user, id, lo, end);
             out.window = finish_window(db, s, user, id, w, end, std::move(tail), lo,
-                                       w.keep_system && lo > 0 ? std::optional(std::move(prefix)) : std::nullopt);
+                                       w.keep_system && lo > 0 && prefix_complete ? std::optional(std::move(prefix))
+                                                                                  : std::nullopt);
             return out;
         } catch (const soci::soci_error& e) {
             if (is_unique_violation(e)) return std::nullopt;

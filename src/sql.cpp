@@ -11,9 +11,6 @@ namespace {
 #define CS_MSG_COLS                                                                              \
     "conversation_id, seq, role, content, name, tool_calls_json, tool_call_id, metadata_json, " \
     "token_count, idempotency_key, created_at"
-#define CS_MSG_COLS_M                                                                          \
-    "conversation_id, m.seq, m.role, m.content, m.name, m.tool_calls_json, m.tool_call_id, "     \
-    "m.metadata_json, m.token_count, m.idempotency_key, m.created_at"
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
 
 SqlText common() {
@@ -85,10 +82,12 @@ SqlText common() {
                    " AND seq >= LEAST(:before2, (SELECT last_seq + 1 FROM " CS_CONV
                    " WHERE user_id = :user_id2 AND id = :id2)) - :lim ORDER BY seq";
     s.msg_range = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
-    // The conversation's leading system messages: those before its first other message.
-    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= :hi AND seq < COALESCE("
-                          "(SELECT seq FROM " CS_MSG " WHERE user_id = :user_id2 AND conversation_id = :conversation_id2"
-                          " AND role <> 'system' ORDER BY seq LIMIT 1), :hi2 + 1) ORDER BY seq";
+    // The conversation's leading system messages: those before its first other message. One
+    // upper bound (SQLite would use only one of two), found by a probe that stops at the first
+    // non-system message.
+    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= LEAST(:hi, COALESCE("
+                          "(SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
+                          " AND f.role <> 'system' ORDER BY f.seq LIMIT 1) - 1, :hi2)) ORDER BY seq";
     s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
     return s;
 }
@@ -98,7 +97,7 @@ SqlText sqlite_text() {
     s.begin_write = "BEGIN IMMEDIATE";
     s.schema_table_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '" CS_VERSION "'";
     // SQLite spells LEAST as the two-argument scalar MIN.
-    s.msg_before.replace(s.msg_before.find("LEAST("), 6, "MIN(");
+    for (std::string* q : {&s.msg_before, &s.msg_system_prefix}) q->replace(q->find("LEAST("), 6, "MIN(");
     return s;
 }
 
@@ -117,18 +116,23 @@ SqlText postgresql_text() {
     // below it — and the new message. No rows: the conversation is missing or not the user's.
     // The SELECTs see the statement's snapshot, taken before the UPDATE waited for the lock, so
     // the caller checks the range for holes (a writer that committed meanwhile) and re-reads.
+    // The bounds are scalar subqueries, not a join with conv: the planner then uses them as index
+    // conditions even without statistics (a join filter would read the whole conversation).
     s.turn_begin =
         "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + 1, updated_at = :now"
         " WHERE user_id = :user_id AND id = :id RETURNING last_seq),"
         " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json,"
         " idempotency_key, created_at) SELECT :user_id2, :id2, last_seq, 'user', :content, :metadata_json, :key, :now2"
         " FROM conv RETURNING " CS_MSG_COLS ")"
-        " SELECT m." CS_MSG_COLS_M " FROM conv, " CS_MSG " m WHERE m.user_id = :user_id3 AND m.conversation_id = :id3"
-        " AND m.seq > conv.last_seq - :n AND m.seq < conv.last_seq"
-        " UNION ALL SELECT m." CS_MSG_COLS_M " FROM conv, " CS_MSG " m WHERE CAST(:keep_system AS INTEGER) = 1"
-        " AND m.user_id = :user_id4 AND m.conversation_id = :id4 AND m.seq <= conv.last_seq - :n2"
-        " AND m.seq < COALESCE((SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id5 AND f.conversation_id = :id5"
-        " AND f.role <> 'system' ORDER BY f.seq LIMIT 1), conv.last_seq)"
+        " SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
+        " AND seq > (SELECT last_seq FROM conv) - :n AND seq < (SELECT last_seq FROM conv)"
+        " UNION ALL SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
+        // :prefix_cap (a bound value the planner sees) keeps this arm an index range scan; a
+        // longer prefix is loaded by msg_system_prefix.
+        " AND user_id = :user_id4 AND conversation_id = :id4 AND seq <= :prefix_cap"
+        " AND seq <= LEAST((SELECT last_seq FROM conv) - :n2,"
+        " COALESCE((SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id5 AND f.conversation_id = :id5"
+        " AND f.role <> 'system' ORDER BY f.seq LIMIT 1) - 1, (SELECT last_seq FROM conv)))"
         " UNION ALL SELECT " CS_MSG_COLS " FROM ins ORDER BY 2";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"

@@ -488,3 +488,25 @@ TEST_CASE("turn: round trips per turn") {
     }
     CHECK(db.stats().transactions >= 1);
 }
+
+TEST_CASE("turn: a long system prefix is kept whole") {
+    Database db = cstest::open_fresh();
+    MessageRepository messages(db);
+    const Conversation c = ConversationStore(db).create("u");
+    std::vector<Message> batch;
+    for (int i = 0; i < 20; ++i) batch.push_back(msg(Role::system, "rule " + std::to_string(i)));
+    for (int i = 0; i < 100; ++i) batch.push_back(msg(i % 2 ? Role::assistant : Role::user, std::to_string(i)));
+    messages.append_batch("u", c.id, batch);
+    OrchestratorOptions o;
+    o.window = HistoryWindow::last(5);
+    ChatOrchestrator chat(db, o);
+    std::vector<std::int64_t> seen;
+    chat.turn(request("u", c.id, "now"), [&](const AgentInput& in) {
+        seen = seqs(in.history);
+        return cstest::echo_agent(in, 0);
+    });
+    std::vector<std::int64_t> expected;
+    for (std::int64_t s = 1; s <= 20; ++s) expected.push_back(s);
+    for (std::int64_t s = 117; s <= 121; ++s) expected.push_back(s);
+    CHECK(seen == expected);
+}
