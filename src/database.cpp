@@ -24,7 +24,8 @@ int latest_version() { return sql_for(Dialect::sqlite).migrations.back().version
 
 DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
     : target_(std::move(target)), options_(std::move(options)), sql_(sql_for(target_.dialect)),
-      pool_(options_.pool_size), broken_(new std::atomic<bool>[options_.pool_size]) {
+      pool_(options_.pool_size), broken_(new std::atomic<bool>[options_.pool_size]),
+      statements_cache_(options_.pool_size) {
     for (std::size_t i = 0; i < options_.pool_size; ++i) {
         broken_[i] = false;
         soci::session& session = pool_.at(i);
@@ -48,6 +49,28 @@ DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
 
 DatabaseImpl::~DatabaseImpl() = default;
 
+std::size_t DatabaseImpl::slot_of(soci::session& session) {
+    for (std::size_t i = 0; i < options_.pool_size; ++i)
+        if (&pool_.at(i) == &session) return i;
+    throw std::logic_error("convstate: a session that is not from this pool");
+}
+
+CachedStatement* DatabaseImpl::cached(soci::session& session, const std::string& sql) {
+    if (target_.dialect == Dialect::postgresql && !options_.prepared_statements) return nullptr;
+    auto& cache = statements_cache_[slot_of(session)];
+    auto it = cache.find(sql);
+    if (it != cache.end()) return it->second.get();
+    if (cache.size() >= 256) cache.clear(); // bounded: SQL text with a variable shape (batches)
+    return cache.emplace(sql, std::make_unique<CachedStatement>(session)).first->second.get();
+}
+
+void DatabaseImpl::evict(soci::session& session, const std::string& sql) noexcept {
+    try {
+        statements_cache_[slot_of(session)].erase(sql);
+    } catch (...) { // a failed statement's destructor cannot fail us
+    }
+}
+
 void DatabaseImpl::open_session(soci::session& session) {
     if (target_.dialect == Dialect::sqlite) {
         session.open(soci::sqlite3, target_.connect_string);
@@ -63,6 +86,7 @@ void DatabaseImpl::open_session(soci::session& session) {
 }
 
 void DatabaseImpl::reconnect(soci::session& session, std::size_t slot) {
+    statements_cache_[slot].clear(); // they belong to the old connection
     session.reconnect();
     if (target_.dialect == Dialect::sqlite) open_session(session);
     broken_[slot] = false;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include <soci/soci.h>
@@ -38,6 +39,70 @@ inline bool opens_transaction(TxMode m) { return m == TxMode::write || m == TxMo
 inline bool is_idempotent(TxMode m) { return m == TxMode::idempotent_write || m == TxMode::idempotent_single_write; }
 inline bool is_single_write(TxMode m) { return m == TxMode::single_write || m == TxMode::idempotent_single_write; }
 
+class DatabaseImpl;
+
+/** A statement prepared once per pooled connection, with the buffers its bindings point at.
+ *  Owned by DatabaseImpl's per-connection cache (or by one Stmt, when not cached). */
+struct CachedStatement {
+    explicit CachedStatement(soci::session& session) : st(session) {}
+    struct Slot {
+        std::string* text = nullptr; // exactly one of text / number is set
+        long long* number = nullptr;
+        soci::indicator* ind = nullptr;
+    };
+    soci::statement st;
+    std::deque<std::string> texts;
+    std::deque<long long> numbers;
+    std::deque<soci::indicator> indicators;
+    std::vector<Slot> uses, intos;
+    bool prepared = false;
+};
+
+/** Runs one SQL statement: bind values with use(), targets with into(), then execute() and
+ *  fetch(). Values are copied into the statement's own buffers, so the statement can stay
+ *  prepared on its connection and be reused (DatabaseImpl::cached); results are copied to the
+ *  into() targets after each row. */
+class Stmt {
+public:
+    Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable = true);
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    ~Stmt();
+
+    Stmt& use(const std::string& value) { return bind_use(true, &value, nullptr); }
+    Stmt& use(long long value) { return bind_use(false, nullptr, &value); }
+    Stmt& use(const std::optional<std::string>& value) { return bind_use(true, value ? &*value : nullptr, nullptr); }
+    Stmt& use(const std::optional<long long>& value) { return bind_use(false, nullptr, value ? &*value : nullptr); }
+    Stmt& into(std::string& target, soci::indicator* ind = nullptr) { return bind_into(&target, nullptr, ind); }
+    Stmt& into(long long& target, soci::indicator* ind = nullptr) { return bind_into(nullptr, &target, ind); }
+    Stmt& into(std::string& target, soci::indicator& ind) { return into(target, &ind); }
+    Stmt& into(long long& target, soci::indicator& ind) { return into(target, &ind); }
+
+    /** Executes with the bound data; returns whether a first row was fetched into the targets. */
+    bool execute();
+    bool fetch();
+    long long affected_rows() { return c_->st.get_affected_rows(); }
+
+private:
+    struct Target {
+        std::string* text;
+        long long* number;
+        soci::indicator* ind;
+    };
+    Stmt& bind_use(bool is_text, const std::string* text, const long long* number); // null: neither
+    Stmt& bind_into(std::string* text, long long* number, soci::indicator* ind);
+    void copy_out();
+
+    DatabaseImpl& db_;
+    soci::session& session_;
+    const std::string& sql_;
+    CachedStatement* c_;
+    std::unique_ptr<CachedStatement> own_; // when not cached
+    std::vector<Target> targets_;
+    std::size_t next_use_ = 0;
+    bool failed_ = false;
+};
+
 class DatabaseImpl {
 public:
     DatabaseImpl(ConnectionTarget target, DatabaseOptions options);
@@ -61,6 +126,12 @@ public:
         return {statements_.load(std::memory_order_relaxed), transactions_.load(std::memory_order_relaxed),
                 retries_.load(std::memory_order_relaxed)};
     }
+    /** The prepared statement for sql on this pooled connection, or nullptr when statements are
+     *  not kept (DatabaseOptions::prepared_statements off on PostgreSQL). */
+    CachedStatement* cached(soci::session& session, const std::string& sql);
+    /** Drops a cached statement that failed (it is prepared afresh next time). */
+    void evict(soci::session& session, const std::string& sql) noexcept;
+
     /** Counts one statement sent to the server (a round trip). */
     void count_statement() noexcept { statements_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -73,6 +144,10 @@ private:
     [[noreturn]] void throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const;
     void backoff(int attempt) const;
     [[noreturn]] void throw_outcome_unknown() const;
+    static const std::string& commit_sql() {
+        static const std::string commit = "COMMIT";
+        return commit;
+    }
     void rollback_quietly(soci::session& session, std::size_t slot);
     std::string scrub(std::string message) const;
 
@@ -81,6 +156,10 @@ private:
     const SqlText& sql_;
     soci::connection_pool pool_;
     std::unique_ptr<std::atomic<bool>[]> broken_; // per pool slot: reconnect before next use
+    // Per pool slot, used only by the thread holding that slot's lease. Declared after pool_ so
+    // the statements go before their connections.
+    std::vector<std::unordered_map<std::string, std::unique_ptr<CachedStatement>>> statements_cache_;
+    std::size_t slot_of(soci::session& session);
     std::atomic<std::uint64_t> statements_{0}, transactions_{0}, retries_{0};
 };
 
@@ -110,16 +189,14 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
         try {
             if (broken_[lease.slot()]) reconnect(session, lease.slot());
             if (opens_transaction(mode)) {
-                count_statement();
-                session << sql_.begin_write;
+                Stmt(*this, session, sql_.begin_write, dialect() == Dialect::sqlite).execute();
                 in_tx = true;
             }
             decltype(auto) result = fn(session);
             if (in_tx) {
                 in_tx = false;
                 try {
-                    count_statement();
-                    session << "COMMIT";
+                    Stmt(*this, session, commit_sql(), dialect() == Dialect::sqlite).execute();
                     transactions_.fetch_add(1, std::memory_order_relaxed);
                 } catch (const soci::soci_error& e) {
                     const ErrorClass c = classify(e, session);
@@ -149,32 +226,5 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
         }
     }
 }
-
-/** A statement with its bindings: values bound with use() must outlive execute(). */
-class Stmt {
-public:
-    Stmt(DatabaseImpl& db, soci::session& session, std::string sql) : db_(db), st_(session), sql_(std::move(sql)) {}
-
-    template <class T> Stmt& use(const T& value) { st_.exchange(soci::use(value)); return *this; }
-    Stmt& use(const std::optional<std::string>& value);
-    Stmt& use(const std::optional<long long>& value);
-    template <class T> Stmt& into(T& value) { st_.exchange(soci::into(value)); return *this; }
-    template <class T> Stmt& into(T& value, soci::indicator& ind) { st_.exchange(soci::into(value, ind)); return *this; }
-
-    /** Executes with the bound data; returns whether a first row was fetched into the intos.
-     *  (SOCI's execute(false) would not exchange data: an INSERT would not even run.) */
-    bool execute();
-    bool fetch() { return st_.fetch(); }
-    long long affected_rows() { return st_.get_affected_rows(); }
-
-private:
-    DatabaseImpl& db_;
-    soci::statement st_;
-    std::string sql_;
-    bool prepared_ = false;
-    std::deque<std::string> strings_;
-    std::deque<long long> ints_;
-    std::deque<soci::indicator> indicators_;
-};
 
 } // namespace convstate::detail

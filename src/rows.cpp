@@ -2,33 +2,115 @@
 
 #include "convstate/json.hpp"
 
+#include <soci/sqlite3/soci-sqlite3.h>
+
 namespace convstate::detail {
 
-Stmt& Stmt::use(const std::optional<std::string>& value) {
-    strings_.push_back(value.value_or(std::string{}));
-    indicators_.push_back(value ? soci::i_ok : soci::i_null);
-    st_.exchange(soci::use(strings_.back(), indicators_.back()));
+Stmt::Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable)
+    : db_(db), session_(session), sql_(sql), c_(cacheable ? db.cached(session, sql) : nullptr) {
+    if (!c_) {
+        own_ = std::make_unique<CachedStatement>(session);
+        c_ = own_.get();
+    }
+}
+
+Stmt::~Stmt() {
+    if (own_) return;
+    if (failed_) {
+        db_.evict(session_, sql_);
+        return;
+    }
+    // A SQLite statement left un-reset keeps its read snapshot open: reset it now, not at its
+    // next use.
+    // (static_cast: SOCI does not export the backend's typeinfo.)
+    if (db_.dialect() == Dialect::sqlite && c_->prepared)
+        if (auto* be = static_cast<soci::sqlite3_statement_backend*>(c_->st.get_backend()); be && be->stmt_)
+            sqlite_api::sqlite3_reset(be->stmt_);
+}
+
+Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* number) {
+    if (!c_->prepared) {
+        CachedStatement::Slot slot;
+        c_->indicators.push_back(soci::i_ok);
+        slot.ind = &c_->indicators.back();
+        if (is_text) {
+            c_->texts.emplace_back();
+            slot.text = &c_->texts.back();
+            c_->st.exchange(soci::use(*slot.text, *slot.ind));
+        } else {
+            c_->numbers.push_back(0);
+            slot.number = &c_->numbers.back();
+            c_->st.exchange(soci::use(*slot.number, *slot.ind));
+        }
+        c_->uses.push_back(slot);
+    }
+    const CachedStatement::Slot& slot = c_->uses.at(next_use_++);
+    *slot.ind = text || number ? soci::i_ok : soci::i_null;
+    if (slot.text) *slot.text = text ? *text : std::string{};
+    else *slot.number = number ? *number : 0;
     return *this;
 }
 
-Stmt& Stmt::use(const std::optional<long long>& value) {
-    ints_.push_back(value.value_or(0));
-    indicators_.push_back(value ? soci::i_ok : soci::i_null);
-    st_.exchange(soci::use(ints_.back(), indicators_.back()));
+Stmt& Stmt::bind_into(std::string* text, long long* number, soci::indicator* ind) {
+    if (!c_->prepared) {
+        CachedStatement::Slot slot;
+        c_->indicators.push_back(soci::i_ok);
+        slot.ind = &c_->indicators.back();
+        if (text) {
+            c_->texts.emplace_back();
+            slot.text = &c_->texts.back();
+            c_->st.exchange(soci::into(*slot.text, *slot.ind));
+        } else {
+            c_->numbers.push_back(0);
+            slot.number = &c_->numbers.back();
+            c_->st.exchange(soci::into(*slot.number, *slot.ind));
+        }
+        c_->intos.push_back(slot);
+    }
+    targets_.push_back({text, number, ind});
     return *this;
+}
+
+void Stmt::copy_out() {
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+        const CachedStatement::Slot& slot = c_->intos[i];
+        const Target& t = targets_[i];
+        if (t.ind) *t.ind = *slot.ind;
+        if (*slot.ind == soci::i_null) continue; // the target keeps its value; the indicator says null
+        if (t.text) *t.text = *slot.text;
+        else *t.number = *slot.number;
+    }
 }
 
 bool Stmt::execute() {
-    if (!prepared_) {
-        st_.alloc();
-        // One-time: PostgreSQL runs it with PQexecParams (one round trip) instead of
-        // PREPARE + EXECUTE + DEALLOCATE.
-        st_.prepare(sql_, soci::details::st_one_time_query);
-        st_.define_and_bind();
-        prepared_ = true;
+    try {
+        if (!c_->prepared) {
+            c_->st.alloc();
+            // Cached: prepared once per connection (PostgreSQL: PREPARE, then EXECUTE each time).
+            // Not cached: PostgreSQL runs it with PQexecParams (one round trip, nothing named).
+            c_->st.prepare(sql_, own_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
+            c_->st.define_and_bind();
+            c_->prepared = true;
+        }
+        db_.count_statement();
+        const bool got = c_->st.execute(true);
+        if (got) copy_out();
+        return got;
+    } catch (...) {
+        failed_ = true;
+        throw;
     }
-    db_.count_statement();
-    return st_.execute(true);
+}
+
+bool Stmt::fetch() {
+    try {
+        const bool got = c_->st.fetch();
+        if (got) copy_out();
+        return got;
+    } catch (...) {
+        failed_ = true;
+        throw;
+    }
 }
 
 void MessageRow::bind(Stmt& st) {

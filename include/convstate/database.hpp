@@ -32,6 +32,9 @@ struct DatabaseOptions {
     std::chrono::milliseconds connect_timeout{10000};    ///< PostgreSQL: connect_timeout
     bool migrate_on_open = true;                         ///< run migrate() in open()
     int max_retries = 8;                                 ///< transient-error retries per operation
+    /** PostgreSQL: keep each statement prepared on its connection (named prepared statements).
+     *  Turn off behind a transaction-pooling proxy such as pgbouncer. SQLite always keeps them. */
+    bool prepared_statements = true;
     Limits limits;
 };
 
