@@ -267,9 +267,12 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
             existing = detail::find_conversation_by_create_key(db, s, req.user_id, *key);
             out.created = existing.has_value();
         }
+        // Keys and the active-run mark are checked under the conversation's row lock; a plain turn
+        // takes the lock with the seq allocation itself (detail::append).
+        const bool lock_first = key || reject;
         if (existing) {
             out.conversation_id = *existing;
-            conv = detail::lock_conversation(db, s, req.user_id, out.conversation_id);
+            if (lock_first) conv = detail::lock_conversation(db, s, req.user_id, out.conversation_id);
         } else {
             detail::insert_conversation(db, s, *fresh, key);
             out.conversation_id = fresh->id;
@@ -292,7 +295,9 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
             st.use(run_token).use(now).use(req.user_id).use(id);
             st.execute();
         }
-        if (out.user.seq == 0) out.user = detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
+        if (out.user.seq == 0)
+            out.user = existing && !lock_first ? detail::append(db, s, req.user_id, id, {user_msg}).front()
+                                               : detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
         out.window = load_window(db, s, req.user_id, id, w, out.user.seq);
         return out;
     });
@@ -353,6 +358,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     std::optional<Message> finished;
     if (fast) finished = pg_finish_turn(db, req, id, output);
     if (!finished) finished = db.run(mode, [&](soci::session& s) {
+        if (!key && !reject) return detail::append(db, s, req.user_id, id, output).back();
         detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
         if (reject) {
             Stmt st(db, s, db.sql().conv_clear_active);

@@ -72,8 +72,7 @@ std::vector<Message> append_messages(detail::DatabaseImpl& db, std::string_view 
     const TxMode mode = all_keyed ? TxMode::idempotent_write : TxMode::write;
 
     return db.run(mode, [&](soci::session& s) {
-        detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
-        return detail::append_locked(db, s, user, id, conv, batch, options.expected_last_seq);
+        return detail::append(db, s, user, id, batch, options.expected_last_seq);
     });
 }
 

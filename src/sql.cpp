@@ -67,6 +67,8 @@ SqlText common() {
                           " WHERE user_id = :user_id AND id = :id AND active_turn = :turn";
     s.conv_bump = "UPDATE " CS_CONV " SET last_seq = :last_seq, updated_at = :now"
                   " WHERE user_id = :user_id AND id = :id";
+    s.conv_reserve = "UPDATE " CS_CONV " SET last_seq = last_seq + :n, updated_at = :now"
+                     " WHERE user_id = :user_id AND id = :id RETURNING last_seq";
     s.msg_by_key = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_insert = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") VALUES (:user_id, :conversation_id,"
                    " :seq, :role, :content, :name, :tool_calls_json, :tool_call_id, :metadata_json,"

@@ -39,6 +39,7 @@ struct SqlText {
 
     std::string conv_lock;       // last_seq under the conversation's row lock
     std::string conv_bump;
+    std::string conv_reserve;  // lock the row and allocate :n seqs in one statement
     std::string msg_by_key;
     std::string msg_insert;
     std::string msg_all;

@@ -1,5 +1,7 @@
 #include "writes.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "rows.hpp"
@@ -93,6 +95,28 @@ std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std
     Stmt bump(db, s, db.sql().conv_bump);
     bump.use(conv.last_seq).use(now).use(user).use(id);
     bump.execute();
+    return out;
+}
+
+std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                            const std::vector<Message>& batch, std::optional<std::int64_t> expected_last_seq) {
+    const bool keyed = std::any_of(batch.begin(), batch.end(), [](const Message& m) { return m.idempotency_key; });
+    if (keyed || expected_last_seq) {
+        LockedConversation conv = lock_conversation(db, s, user, id);
+        return append_locked(db, s, user, id, conv, batch, expected_last_seq);
+    }
+    const long long n = static_cast<long long>(batch.size()), now = now_us();
+    long long last_seq = 0;
+    Stmt reserve(db, s, db.sql().conv_reserve);
+    reserve.into(last_seq).use(n).use(now).use(user).use(id);
+    if (!reserve.execute()) throw_not_found(id);
+    std::vector<Message> out = batch;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i].conversation_id = id;
+        out[i].seq = last_seq - n + 1 + static_cast<long long>(i);
+        out[i].created_at_us = now;
+        insert_message(db, s, user, out[i]);
+    }
     return out;
 }
 

@@ -44,6 +44,14 @@ std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std
                                    const std::vector<Message>& batch,
                                    std::optional<std::int64_t> expected_last_seq = std::nullopt);
 
+/** Appends validated messages in the caller's transaction. Without idempotency keys and
+ *  expected_last_seq, one UPDATE … RETURNING locks the row and allocates the seqs; otherwise the
+ *  row is locked first and append_locked checks keys and the expected seq under the lock.
+ *  @throws NotFound, Conflict. */
+std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                            const std::vector<Message>& batch,
+                            std::optional<std::int64_t> expected_last_seq = std::nullopt);
+
 /** Messages in the seq range (lo, hi], in order. */
 std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::string& user,
                                 const std::string& id, long long lo, long long hi);
