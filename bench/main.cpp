@@ -1,4 +1,4 @@
-// convstate_bench: the scenarios of /work/shared/BENCH.md (S1-S5) for impl=convstate and
+// convstate_bench: the scenarios of the shared BENCH.md (S1-S5) for impl=convstate and
 // impl=raw (the hand-written floor), on SQLite and PostgreSQL, in one process.
 //
 //   convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]
