@@ -56,6 +56,9 @@ struct CachedStatement {
     std::deque<soci::indicator> indicators;
     std::vector<Slot> uses, intos;
     bool prepared = false;
+
+    /** A new buffer (and its indicator) for a text or a number binding. */
+    Slot new_slot(bool is_text);
 };
 
 /** Runs one SQL statement: bind values with use(), targets with into(), then execute() and

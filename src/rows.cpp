@@ -28,20 +28,25 @@ Stmt::~Stmt() {
             sqlite_api::sqlite3_reset(be->stmt_);
 }
 
+CachedStatement::Slot CachedStatement::new_slot(bool is_text) {
+    Slot slot;
+    indicators.push_back(soci::i_ok);
+    slot.ind = &indicators.back();
+    if (is_text) {
+        texts.emplace_back();
+        slot.text = &texts.back();
+    } else {
+        numbers.push_back(0);
+        slot.number = &numbers.back();
+    }
+    return slot;
+}
+
 Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* number) {
     if (!c_->prepared) {
-        CachedStatement::Slot slot;
-        c_->indicators.push_back(soci::i_ok);
-        slot.ind = &c_->indicators.back();
-        if (is_text) {
-            c_->texts.emplace_back();
-            slot.text = &c_->texts.back();
-            c_->st.exchange(soci::use(*slot.text, *slot.ind));
-        } else {
-            c_->numbers.push_back(0);
-            slot.number = &c_->numbers.back();
-            c_->st.exchange(soci::use(*slot.number, *slot.ind));
-        }
+        const CachedStatement::Slot slot = c_->new_slot(is_text);
+        if (slot.text) c_->st.exchange(soci::use(*slot.text, *slot.ind));
+        else c_->st.exchange(soci::use(*slot.number, *slot.ind));
         c_->uses.push_back(slot);
     }
     const CachedStatement::Slot& slot = c_->uses.at(next_use_++);
@@ -53,18 +58,9 @@ Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* num
 
 Stmt& Stmt::bind_into(std::string* text, long long* number, soci::indicator* ind) {
     if (!c_->prepared) {
-        CachedStatement::Slot slot;
-        c_->indicators.push_back(soci::i_ok);
-        slot.ind = &c_->indicators.back();
-        if (text) {
-            c_->texts.emplace_back();
-            slot.text = &c_->texts.back();
-            c_->st.exchange(soci::into(*slot.text, *slot.ind));
-        } else {
-            c_->numbers.push_back(0);
-            slot.number = &c_->numbers.back();
-            c_->st.exchange(soci::into(*slot.number, *slot.ind));
-        }
+        const CachedStatement::Slot slot = c_->new_slot(text != nullptr);
+        if (slot.text) c_->st.exchange(soci::into(*slot.text, *slot.ind));
+        else c_->st.exchange(soci::into(*slot.number, *slot.ind));
         c_->intos.push_back(slot);
     }
     targets_.push_back({text, number, ind});
