@@ -18,6 +18,7 @@ packages=(
     doctest-dev
     libpq-dev
     libsqlite3-dev
+    libssl-dev
     "$@"
 )
 

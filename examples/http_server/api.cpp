@@ -1,0 +1,283 @@
+#include "api.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "../demo_agent.hpp"
+#include "jwt.hpp"
+
+namespace http_server {
+namespace bj = boost::json;
+
+namespace {
+
+// Thrown by handlers for a response other than 200; turned into an error body.
+struct HttpError {
+    http::status status;
+    std::string message;
+    std::string field;
+};
+
+std::int64_t now_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Percent-decoding; '+' is a space in query strings only. nullopt for a broken escape.
+std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%') {
+            if (i + 2 >= s.size()) return std::nullopt;
+            const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+            if (hi < 0 || lo < 0) return std::nullopt;
+            out.push_back(static_cast<char>(hi * 16 + lo));
+            i += 2;
+        } else if (s[i] == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+
+struct Target {
+    std::vector<std::string> segments;                       // decoded path segments
+    std::vector<std::pair<std::string, std::string>> query;   // decoded, in order
+    std::optional<std::string> param(std::string_view name) const {
+        for (const auto& [k, v] : query)
+            if (k == name) return v;
+        return std::nullopt;
+    }
+};
+
+Target parse_target(std::string_view target) {
+    Target t;
+    const auto q = target.find('?');
+    const std::string_view path = target.substr(0, q);
+    if (path.empty() || path[0] != '/') throw HttpError{http::status::bad_request, "bad request target"};
+    for (std::size_t start = 1; start <= path.size();) {
+        auto end = path.find('/', start);
+        if (end == std::string_view::npos) end = path.size();
+        auto seg = percent_decode(path.substr(start, end - start), false);
+        if (!seg) throw HttpError{http::status::bad_request, "bad percent-encoding in the path"};
+        t.segments.push_back(std::move(*seg));
+        start = end + 1;
+    }
+    if (!t.segments.empty() && t.segments.back().empty()) t.segments.pop_back(); // trailing slash
+    if (q != std::string_view::npos) {
+        std::string_view rest = target.substr(q + 1);
+        while (!rest.empty()) {
+            const auto amp = rest.find('&');
+            const std::string_view pair = rest.substr(0, amp);
+            rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+            if (pair.empty()) continue;
+            const auto eq = pair.find('=');
+            auto k = percent_decode(pair.substr(0, eq), true);
+            auto v = percent_decode(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1), true);
+            if (!k || !v) throw HttpError{http::status::bad_request, "bad percent-encoding in the query"};
+            t.query.emplace_back(std::move(*k), std::move(*v));
+        }
+    }
+    return t;
+}
+
+// A non-negative integer query parameter (digits only), or the default.
+std::int64_t int_param(const Target& t, const char* name, std::int64_t fallback) {
+    const auto v = t.param(name);
+    if (!v) return fallback;
+    std::int64_t n = 0;
+    const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (v->empty() || ec != std::errc{} || ptr != v->data() + v->size() || n < 0)
+        throw HttpError{http::status::bad_request, std::string(name) + " must be a non-negative integer", name};
+    return n;
+}
+
+Response json_response(http::status status, std::string body) {
+    Response res{status, 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+}
+
+// The first 60 bytes of text, cut at a character boundary.
+std::string title_of(const std::string& text) {
+    std::size_t n = std::min<std::size_t>(text.size(), 60);
+    while (n > 0 && n < text.size() && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    return text.substr(0, n);
+}
+
+// An optional string field: absent or null → nullopt; anything but a string → 400.
+std::optional<std::string> optional_string(const bj::object& o, const char* name) {
+    const bj::value* v = o.if_contains(name);
+    if (!v || v->is_null()) return std::nullopt;
+    if (!v->is_string()) throw HttpError{http::status::bad_request, std::string(name) + " must be a string", name};
+    return std::string(v->as_string());
+}
+
+bj::object parse_body(const Request& req) {
+    bj::parse_options opts;
+    opts.max_depth = 32;
+    opts.allow_invalid_utf8 = false;
+    boost::system::error_code ec;
+    bj::value v = bj::parse(req.body(), ec, {}, opts);
+    if (ec == bj::error::too_deep) throw HttpError{http::status::bad_request, "JSON nested too deeply", "body"};
+    if (ec) throw HttpError{http::status::bad_request, "body is not valid JSON: " + ec.message(), "body"};
+    if (!v.is_object()) throw HttpError{http::status::bad_request, "body must be a JSON object", "body"};
+    return std::move(v.as_object());
+}
+
+} // namespace
+
+Response error_response(http::status status, const std::string& message, const std::string& field) {
+    bj::object e;
+    e["status"] = static_cast<int>(status);
+    e["message"] = message;
+    if (!field.empty()) e["field"] = field;
+    bj::object o;
+    o["error"] = std::move(e);
+    Response res = json_response(status, bj::serialize(o));
+    if (status == http::status::unauthorized) res.set(http::field::www_authenticate, "Bearer");
+    return res;
+}
+
+Api::Api(convstate::Database db, std::string jwt_secret)
+    : db_(db), chat_(db, {.window = convstate::HistoryWindow::last(50)}), conversations_(db), messages_(db),
+      secret_(std::move(jwt_secret)) {}
+
+Response Api::handle(const Request& req, std::string& user_out) const {
+    try {
+        return route(req, user_out);
+    } catch (const HttpError& e) {
+        return error_response(e.status, e.message, e.field);
+    } catch (const convstate::InvalidArgument& e) {
+        return error_response(http::status::bad_request, e.what(), e.field());
+    } catch (const convstate::NotFound& e) {
+        return error_response(http::status::not_found, e.what());
+    } catch (const convstate::Conflict& e) {
+        return error_response(http::status::conflict, e.what());
+    } catch (const convstate::AgentError&) {
+        return error_response(http::status::bad_gateway, "the agent failed");
+    } catch (const convstate::StorageError&) { // OutcomeUnknown included
+        return error_response(http::status::service_unavailable, "storage unavailable");
+    } catch (const std::exception&) {
+        return error_response(http::status::internal_server_error, "internal error");
+    }
+}
+
+Response Api::route(const Request& req, std::string& user_out) const {
+    const Target t = parse_target(req.target());
+    const auto& s = t.segments;
+    const http::verb m = req.method();
+    auto wrong_method = [](const char* allowed) {
+        Response r = error_response(http::status::method_not_allowed, "method not allowed");
+        r.set(http::field::allow, allowed);
+        return r;
+    };
+
+    if (s.size() == 1 && s[0] == "healthz") {
+        if (m != http::verb::get) return wrong_method("GET");
+        try {
+            (void)db_.schema_version(); // one cheap query
+        } catch (const std::exception&) {
+            return error_response(http::status::service_unavailable, "database unreachable");
+        }
+        return json_response(http::status::ok, R"({"status":"ok"})");
+    }
+
+    // /api/{user}/chat, /api/{user}/conversations, /api/{user}/conversations/{id}[/messages]
+    enum class Route { chat, list, conversation, messages } route;
+    const char* allowed;
+    http::verb want;
+    if (s.size() == 3 && s[0] == "api" && s[2] == "chat") route = Route::chat, want = http::verb::post, allowed = "POST";
+    else if (s.size() == 3 && s[0] == "api" && s[2] == "conversations") route = Route::list, want = http::verb::get, allowed = "GET";
+    else if (s.size() == 4 && s[0] == "api" && s[2] == "conversations") route = Route::conversation, want = http::verb::delete_, allowed = "DELETE";
+    else if (s.size() == 5 && s[0] == "api" && s[2] == "conversations" && s[4] == "messages") route = Route::messages, want = http::verb::get, allowed = "GET";
+    else throw HttpError{http::status::not_found, "no such route"};
+    if (m != want) return wrong_method(allowed);
+
+    const std::string& user = s[1];
+    user_out = user;
+
+    // Authentication, then authorisation: the token's subject must be the path's user.
+    const auto auth = req[http::field::authorization];
+    constexpr std::string_view scheme = "bearer ";
+    if (auth.size() <= scheme.size() ||
+        !std::equal(scheme.begin(), scheme.end(), auth.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
+        throw HttpError{http::status::unauthorized, "missing bearer token"};
+    const auto verified = verify_hs256(auth.substr(scheme.size()), secret_, now_seconds());
+    if (const auto* err = std::get_if<JwtError>(&verified)) throw HttpError{http::status::unauthorized, "invalid token: " + err->reason};
+    if (std::get<JwtClaims>(verified).sub != user) throw HttpError{http::status::forbidden, "token does not grant access to this user"};
+
+    switch (route) {
+    case Route::chat: {
+        const bj::object body = parse_body(req);
+        const bj::value* message = body.if_contains("message");
+        if (!message) throw HttpError{http::status::bad_request, "message is required", "message"};
+        if (!message->is_string()) throw HttpError{http::status::bad_request, "message must be a string", "message"};
+        convstate::TurnRequest turn;
+        turn.user_id = user;
+        turn.message = std::string(message->as_string());
+        turn.conversation_id = optional_string(body, "conversation_id");
+        turn.idempotency_key = optional_string(body, "idempotency_key");
+        turn.new_conversation.title = title_of(turn.message);
+        const convstate::TurnResult r = chat_.turn(turn, demo::agent);
+
+        // The tool calls of this turn: the reply's own, and those of the agent loop stored
+        // between the user message and the reply.
+        std::vector<convstate::ToolCall> calls;
+        if (r.reply_seq > r.user_seq + 1)
+            for (const convstate::Message& msg : messages_.load_after(user, r.conversation_id, r.user_seq,
+                                                                      static_cast<std::size_t>(r.reply_seq - r.user_seq - 1)))
+                calls.insert(calls.end(), msg.tool_calls.begin(), msg.tool_calls.end());
+        calls.insert(calls.end(), r.tool_calls.begin(), r.tool_calls.end());
+
+        bj::object o;
+        o["conversation_id"] = r.conversation_id;
+        o["response"] = r.reply;
+        o["tool_calls"] = bj::parse(convstate::json::tool_calls_to_json(calls));
+        o["created"] = r.created;
+        o["replayed"] = r.replayed;
+        o["user_seq"] = r.user_seq;
+        o["reply_seq"] = r.reply_seq;
+        return json_response(http::status::ok, bj::serialize(o));
+    }
+    case Route::list: {
+        convstate::ListOptions opts;
+        opts.cursor = t.param("cursor").value_or("");
+        const std::int64_t limit = int_param(t, "limit", 20);
+        opts.limit = limit > 1000 ? 1000 : static_cast<int>(limit); // the library refuses > 100
+        return json_response(http::status::ok, convstate::json::to_json(conversations_.list(user, opts)));
+    }
+    case Route::conversation:
+        conversations_.remove(user, s[3]);
+        return Response{http::status::no_content, 11};
+    case Route::messages: {
+        const std::int64_t after = int_param(t, "after_seq", 0);
+        const std::int64_t limit = int_param(t, "limit", 100);
+        const std::size_t n = limit > 100000 ? 100000 : static_cast<std::size_t>(limit); // the library refuses > 10000
+        const auto items = messages_.load_after(user, s[3], after, n);
+        std::string body = R"({"items":)" + convstate::json::to_json(items) + R"(,"next_after_seq":)";
+        body += items.size() == n && n > 0 ? std::to_string(items.back().seq) : "null";
+        return json_response(http::status::ok, body + "}");
+    }
+    }
+    throw HttpError{http::status::not_found, "no such route"};
+}
+
+} // namespace http_server

@@ -1,0 +1,36 @@
+// The HTTP API: routing, authentication and the handlers, independent of the transport.
+#pragma once
+
+#include <string>
+
+#include <boost/beast/http.hpp>
+#include <convstate/convstate.hpp>
+
+namespace http_server {
+
+namespace http = boost::beast::http;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+/** Everything a handler needs; shared by all threads (every member is thread-safe). */
+class Api {
+public:
+    Api(convstate::Database db, std::string jwt_secret);
+
+    /** Answers one request. Never throws. user_out receives the path's user id (for the log). */
+    Response handle(const Request& request, std::string& user_out) const;
+
+private:
+    Response route(const Request& request, std::string& user_out) const;
+
+    convstate::Database db_;
+    convstate::ChatOrchestrator chat_;
+    convstate::ConversationStore conversations_;
+    convstate::MessageRepository messages_;
+    std::string secret_;
+};
+
+/** A JSON error response {"error":{"status","message","field"?}}. */
+Response error_response(http::status status, const std::string& message, const std::string& field = {});
+
+} // namespace http_server

@@ -1,0 +1,102 @@
+// http_server: a stateless chat service over convstate. See README.md.
+//
+//   CONVSTATE_JWT_SECRET=… http_server [--listen ADDR] [--port N] [--db URL] [--threads N]
+//                                      [--pool N] [--max-body BYTES]
+//
+// Every flag can also come from the environment (CONVSTATE_LISTEN, CONVSTATE_PORT, CONVSTATE_DB,
+// CONVSTATE_THREADS, CONVSTATE_POOL, CONVSTATE_MAX_BODY); a flag wins over the environment.
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <convstate/convstate.hpp>
+
+#include "api.hpp"
+#include "server.hpp"
+
+namespace {
+
+struct Config {
+    std::string listen = "127.0.0.1";
+    unsigned long port = 8080;
+    std::string db = "sqlite3://convstate-server.db";
+    unsigned long threads = 2;
+    unsigned long pool = 4;
+    unsigned long max_body = 1u << 20;
+};
+
+int usage(const char* why) {
+    std::fprintf(stderr, "http_server: %s\nusage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] "
+                         "[--pool N] [--max-body BYTES]\n(CONVSTATE_JWT_SECRET must be set)\n", why);
+    return 2;
+}
+
+bool to_number(const std::string& text, unsigned long& out) {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 12) return false;
+    out = std::stoul(text);
+    return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) try {
+    Config cfg;
+    auto set = [&](const std::string& name, const std::string& value) -> bool {
+        if (name == "listen") cfg.listen = value;
+        else if (name == "db") cfg.db = value;
+        else if (name == "port") return to_number(value, cfg.port) && cfg.port <= 65535;
+        else if (name == "threads") return to_number(value, cfg.threads) && cfg.threads >= 1 && cfg.threads <= 256;
+        else if (name == "pool") return to_number(value, cfg.pool) && cfg.pool >= 1 && cfg.pool <= 1024;
+        else if (name == "max-body") return to_number(value, cfg.max_body) && cfg.max_body >= 1;
+        else return false;
+        return true;
+    };
+    const std::pair<const char*, const char*> env[] = {{"CONVSTATE_LISTEN", "listen"}, {"CONVSTATE_PORT", "port"},
+        {"CONVSTATE_DB", "db"}, {"CONVSTATE_THREADS", "threads"}, {"CONVSTATE_POOL", "pool"},
+        {"CONVSTATE_MAX_BODY", "max-body"}};
+    for (const auto& [var, name] : env)
+        if (const char* v = std::getenv(var); v && *v && !set(name, v)) return usage((std::string("bad ") + var).c_str());
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a.rfind("--", 0) != 0 || i + 1 >= argc) return usage(("bad argument " + a).c_str());
+        if (!set(a.substr(2), argv[++i])) return usage(("bad value for " + a).c_str());
+    }
+    const char* secret = std::getenv("CONVSTATE_JWT_SECRET");
+    if (!secret || std::string(secret).size() < 16)
+        return usage("CONVSTATE_JWT_SECRET must be set (at least 16 bytes); refusing to start");
+
+    convstate::DatabaseOptions db_options;
+    db_options.pool_size = cfg.pool;
+    const convstate::Database db = convstate::Database::open(cfg.db, db_options);
+    const http_server::Api api(db, secret);
+
+    boost::asio::io_context ioc(static_cast<int>(cfg.threads));
+    const boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.listen),
+                                                  static_cast<unsigned short>(cfg.port));
+    http_server::Server server(ioc, endpoint, api, {.max_body = cfg.max_body});
+    server.start();
+
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        std::fputs("{\"event\":\"shutdown\"}\n", stderr);
+        server.stop();
+    });
+
+    const auto local = server.local_endpoint();
+    std::printf("listening on %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
+    std::fflush(stdout);
+
+    std::vector<std::thread> workers;
+    for (unsigned long i = 1; i < cfg.threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });
+    ioc.run();
+    for (auto& t : workers) t.join();
+    return 0;
+} catch (const std::exception& e) {
+    std::fprintf(stderr, "http_server: %s\n", e.what());
+    return 1;
+}

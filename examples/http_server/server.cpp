@@ -1,0 +1,192 @@
+#include "server.hpp"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <optional>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+namespace http_server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+void log_request(const std::string& method, const std::string& path, unsigned status, double ms,
+                 const std::string& user) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char ts[40];
+    const std::size_t n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(ts + n, sizeof ts - n, ".%03dZ", static_cast<int>(millis));
+
+    // Strings through Boost.JSON (escaping); ms with three decimals, not in exponent form.
+    auto str = [](const std::string& v) { return boost::json::serialize(boost::json::value(v)); };
+    char ms_text[32];
+    std::snprintf(ms_text, sizeof ms_text, "%.3f", ms);
+    std::string line = "{\"ts\":" + str(ts) + ",\"method\":" + str(method) + ",\"path\":" + str(path) +
+                       ",\"status\":" + std::to_string(status) + ",\"ms\":" + ms_text + ",\"user\":" + str(user) + "}";
+    line.push_back('\n');
+    std::fwrite(line.data(), 1, line.size(), stderr); // one write per line: lines never interleave
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(tcp::socket socket, Server& server) : stream_(std::move(socket)), server_(server) {}
+    ~Session() { server_.remove(this); }
+
+    void start() {
+        server_.add(this, weak_from_this());
+        asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
+    }
+
+    // Called on shutdown: an idle connection is closed now, a busy one after its response.
+    void stop() {
+        asio::post(stream_.get_executor(), [self = shared_from_this()] {
+            if (!self->busy_) self->close();
+        });
+    }
+
+private:
+    void read() {
+        if (server_.stopping()) return close();
+        parser_.emplace();
+        parser_->body_limit(server_.options().max_body);
+        parser_->header_limit(16 * 1024);
+        stream_.expires_after(server_.options().idle_timeout);
+        http::async_read(stream_, buffer_, *parser_,
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    }
+
+    void on_read(beast::error_code ec) {
+        const auto start = std::chrono::steady_clock::now();
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+            ec == asio::error::connection_reset || ec == asio::error::eof)
+            return close();
+        if (ec) {
+            // A request we will not read to the end: answer and close.
+            const bool too_big = ec == http::error::body_limit;
+            const auto status = too_big ? http::status::payload_too_large
+                                : ec == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                                  : http::status::bad_request;
+            const std::string message = too_big ? "body exceeds " + std::to_string(server_.options().max_body) + " bytes"
+                                        : status == http::status::request_header_fields_too_large ? "request headers too large"
+                                                                                                 : "malformed HTTP request";
+            const bool have_header = parser_->is_header_done();
+            const std::string method = have_header ? std::string(parser_->get().method_string()) : "";
+            const std::string target = have_header ? std::string(parser_->get().target()) : "";
+            Response res = error_response(status, message);
+            res.keep_alive(false);
+            finish(std::move(res), method, target, {}, start, /*drain=*/true);
+            return;
+        }
+        busy_ = true;
+        const Request& req = parser_->get();
+        std::string user;
+        Response res = server_.api().handle(req, user);
+        res.version(req.version());
+        res.keep_alive(req.keep_alive() && !server_.stopping());
+        if (req.method() == http::verb::head) res.body().clear();
+        finish(std::move(res), std::string(req.method_string()), std::string(req.target()), user, start, false);
+    }
+
+    void finish(Response res, const std::string& method, const std::string& target, const std::string& user,
+                std::chrono::steady_clock::time_point start, bool drain) {
+        const std::string path = target.substr(0, target.find('?'));
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        log_request(method, path, res.result_int(), ms, user);
+        response_ = std::make_shared<Response>(std::move(res));
+        stream_.expires_after(std::chrono::seconds(30));
+        http::async_write(stream_, *response_, [self = shared_from_this(), drain](beast::error_code ec, std::size_t) {
+            self->busy_ = false;
+            const bool keep = !ec && self->response_->keep_alive() && !self->server_.stopping();
+            self->response_.reset();
+            if (keep) return self->read();
+            if (drain && !ec) return self->drain();
+            self->close();
+        });
+    }
+
+    // After refusing a request mid-body: stop sending, read and discard what the client is still
+    // sending (for a few seconds), so that closing does not reset the connection before the
+    // client has read our response.
+    void drain() {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_.expires_after(std::chrono::seconds(5));
+        discard();
+    }
+    void discard() {
+        stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return self->close();
+            self->discard();
+        });
+    }
+
+    void close() {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.socket().close(ignored);
+    }
+
+    beast::tcp_stream stream_;
+    Server& server_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::shared_ptr<Response> response_;
+    std::array<char, 16384> scratch_{};
+    bool busy_ = false; // a request is being handled or answered (touched on the session's strand only)
+};
+
+Server::Server(asio::io_context& ioc, const tcp::endpoint& endpoint, const Api& api, ServerOptions options)
+    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), api_(api), options_(options) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+void Server::start() { accept(); }
+
+void Server::accept() {
+    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+        if (!acceptor_.is_open() || stopping()) return;
+        if (!ec) std::make_shared<Session>(std::move(socket), *this)->start();
+        accept();
+    });
+}
+
+void Server::stop() {
+    if (stopping_.exchange(true)) return;
+    asio::post(acceptor_.get_executor(), [this] {
+        beast::error_code ignored;
+        acceptor_.close(ignored);
+    });
+    std::vector<std::shared_ptr<Session>> live;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [ptr, weak] : sessions_)
+            if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+    for (auto& s : live) s->stop();
+}
+
+void Server::add(Session* s, std::weak_ptr<Session> w) {
+    std::lock_guard lock(mutex_);
+    sessions_.emplace(s, std::move(w));
+}
+
+void Server::remove(Session* s) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(s);
+}
+
+} // namespace http_server

@@ -1,0 +1,60 @@
+// The HTTP/1.1 transport: Boost.Beast sessions on an Asio thread pool, keep-alive, body limit,
+// per-request logs, graceful shutdown.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio.hpp>
+
+#include "api.hpp"
+
+namespace http_server {
+
+class Session;
+
+struct ServerOptions {
+    std::size_t max_body = 1u << 20;
+    std::chrono::seconds idle_timeout{30};
+};
+
+/** Accepts connections and runs one Session per connection; handlers run on the io_context's
+ *  threads (a turn blocks its thread while it talks to the database). */
+class Server {
+public:
+    Server(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, const Api& api,
+           ServerOptions options);
+
+    boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    void start();
+    /** Stops accepting, closes idle connections; requests being handled finish and get their
+     *  response (with Connection: close). io_context::run returns once they are done. */
+    void stop();
+
+    // For sessions.
+    const Api& api() const { return api_; }
+    const ServerOptions& options() const { return options_; }
+    bool stopping() const { return stopping_.load(); }
+    void add(Session* s, std::weak_ptr<Session> w);
+    void remove(Session* s);
+
+private:
+    void accept();
+
+    boost::asio::io_context& ioc_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    const Api& api_;
+    ServerOptions options_;
+    std::atomic<bool> stopping_{false};
+    std::mutex mutex_;
+    std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+};
+
+/** One JSON line on stderr per request. */
+void log_request(const std::string& method, const std::string& path, unsigned status,
+                 double ms, const std::string& user);
+
+} // namespace http_server
