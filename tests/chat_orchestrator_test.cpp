@@ -37,15 +37,8 @@ TurnRequest request(std::string user, std::optional<std::string> conversation, s
     return r;
 }
 
-std::vector<std::int64_t> seqs(const std::vector<Message>& ms) {
-    std::vector<std::int64_t> out;
-    for (const Message& m : ms) out.push_back(m.seq);
-    return out;
-}
-
-void check_dense(const std::vector<Message>& all) {
-    for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(all[i].seq == static_cast<std::int64_t>(i + 1));
-}
+using cstest::check_dense;
+using cstest::seqs;
 
 } // namespace
 

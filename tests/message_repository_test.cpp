@@ -16,10 +16,8 @@ namespace {
 
 Message user_msg(std::string content) { return {.role = Role::user, .content = std::move(content)}; }
 
-// Every seq 1..n exactly once, in order.
-void check_dense(const std::vector<Message>& all) {
-    for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(all[i].seq == static_cast<std::int64_t>(i + 1));
-}
+using cstest::check_dense;
+using cstest::seqs;
 
 } // namespace
 
@@ -160,11 +158,6 @@ TEST_CASE("messages: loading all, the last n, and pages by seq") {
     for (int i = 1; i <= 30; ++i) batch.push_back(user_msg("m" + std::to_string(i)));
     messages.append_batch("u", c.id, batch);
 
-    auto seqs = [](const std::vector<Message>& ms) {
-        std::vector<std::int64_t> out;
-        for (const auto& m : ms) out.push_back(m.seq);
-        return out;
-    };
     CHECK(seqs(messages.load_last("u", c.id, 3)) == std::vector<std::int64_t>{28, 29, 30});
     CHECK(messages.load_last("u", c.id, 100).size() == 30);
     CHECK(messages.load_last("u", c.id, 0).empty());

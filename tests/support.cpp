@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -80,6 +82,16 @@ bool is_postgres() {
 }
 
 const char* backend_name() { return is_postgres() ? "postgres" : "sqlite"; }
+
+std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages) {
+    std::vector<std::int64_t> out;
+    for (const convstate::Message& m : messages) out.push_back(m.seq);
+    return out;
+}
+
+void check_dense(const std::vector<convstate::Message>& messages) {
+    for (std::size_t i = 0; i < messages.size(); ++i) REQUIRE(messages[i].seq == static_cast<std::int64_t>(i + 1));
+}
 
 std::string unique(const std::string& prefix) {
     static std::atomic<int> counter{0};

@@ -30,6 +30,11 @@ long long query_number(const FreshDb& db, const std::string& sql);
 /** Raw SQL, bypassing convstate: run a statement. */
 void exec(const FreshDb& db, const std::string& sql);
 
+/** The seqs of messages, in order. */
+std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages);
+/** Asserts (REQUIRE) that the seqs are exactly 1..n in order. */
+void check_dense(const std::vector<convstate::Message>& messages);
+
 /** A unique id for a test user or key. */
 std::string unique(const std::string& prefix);
 
