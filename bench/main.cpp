@@ -433,6 +433,24 @@ Result s2(Impl& impl, const Scale& sc, Window w) {
     return r;
 }
 
+// Starts the client threads waiting on `go` (once all are `ready`), joins them, and summarises
+// their per-turn latencies, wall time and round trips.
+Result start_and_measure(Impl& impl, std::latch& ready, std::latch& go, std::vector<std::thread>& threads,
+                         const std::vector<std::vector<double>>& lat) {
+    ready.arrive_and_wait();
+    const std::uint64_t rt0 = impl.round_trips();
+    const auto t0 = Clock::now();
+    go.count_down();
+    for (auto& t : threads) t.join();
+    const double wall = ms_since(t0);
+    std::vector<double> all;
+    for (const auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+    Result r;
+    r.rt = static_cast<double>(impl.round_trips() - rt0) / static_cast<double>(all.size());
+    summarize(r, all, wall);
+    return r;
+}
+
 Result s3(Impl& impl, const Scale& sc) {
     const int n = sc.s3_clients;
     std::vector<std::vector<double>> lat(static_cast<std::size_t>(n));
@@ -458,17 +476,7 @@ Result s3(Impl& impl, const Scale& sc) {
             }
             convs[static_cast<std::size_t>(c)] = conv;
         });
-    ready.arrive_and_wait();
-    const std::uint64_t rt0 = impl.round_trips();
-    const auto t0 = Clock::now();
-    go.count_down();
-    for (auto& t : threads) t.join();
-    const double wall = ms_since(t0);
-    std::vector<double> all;
-    for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
-    Result r;
-    r.rt = static_cast<double>(impl.round_trips() - rt0) / static_cast<double>(all.size());
-    summarize(r, all, wall);
+    Result r = start_and_measure(impl, ready, go, threads, lat);
     for (int c = 0; c < n; ++c)
         verify_sequential(impl, user_name("S3", c), convs[static_cast<std::size_t>(c)], sc.s3_turns,
                           [c](int t) { return s3_text(c, t); }, "S3");
@@ -498,17 +506,7 @@ Result s4(Impl& impl, const Scale& sc) {
                 mine.push_back(ms_since(ts));
             }
         });
-    ready.arrive_and_wait();
-    const std::uint64_t rt0 = impl.round_trips();
-    const auto t0 = Clock::now();
-    go.count_down();
-    for (auto& t : threads) t.join();
-    const double wall = ms_since(t0);
-    std::vector<double> all;
-    for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
-    Result r;
-    r.rt = static_cast<double>(impl.round_trips() - rt0) / static_cast<double>(all.size());
-    summarize(r, all, wall);
+    Result r = start_and_measure(impl, ready, go, threads, lat);
 
     // Verify: seq dense 1..N with N = 2 x turns; every user message followed later by a reply
     // (and by its own turn's reply); each client's messages in its turn order.
