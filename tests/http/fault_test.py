@@ -20,10 +20,7 @@ Python 3 standard library only. Exit status 0 only when every check passes.
 """
 
 import argparse
-import base64
 import csv
-import hashlib
-import hmac
 import http.client
 import io
 import json
@@ -40,6 +37,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
+
+import httptest
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -63,17 +62,8 @@ def port_open(port):
         return False
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_jwt(secret, sub, ttl=3600):
-    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = b64url(json.dumps({"sub": sub, "exp": int(time.time()) + ttl},
-                                separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode()
-    sig = b64url(hmac.new(secret.encode(), signing_input, hashlib.sha256).digest())
-    return f"{header}.{payload}.{sig}"
+    return httptest.make_token(sub, secret, exp_in=ttl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,13 +261,7 @@ class Server:
         """SIGTERM; returns the exit status, or None when it had to be SIGKILLed."""
         if not self.proc or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return httptest.stop_process(self.proc, signal.SIGTERM, timeout)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ graceful shutdown on SIGTERM. Prints "N passed, M failed" and exits nonzero on a
 """
 import base64
 import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -24,6 +23,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+
+import httptest
+from httptest import b64url
 
 SECRET = "test-secret-" + uuid.uuid4().hex
 PASSED = 0
@@ -43,23 +45,8 @@ def check(name, ok, detail=""):
 
 # --- tokens -----------------------------------------------------------------------------------
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def make_token(sub, secret=SECRET, alg="HS256", exp_in=3600, nbf_in=None, header=None, claims=None,
-               digest=hashlib.sha256, drop=()):
-    now = int(time.time())
-    hdr = {"alg": alg, "typ": "JWT"} if header is None else header
-    body = {"sub": sub, "exp": now + exp_in, "iat": now}
-    if nbf_in is not None:
-        body["nbf"] = now + nbf_in
-    body.update(claims or {})
-    for k in drop:
-        body.pop(k, None)
-    signing_input = b64url(json.dumps(hdr).encode()) + "." + b64url(json.dumps(body).encode())
-    sig = hmac.new(secret.encode(), signing_input.encode(), digest).digest()
-    return signing_input + "." + b64url(sig)
+def make_token(sub, secret=SECRET, **kwargs):
+    return httptest.make_token(sub, secret, **kwargs)
 
 
 def alg_none_token(sub):
@@ -114,13 +101,7 @@ class Server:
                 conn.close()
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
+        return httptest.stop_process(self.proc, sig, timeout)
 
 
 def q(s):
