@@ -61,13 +61,16 @@ struct Options {
     bool run_cs = true, run_raw = true; // --impl (for profiling one side; no ratio lines then)
 };
 
+constexpr const char* kUsage =
+    "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]\n"
+    "                       [--pg-url postgresql://...] [--dir DIR] [--scale full|smoke]\n"
+    "                       [--runs N] [--csv FILE] [--impl convstate|raw|both]\n"
+    "  The benchmark workload of docs/benchmark.md for convstate and a hand-written floor.\n"
+    "  PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL); bench/run.sh starts one for you.\n";
+
+// A bad command line: what is wrong, then the usage, on stderr; exit status 2.
 [[noreturn]] void usage(const std::string& error) {
-    std::fprintf(stderr,
-                 "convstate_bench: %s\n"
-                 "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]\n"
-                 "                       [--pg-url postgresql://...] [--dir DIR] [--scale full|smoke]\n"
-                 "                       [--runs N] [--csv FILE] [--impl convstate|raw|both]\n",
-                 error.c_str());
+    std::fprintf(stderr, "convstate_bench: %s\n%s", error.c_str(), kUsage);
     std::exit(2);
 }
 
@@ -113,7 +116,8 @@ Options parse(int argc, char** argv) {
             o.run_cs = v != "raw";
             o.run_raw = v != "convstate";
         } else if (a == "--help" || a == "-h") {
-            usage("help");
+            std::fputs(kUsage, stdout);
+            std::exit(0);
         } else {
             usage("unknown argument " + a);
         }

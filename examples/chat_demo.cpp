@@ -37,8 +37,18 @@ std::string title_of(const std::string& text) {
     return text.substr(0, n);
 }
 
-int usage() {
-    std::fprintf(stderr, "usage: chat_demo [--db URL] [--user ID] [--conversation ID] [--window N] [--message TEXT]...\n");
+constexpr const char* kUsage =
+    "usage: chat_demo [--db URL] [--user ID] [--conversation ID] [--window N] [--message TEXT]...\n"
+    "  --db URL            database (default sqlite3://convstate-demo.db)\n"
+    "  --user ID           the user chatting (default alice)\n"
+    "  --conversation ID   continue this conversation (default: start a new one)\n"
+    "  --window N          show the agent only the last N messages (default: all)\n"
+    "  --message TEXT      send TEXT (repeatable); without it, chat on standard input\n"
+    "  --help              print this help\n";
+
+// A bad command line: what is wrong, then the usage, on stderr; exit status 2.
+int usage_error(const std::string& why) {
+    std::fprintf(stderr, "chat_demo: %s\n%s", why.c_str(), kUsage);
     return 2;
 }
 
@@ -60,14 +70,21 @@ int main(int argc, char** argv) try {
     Args args;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (i + 1 >= argc) return usage();
+        if (a == "--help" || a == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
+        if (a != "--db" && a != "--user" && a != "--conversation" && a != "--window" && a != "--message")
+            return usage_error("unknown argument " + a);
+        if (i + 1 >= argc) return usage_error(a + " needs a value");
         const std::string v = argv[++i];
         if (a == "--db") args.db = v;
         else if (a == "--user") args.user = v;
         else if (a == "--conversation") args.conversation = v;
-        else if (a == "--window") args.window = std::stoul(v);
         else if (a == "--message") args.messages.push_back(v);
-        else return usage();
+        else if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 9)
+            return usage_error("--window takes a whole number, not " + v);
+        else args.window = std::stoul(v);
     }
 
     convstate::Database db = convstate::Database::open(args.db);

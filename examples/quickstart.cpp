@@ -8,8 +8,24 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
+
+constexpr const char* kUsage =
+    "usage: quickstart [DATABASE_URL]\n"
+    "  Appends one exchange to alice's latest conversation (starting one if needed) and prints\n"
+    "  the conversation. DATABASE_URL defaults to sqlite3://convstate-demo.db.\n"
+    "  --help   print this help\n";
 
 int main(int argc, char** argv) try {
+    const std::string arg = argc > 1 ? argv[1] : "";
+    if (arg == "--help" || arg == "-h") {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    if (argc > 2 || arg.starts_with("-")) {
+        std::fprintf(stderr, "quickstart: unexpected argument %s\n%s", argc > 2 ? argv[2] : argv[1], kUsage);
+        return 2;
+    }
     const char* url = argc > 1 ? argv[1] : "sqlite3://convstate-demo.db";
     convstate::Database db = convstate::Database::open(url); // migrates on first use
     convstate::ConversationStore conversations(db);

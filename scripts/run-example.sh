@@ -18,7 +18,9 @@ build_dir=${BUILD_DIR:-build/release}
 
 "$repo_root/scripts/deps.sh"
 
-cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The example needs only the build dependencies: no tests, no benchmark (they need test-only tools).
+cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCONVSTATE_BUILD_TESTS=OFF -DCONVSTATE_BUILD_BENCH=OFF -DCONVSTATE_BUILD_EXAMPLES=ON
 cmake --build "$build_dir" -j2 --target "$EXAMPLE"
 demo=$build_dir/examples/$EXAMPLE
 

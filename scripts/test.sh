@@ -14,17 +14,10 @@ start_time=$SECONDS
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-extra=()
-# Rust: a rustup toolchain if there is one, else Debian's cargo.
-if ! command -v cargo >/dev/null 2>&1; then
-    if [[ -x "$HOME/.cargo/bin/cargo" ]]; then
-        export PATH="$HOME/.cargo/bin:$PATH"
-    else
-        extra+=(cargo)
-    fi
-fi
-command -v python3 >/dev/null 2>&1 || extra+=(python3)
-scripts/deps.sh postgresql-15 valgrind "${extra[@]}"
+# Test-only tools on top of the build dependencies: a PostgreSQL server, valgrind, Debian's own
+# Rust toolchain (the minimum supported; tests/CMakeLists.txt uses it even when another cargo
+# comes first on PATH), Python with venv for the installed-package tests.
+scripts/deps.sh postgresql-15 valgrind cargo python3 python3-venv
 
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DCONVSTATE_SANITIZE=ON -DCONVSTATE_BUILD_TESTS=ON -DCONVSTATE_BUILD_EXAMPLES=ON
 cmake --build build/test -j2
@@ -42,8 +35,15 @@ trap 'pg_stop; exit 143' TERM
 pg_start
 
 status=0
-ctest --test-dir build/test --output-on-failure "$@" || status=$?
-ctest --test-dir build/plain --output-on-failure "$@" || status=$?
+log=$(mktemp)
+trap 'pg_stop; rm -f "$log"' EXIT
+ctest --test-dir build/test --output-on-failure "$@" 2>&1 | tee -a "$log" || status=$?
+ctest --test-dir build/plain --output-on-failure "$@" 2>&1 | tee -a "$log" || status=$?
 
+# One closing line over both build trees, from CTest's own summaries
+# ("N% tests passed, F tests failed out of T").
+read -r total failed < <(sed -n 's/.* tests passed, \([0-9]*\) tests failed out of \([0-9]*\)$/\2 \1/p' "$log" |
+    awk '{ t += $1; f += $2 } END { print t + 0, f + 0 }')
 echo "test.sh: finished in $((SECONDS - start_time)) s (ctest exit status $status)"
+echo "test.sh: $((total - failed)) passed, $failed failed"
 exit "$status"

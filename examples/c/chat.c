@@ -613,8 +613,17 @@ typedef struct {
     char *conversation; /* malloc'd; NULL until known */
 } chat_state;
 
-static int usage(void) {
-    fputs("usage: chat [--db URL] [--user ID] [--conversation ID] [--message TEXT]...\n", stderr);
+static const char usage_text[] =
+    "usage: chat [--db URL] [--user ID] [--conversation ID] [--message TEXT]...\n"
+    "  --db URL            database (default sqlite3://convstate-demo.db)\n"
+    "  --user ID           the user chatting (default alice)\n"
+    "  --conversation ID   continue this conversation (default: start a new one)\n"
+    "  --message TEXT      send TEXT (repeatable); without it, chat on standard input\n"
+    "  --help              print this help\n";
+
+/* A bad command line: what is wrong, then the usage, on stderr; exit status 2. */
+static int usage_error(const char *what, const char *arg) {
+    fprintf(stderr, "chat: %s %s\n%s", what, arg, usage_text);
     return 2;
 }
 
@@ -720,9 +729,16 @@ int main(int argc, char **argv) {
 
     messages = xrealloc(NULL, sizeof *messages * (size_t)argc);
     for (a = 1; a < argc; a += 2) {
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+            free(messages);
+            free(st.conversation);
+            fputs(usage_text, stdout);
+            return 0;
+        }
         if (a + 1 >= argc) {
             free(messages);
-            return usage();
+            free(st.conversation);
+            return usage_error("a value is missing after", argv[a]);
         }
         if (strcmp(argv[a], "--db") == 0) {
             st.db_url = argv[a + 1];
@@ -736,7 +752,7 @@ int main(int argc, char **argv) {
         } else {
             free(messages);
             free(st.conversation);
-            return usage();
+            return usage_error("unknown argument", argv[a]);
         }
     }
 

@@ -29,9 +29,20 @@ struct Config {
     unsigned long max_body = 1u << 20;
 };
 
+constexpr const char* kUsage =
+    "usage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] [--pool N] [--max-body BYTES]\n"
+    "  --listen ADDR      address to listen on (default 127.0.0.1; env CONVSTATE_LISTEN)\n"
+    "  --port N           TCP port (default 8080; env CONVSTATE_PORT)\n"
+    "  --db URL           database (default sqlite3://convstate-server.db; env CONVSTATE_DB)\n"
+    "  --threads N        I/O threads (default 2; env CONVSTATE_THREADS)\n"
+    "  --pool N           database connections (default 4; env CONVSTATE_POOL)\n"
+    "  --max-body BYTES   largest request body (default 1048576; env CONVSTATE_MAX_BODY)\n"
+    "  --help             print this help\n"
+    "CONVSTATE_JWT_SECRET (at least 16 bytes) must be set: the HS256 key of the bearer tokens.\n";
+
+// A bad command line or environment: what is wrong, then the usage, on stderr; exit status 2.
 int usage(const char* why) {
-    std::fprintf(stderr, "http_server: %s\nusage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] "
-                         "[--pool N] [--max-body BYTES]\n(CONVSTATE_JWT_SECRET must be set)\n", why);
+    std::fprintf(stderr, "http_server: %s\n%s", why, kUsage);
     return 2;
 }
 
@@ -60,6 +71,11 @@ int main(int argc, char** argv) try {
         {"CONVSTATE_MAX_BODY", "max-body"}};
     for (const auto& [var, name] : env)
         if (const char* v = std::getenv(var); v && *v && !set(name, v)) return usage((std::string("bad ") + var).c_str());
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a.rfind("--", 0) != 0 || i + 1 >= argc) return usage(("bad argument " + a).c_str());

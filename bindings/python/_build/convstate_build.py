@@ -5,8 +5,14 @@ with --no-build-isolation setuptools < 70.1 still needs the separate `wheel` pac
 wheel, which a stock Python does not have. This backend needs nothing, so
 `pip install ./bindings/python` works offline, with or without build isolation.
 
-It packs the `convstate/` directory (sources, py.typed and any native library copied next to
-them) as a pure wheel; the metadata comes from pyproject.toml's [project] table.
+It packs the `convstate/` directory (sources and py.typed) as a pure wheel; the metadata comes
+from pyproject.toml's [project] table.
+
+Bundling the native library: with the config setting `bundle-libdir=DIR`
+(`pip install --config-settings bundle-libdir=DIR ./bindings/python`) or the environment variable
+CONVSTATE_BUNDLE_LIBDIR=DIR, the wheel also carries DIR's `libconvstate_c.so` and the
+`libconvstate.so.N` it needs, side by side inside the package (libconvstate_c finds its
+sibling through its `$ORIGIN` RUNPATH), and is tagged for this platform instead of `any`.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import base64
 import hashlib
 import io
 import os
+import platform
 import re
+import subprocess
 import tarfile
 import time
 import zipfile
@@ -94,14 +102,50 @@ def _package_files() -> list[tuple[str, str]]:
     return out
 
 
-def _write_wheel(wheel_directory: str, entries: list[tuple[str, bytes]]) -> str:
+def _bundle_dir(config_settings) -> str | None:
+    d = (config_settings or {}).get("bundle-libdir") or os.environ.get("CONVSTATE_BUNDLE_LIBDIR")
+    return d or None
+
+
+def _needed_sonames(path: str) -> list[str]:
+    """The DT_NEEDED entries of a shared object that name libconvstate (via readelf or objdump)."""
+    for tool in (["readelf", "-d", path], ["objdump", "-p", path]):
+        try:
+            out = subprocess.run(tool, check=True, capture_output=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        return re.findall(r"(libconvstate\.so[.0-9]*)", out)
+    raise RuntimeError("convstate_build: bundling needs readelf or objdump (binutils)")
+
+
+def _bundled_files(libdir: str) -> list[tuple[str, bytes]]:
+    """libconvstate_c.so and the libconvstate soname it needs, as package files."""
+    c_lib = os.path.join(libdir, "libconvstate_c.so")
+    if not os.path.exists(c_lib):
+        raise RuntimeError(f"convstate_build: bundle-libdir={libdir!r} holds no libconvstate_c.so")
+    files = [(f"{PACKAGE}/libconvstate_c.so", _read(os.path.realpath(c_lib)))]
+    for soname in sorted(set(_needed_sonames(c_lib))):
+        path = os.path.join(libdir, soname)
+        if not os.path.exists(path):
+            raise RuntimeError(f"convstate_build: libconvstate_c.so needs {soname}, which {libdir!r} lacks")
+        files.append((f"{PACKAGE}/{soname}", _read(os.path.realpath(path))))
+    return files
+
+
+def _platform_tag() -> str:
+    machine = platform.machine().lower().replace("-", "_")
+    return f"py3-none-{platform.system().lower()}_{machine}"
+
+
+def _write_wheel(wheel_directory: str, entries: list[tuple[str, bytes]], tag: str = TAG) -> str:
     name, version = _names()
     dist_info = _dist_info()
-    wheel_name = f"{name}-{version}-{TAG}.whl"
+    wheel_name = f"{name}-{version}-{tag}.whl"
+    purelib = "true" if tag == TAG else "false"
     entries = entries + [
         (f"{dist_info}/METADATA", _metadata().encode("utf-8")),
         (f"{dist_info}/WHEEL",
-         f"Wheel-Version: 1.0\nGenerator: convstate_build\nRoot-Is-Purelib: true\nTag: {TAG}\n".encode()),
+         f"Wheel-Version: 1.0\nGenerator: convstate_build\nRoot-Is-Purelib: {purelib}\nTag: {tag}\n".encode()),
         (f"{dist_info}/top_level.txt", f"{PACKAGE}\n".encode()),
     ]
     record = []
@@ -145,7 +189,14 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    return _write_wheel(wheel_directory, [(arc, _read(path)) for arc, path in _package_files()])
+    entries = [(arc, _read(path)) for arc, path in _package_files()]
+    libdir = _bundle_dir(config_settings)
+    if libdir is None:
+        return _write_wheel(wheel_directory, entries)
+    bundled = _bundled_files(libdir)
+    names = {arc for arc, _ in bundled}
+    entries = [e for e in entries if e[0] not in names] + bundled
+    return _write_wheel(wheel_directory, entries, _platform_tag())
 
 
 def build_sdist(sdist_directory, config_settings=None):

@@ -20,7 +20,12 @@
 //! Building needs the environment variable `CONVSTATE_LIB_DIR` naming the directory that holds
 //! `libconvstate_c.so`; see the crate's README.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+// Every unsafe operation sits in its own `unsafe` block with a SAFETY note, also inside an
+// `unsafe fn` (the default from edition 2024 on; with this, rustc 1.63 does not call them unused).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_void};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
@@ -128,7 +133,8 @@ unsafe fn borrowed_str(p: *const c_char) -> String {
     if p.is_null() {
         String::new()
     } else {
-        CStr::from_ptr(p).to_string_lossy().into_owned()
+        // SAFETY: the caller passes NULL or a NUL-terminated string alive for this call.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
 }
 
@@ -783,20 +789,22 @@ unsafe fn fill_reply(reply: *mut sys::convstate_reply, answer: &AgentReply) -> R
     };
     let text = |what: &str, s: String| CString::new(s).map_err(|_| format!("the agent's {what} contains a NUL byte"));
 
+    // SAFETY (every call below): `reply` is valid for this callback, on this thread, and each
+    // string is a valid C string that outlives the call.
     let content = text("content", answer.content.clone())?;
-    fail("content", sys::convstate_reply_set_content(reply, content.as_ptr()))?;
+    fail("content", unsafe { sys::convstate_reply_set_content(reply, content.as_ptr()) })?;
     if !answer.tool_calls.is_empty() {
         let calls = text("tool_calls", ToolCall::list_to_json(&answer.tool_calls).to_json())?;
-        fail("tool_calls", sys::convstate_reply_set_tool_calls(reply, calls.as_ptr()))?;
+        fail("tool_calls", unsafe { sys::convstate_reply_set_tool_calls(reply, calls.as_ptr()) })?;
     }
     for (i, m) in answer.intermediate.iter().enumerate() {
         let what = format!("intermediate[{i}]");
         let m = text(&what, m.input_json().to_json())?;
-        fail(&what, sys::convstate_reply_add_message(reply, m.as_ptr()))?;
+        fail(&what, unsafe { sys::convstate_reply_add_message(reply, m.as_ptr()) })?;
     }
     if !answer.metadata.is_null() {
         let metadata = text("metadata", answer.metadata.to_json())?;
-        fail("metadata", sys::convstate_reply_set_metadata(reply, metadata.as_ptr()))?;
+        fail("metadata", unsafe { sys::convstate_reply_set_metadata(reply, metadata.as_ptr()) })?;
     }
     Ok(())
 }

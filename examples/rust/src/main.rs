@@ -24,12 +24,31 @@ struct Args {
     messages: Vec<String>,
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: chat_demo [--db URL] [--user ID] [--conversation ID] [--window N] [--message TEXT]...");
-    ExitCode::from(2)
+const USAGE: &str = "usage: chat_demo [--db URL] [--user ID] [--conversation ID] [--window N] [--message TEXT]...
+  --db URL            database (default sqlite3://convstate-demo.db)
+  --user ID           the user chatting (default alice)
+  --conversation ID   continue this conversation (default: start a new one)
+  --window N          show the agent only the last N messages (default: all)
+  --message TEXT      send TEXT (repeatable); without it, chat on standard input
+  --help              print this help";
+
+/// What the command line asked for.
+enum Command {
+    Run(Args),
+    Help,
+    Bad(String),
 }
 
-fn parse_args() -> Option<Args> {
+fn parse_args() -> Command {
+    match parse_run_args() {
+        Ok(Some(args)) => Command::Run(args),
+        Ok(None) => Command::Help,
+        Err(why) => Command::Bad(why),
+    }
+}
+
+/// `Ok(None)` for --help; `Err` names the argument that is wrong.
+fn parse_run_args() -> Result<Option<Args>, String> {
     let mut args = Args {
         db: "sqlite3://convstate-demo.db".into(),
         user: "alice".into(),
@@ -39,17 +58,25 @@ fn parse_args() -> Option<Args> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next()?;
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        let known = ["--db", "--user", "--conversation", "--window", "--message"];
+        if !known.contains(&flag.as_str()) {
+            return Err(format!("unknown argument {flag}"));
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--db" => args.db = value,
             "--user" => args.user = value,
             "--conversation" => args.conversation = Some(value),
-            "--window" => args.window = value.parse().ok()?,
-            "--message" => args.messages.push(value),
-            _ => return None,
+            "--window" => {
+                args.window = value.parse().map_err(|_| format!("--window takes a whole number, not {value}"))?
+            }
+            _ => args.messages.push(value),
         }
     }
-    Some(args)
+    Ok(Some(args))
 }
 
 /// Shows the agent loop (the messages stored between the user message and the reply), then the reply.
@@ -70,7 +97,17 @@ fn print_turn(db: &Database, user: &str, r: &TurnResult) -> Result<(), Error> {
 }
 
 fn run() -> Result<ExitCode, Error> {
-    let Some(mut args) = parse_args() else { return Ok(usage()) };
+    let mut args = match parse_args() {
+        Command::Run(args) => args,
+        Command::Help => {
+            println!("{USAGE}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bad(why) => {
+            eprintln!("chat_demo: {why}\n{USAGE}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let db = Database::open(&args.db)?;
     let window = (args.window > 0).then(|| Window::last(args.window));
 
@@ -112,15 +149,21 @@ fn run() -> Result<ExitCode, Error> {
     loop {
         print!("{}> ", args.user);
         let _ = std::io::stdout().flush();
-        let Some(line) = lines.next() else { break };
+        let line = match lines.next() {
+            Some(line) => line,
+            None => break,
+        };
         let line = line.map_err(|e| Error::Internal(format!("reading standard input: {e}")))?;
         match line.as_str() {
             "/quit" => break,
             "" => continue,
             "/history" => {
-                let Some(id) = &args.conversation else {
-                    println!("(no conversation yet)");
-                    continue;
+                let id = match &args.conversation {
+                    Some(id) => id,
+                    None => {
+                        println!("(no conversation yet)");
+                        continue;
+                    }
                 };
                 for m in db.load_all(&args.user, id)? {
                     let text = if m.tool_calls.is_empty() {
