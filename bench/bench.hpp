@@ -1,5 +1,5 @@
 #pragma once
-// convstate_bench: shared pieces of the benchmark (see the shared BENCH.md and bench/README.md).
+// convstate_bench: shared pieces of the benchmark (see docs/benchmark.md and bench/README.md).
 //
 // Two implementations of the same turn run in one process, one after the other:
 //   impl=convstate  ChatOrchestrator::turn (the library under test)

@@ -1,10 +1,10 @@
-// convstate_bench: the scenarios of the shared BENCH.md (S1-S5) for impl=convstate and
+// convstate_bench: the scenarios of docs/benchmark.md (S1-S5) for impl=convstate and
 // impl=raw (the hand-written floor), on SQLite and PostgreSQL, in one process.
 //
 //   convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]
 //                   [--pg-url URL] [--dir DIR] [--scale full|smoke] [--runs N] [--csv FILE]
 //
-// Output: one line per result in BENCH.md's format, one `ratio=convstate/raw` line per
+// Output: one line per result in docs/benchmark.md's format, one `ratio=convstate/raw` line per
 // scenario, comments start with '#'. Every run verifies what it stored and exits 1 if wrong.
 
 #include <malloc.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark, in one command (see bench/README.md and the shared BENCH.md).
+# The benchmark, in one command (see bench/README.md and docs/benchmark.md).
 #
 #   bench/run.sh                 all scenarios, full scale, 3 runs (takes a while)
 #   bench/run.sh --smoke         every scenario shrunk to a few turns (seconds)
