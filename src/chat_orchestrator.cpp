@@ -7,6 +7,7 @@
 
 #include "convstate/json.hpp"
 #include "rows.hpp"
+#include "tokens.hpp"
 #include "util.hpp"
 #include "validate.hpp"
 #include "writes.hpp"
@@ -20,9 +21,13 @@ using detail::TxMode;
 
 namespace {
 
-// Keys of what a keyed turn stores: the user message carries the turn's key itself.
-std::string reply_key(const std::string& key) { return key + ":reply"; }
-std::string step_key(const std::string& key, std::size_t i) { return fmt::format("{}:step:{}", key, i); }
+// Keys of what a keyed turn stores: the user message carries the turn's key itself; the reply
+// and the agent's steps carry keys derived with a separator that no caller's key may contain
+// (detail::check_key), so they never meet a key a caller chose.
+std::string reply_key(const std::string& key) { return key + detail::derived_key_separator + "reply"; }
+std::string step_key(const std::string& key, std::size_t i) {
+    return fmt::format("{}{}step:{}", key, detail::derived_key_separator, i);
+}
 constexpr std::size_t derived_key_room = 16;
 
 void check_window(const HistoryWindow& w) {
@@ -70,7 +75,7 @@ std::vector<Message> finish_window(DatabaseImpl& db, soci::session& s, const std
             bool leading_tools = true;
             for (const Message& m : tail) {
                 leading_tools = leading_tools && m.role == Role::tool;
-                if (!leading_tools) tokens += count(m);
+                if (!leading_tools) tokens = detail::add_tokens(tokens, count(m));
             }
             if (tokens > w.token_budget) break;
             const long long next = std::max<long long>(0, lo - chunk);
@@ -85,6 +90,9 @@ std::vector<Message> finish_window(DatabaseImpl& db, soci::session& s, const std
         prefix.emplace();
     } else if (lo <= 0) {
         prefix = leading_system(tail);
+    } else if (prefix && static_cast<long long>(prefix->size()) == lo) {
+        // Every message up to lo is a system message: the leading run may go on into the tail.
+        for (const Message& m : leading_system(tail)) prefix->push_back(m);
     } else if (!prefix) {
         MessageRow row;
         Stmt st(db, s, db.sql().msg_system_prefix);
@@ -235,7 +243,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     if (req.conversation_id) detail::check_conversation_id(*req.conversation_id, limits);
     detail::check_text(req.message, "message", limits.max_content_bytes);
     if (req.idempotency_key)
-        detail::check_id(*req.idempotency_key, "idempotency_key", limits.max_id_bytes - derived_key_room);
+        detail::check_key(*req.idempotency_key, "idempotency_key", limits.max_id_bytes - derived_key_room);
     const HistoryWindow& w = req.window ? *req.window : options_.window;
     check_window(w);
     if (!agent) throw InvalidArgument("agent", "must be callable");
@@ -281,6 +289,10 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         const std::string& id = out.conversation_id;
         if (key) {
             if (auto stored = detail::find_by_key(db, s, req.user_id, id, *key)) {
+                // A retry repeats its request; a key that names some other message is a mistake.
+                if (stored->role != Role::user || stored->content != req.message)
+                    throw Conflict(fmt::format("idempotency_key '{}' is already used on conversation '{}' by a "
+                                               "different message (seq {})", key->substr(0, 255), id, stored->seq));
                 out.user = std::move(*stored);
                 out.reply = detail::find_by_key(db, s, req.user_id, id, reply_key(*key));
                 if (out.reply) return out;
@@ -343,10 +355,11 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         for (std::size_t i = 0; i < output.size(); ++i) {
             if (output[i].role != Role::assistant && output[i].role != Role::tool)
                 throw InvalidArgument(fmt::format("intermediate[{}].role", i), "must be assistant or tool");
-            output[i].idempotency_key = key ? std::optional(step_key(*key, i)) : std::nullopt;
+            output[i].idempotency_key.reset(); // the turn's own keys are set below
         }
         detail::check_batch(output, "intermediate", limits);
         detail::check_message(final_msg, "reply.", limits);
+        for (std::size_t i = 0; key && i < output.size(); ++i) output[i].idempotency_key = step_key(*key, i);
     } catch (const InvalidArgument& e) {
         release();
         throw AgentError(std::string("the agent's output is invalid: ") + e.what(), id, p.user.seq, p.created);

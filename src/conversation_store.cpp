@@ -26,8 +26,11 @@ std::pair<long long, std::string> parse_cursor(const std::string& cursor) {
     if (cursor.empty()) return {std::numeric_limits<long long>::max(), std::string{}};
     const auto dot = cursor.find('.');
     long long ts = 0;
-    if (dot == std::string::npos || dot == 0 || dot + 1 == cursor.size() ||
-        std::from_chars(cursor.data(), cursor.data() + dot, ts).ptr != cursor.data() + dot)
+    const auto [end, ec] = dot == std::string::npos ? std::from_chars_result{cursor.data(), std::errc::invalid_argument}
+                                                     : std::from_chars(cursor.data(), cursor.data() + dot, ts);
+    // The id part reaches SQL as text: it must be valid UTF-8 like every id.
+    if (dot == std::string::npos || dot == 0 || dot + 1 == cursor.size() || ec != std::errc{} ||
+        end != cursor.data() + dot || ts < 0 || !detail::is_valid_utf8(cursor) || cursor.find('\0') != std::string::npos)
         throw InvalidArgument("cursor", "is not a cursor returned by list()");
     return {ts, cursor.substr(dot + 1)};
 }

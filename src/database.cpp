@@ -59,14 +59,21 @@ CachedStatement* DatabaseImpl::cached(soci::session& session, const std::string&
     if (target_.dialect == Dialect::postgresql && !options_.prepared_statements) return nullptr;
     auto& cache = statements_cache_[slot_of(session)];
     auto it = cache.find(sql);
-    if (it != cache.end()) return it->second.get();
-    if (cache.size() >= 256) cache.clear(); // bounded: SQL text with a variable shape (batches)
-    return cache.emplace(sql, std::make_unique<CachedStatement>(session)).first->second.get();
+    if (it == cache.end()) {
+        // Bounded (SQL text with a variable shape: batches): drop what no Stmt is using.
+        if (cache.size() >= 256) std::erase_if(cache, [](const auto& entry) { return !entry.second->busy; });
+        it = cache.emplace(sql, std::make_unique<CachedStatement>(session)).first;
+    } else if (it->second->busy) {
+        return nullptr; // the same text twice at once on one connection: the second is not cached
+    }
+    it->second->busy = true;
+    return it->second.get();
 }
 
-void DatabaseImpl::evict(soci::session& session, const std::string& sql) noexcept {
+void DatabaseImpl::evict(soci::session& session, const std::string& sql, const CachedStatement* c) noexcept {
     try {
-        statements_cache_[slot_of(session)].erase(sql);
+        auto& cache = statements_cache_[slot_of(session)];
+        if (auto it = cache.find(sql); it != cache.end() && it->second.get() == c) cache.erase(it);
     } catch (...) { // a failed statement's destructor cannot fail us
     }
 }

@@ -56,6 +56,7 @@ struct CachedStatement {
     std::deque<soci::indicator> indicators;
     std::vector<Slot> uses, intos;
     bool prepared = false;
+    bool busy = false; // a Stmt is using it: the cache neither hands it out again nor drops it
 
     /** A new buffer (and its indicator) for a text or a number binding. */
     Slot new_slot(bool is_text);
@@ -130,10 +131,11 @@ public:
                 retries_.load(std::memory_order_relaxed)};
     }
     /** The prepared statement for sql on this pooled connection, or nullptr when statements are
-     *  not kept (DatabaseOptions::prepared_statements off on PostgreSQL). */
+     *  not kept (DatabaseOptions::prepared_statements off on PostgreSQL) or that statement is in
+     *  use by another Stmt. Marks it busy; the Stmt clears that. */
     CachedStatement* cached(soci::session& session, const std::string& sql);
-    /** Drops a cached statement that failed (it is prepared afresh next time). */
-    void evict(soci::session& session, const std::string& sql) noexcept;
+    /** Drops the cached statement c for sql, which failed (it is prepared afresh next time). */
+    void evict(soci::session& session, const std::string& sql, const CachedStatement* c) noexcept;
 
     /** Counts one statement sent to the server (a round trip). */
     void count_statement() noexcept { statements_.fetch_add(1, std::memory_order_relaxed); }

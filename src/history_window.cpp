@@ -4,6 +4,8 @@
 #include <set>
 #include <string>
 
+#include "tokens.hpp"
+
 namespace convstate {
 
 std::int64_t estimate_tokens(const Message& m) {
@@ -73,15 +75,17 @@ std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_pr
             taken += units[first].end - units[first].begin;
         }
     } else {
-        std::int64_t left = token_budget;
+        // Tokens spent so far, saturating (counts come from the host and from stored values).
+        std::int64_t spent = 0;
         if (keep_system)
-            for (const Message& m : system_prefix) left -= count(m);
+            for (const Message& m : system_prefix) spent = detail::add_tokens(spent, count(m));
         while (first > 0) {
             const Unit& u = units[first - 1];
             std::int64_t cost = 0;
-            for (std::size_t k = u.begin; k < u.end; ++k) cost += count(*rest[k]);
-            if (cost > left && first != units.size()) break; // the newest unit is always kept
-            left -= cost;
+            for (std::size_t k = u.begin; k < u.end; ++k) cost = detail::add_tokens(cost, count(*rest[k]));
+            const std::int64_t after = detail::add_tokens(spent, cost);
+            if (after > token_budget && first != units.size()) break; // the newest unit is always kept
+            spent = after;
             --first;
         }
     }

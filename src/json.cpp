@@ -79,11 +79,12 @@ bj::object conversation_value(const Conversation& c) {
 // Field names in errors are paths: `prefix` is "" at the top level, else the enclosing path
 // with a trailing dot ("messages[3].", "tool_calls[0].function.").
 
-bj::value parse_text(std::string_view text) {
-    boost::system::error_code ec;
-    bj::value v = bj::parse(text, ec);
-    if (ec) throw InvalidArgument("json", ec.message());
-    return v;
+// Duplicate keys, numbers a double cannot hold and nesting over 32 levels are refused
+// (detail::parse_strict): what is accepted is stored exactly as understood.
+// base: the path the top-level value's fields are named by ("" for a message, whose fields are
+// "role", "content"…; "messages" for a batch).
+bj::value parse_text(std::string_view text, const std::string& base = {}) {
+    return detail::parse_strict(text, "json", base);
 }
 
 const bj::object& as_object(const bj::value& v, const std::string& field) {
@@ -236,7 +237,7 @@ Message message_from_json(std::string_view text) {
 }
 
 std::vector<Message> messages_from_json(std::string_view text) {
-    return decode_all(parse_text(text), "messages", [](const bj::value& v, const std::string& field) {
+    return decode_all(parse_text(text, "messages"), "messages", [](const bj::value& v, const std::string& field) {
         return decode_message(as_object(v, field), field + ".");
     });
 }
@@ -262,7 +263,7 @@ std::string tool_calls_to_json(const std::vector<ToolCall>& calls) {
 }
 
 std::vector<ToolCall> tool_calls_from_json(std::string_view text) {
-    return decode_tool_calls(parse_text(text), "tool_calls");
+    return decode_tool_calls(parse_text(text, "tool_calls"), "tool_calls");
 }
 
 } // namespace convstate::json

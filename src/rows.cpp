@@ -16,8 +16,9 @@ Stmt::Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, boo
 
 Stmt::~Stmt() {
     if (own_) return;
+    c_->busy = false;
     if (failed_) {
-        db_.evict(session_, sql_);
+        db_.evict(session_, sql_, c_);
         return;
     }
     // A SQLite statement left un-reset keeps its read snapshot open: reset it now, not at its

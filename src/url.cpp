@@ -57,6 +57,16 @@ ConnectionTarget parse_sqlite(std::string_view rest, const DatabaseOptions& opti
 }
 
 ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& options) {
+    // The user info ends at the last '@': a password may hold '?', '/' or '@' unescaped, and
+    // none of it is ever quoted in an error. (An '@' in the database name or the query must be
+    // written %40.)
+    std::string_view userinfo;
+    bool has_userinfo = false;
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        userinfo = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        has_userinfo = true;
+    }
     std::string_view query;
     if (auto q = rest.find('?'); q != std::string_view::npos) {
         query = rest.substr(q + 1);
@@ -68,9 +78,7 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         path = rest.substr(slash + 1);
     }
     std::string user, password, host, port;
-    if (auto at = authority.rfind('@'); at != std::string_view::npos) {
-        std::string_view userinfo = authority.substr(0, at);
-        authority = authority.substr(at + 1);
+    if (has_userinfo) {
         if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
             user = percent_decode(userinfo.substr(0, colon), "user name");
             password = percent_decode(userinfo.substr(colon + 1), "password");

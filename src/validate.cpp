@@ -1,8 +1,14 @@
 #include "validate.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <fmt/format.h>
 
 #include "convstate/error.hpp"
@@ -24,6 +30,13 @@ void check_id(std::string_view value, const std::string& field, std::size_t max_
     check_text(value, field, max_bytes);
 }
 
+void check_key(std::string_view key, const std::string& field, std::size_t max_bytes) {
+    check_id(key, field, max_bytes);
+    for (const char c : key)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            throw InvalidArgument(field, "must not contain control characters");
+}
+
 void check_user_id(std::string_view user_id, const Limits& limits) {
     check_id(user_id, "user_id", limits.max_user_id_bytes);
 }
@@ -38,13 +51,176 @@ bool is_json(std::string_view text) noexcept {
     return !ec;
 }
 
-std::string normalize_metadata(std::string_view text, const std::string& field, const Limits& limits) {
-    check_text(text, field, limits.max_metadata_bytes);
+namespace {
+
+namespace bj = boost::json;
+
+// A number's decimal value in canonical form: sign, significant digits without leading or
+// trailing zeros, and the exponent of the last digit. Zero is {false, "", 0}.
+struct Decimal {
+    bool negative = false;
+    std::string digits;
+    long long exponent = 0;
+    bool operator==(const Decimal&) const = default;
+};
+
+// `text` is a JSON number (the parser has checked its syntax) or a double as Boost.JSON prints it.
+Decimal decimal_of(std::string_view text) {
+    Decimal d;
+    std::size_t i = 0;
+    if (i < text.size() && text[i] == '-') d.negative = true, ++i;
+    long long point_shift = 0;
+    bool after_point = false;
+    for (; i < text.size() && text[i] != 'e' && text[i] != 'E'; ++i) {
+        if (text[i] == '.') {
+            after_point = true;
+            continue;
+        }
+        if (d.digits.empty() && text[i] == '0') {
+            if (after_point) --point_shift;
+            continue;
+        }
+        d.digits.push_back(text[i]);
+        if (after_point) --point_shift;
+    }
+    long long exp = 0;
+    if (i < text.size()) { // exponent; its size is bounded by the parser, clamp anyway
+        ++i;
+        bool neg = false;
+        if (i < text.size() && (text[i] == '+' || text[i] == '-')) neg = text[i++] == '-';
+        for (; i < text.size(); ++i) exp = std::min<long long>(exp * 10 + (text[i] - '0'), 1LL << 40);
+        if (neg) exp = -exp;
+    }
+    std::size_t end = d.digits.size();
+    while (end > 0 && d.digits[end - 1] == '0') --end;
+    d.exponent = exp + point_shift + static_cast<long long>(d.digits.size() - end);
+    d.digits.resize(end);
+    if (d.digits.empty()) d = Decimal{};
+    return d;
+}
+
+// Boost.JSON's basic_parser handler that builds nothing: it checks what the value parser would
+// silently change (duplicate keys keep the last; out-of-range numbers become inf or 0; long
+// numbers are rounded), and names where: the path below `base` ("metadata.n", "[2].id").
+class StrictChecker {
+public:
+    static constexpr std::size_t max_object_size = std::size_t(-1);
+    static constexpr std::size_t max_array_size = std::size_t(-1);
+    static constexpr std::size_t max_key_size = std::size_t(-1);
+    static constexpr std::size_t max_string_size = std::size_t(-1);
+
+    explicit StrictChecker(std::string base) : base_(std::move(base)) {}
+
+    std::string problem, where; // set when a check failed
+
+    bool on_document_begin(boost::system::error_code&) { return true; }
+    bool on_document_end(boost::system::error_code&) { return true; }
+    bool on_array_begin(boost::system::error_code&) {
+        frames_.push_back({true, 0, {}, {}});
+        return true;
+    }
+    bool on_array_end(std::size_t, boost::system::error_code&) {
+        frames_.pop_back();
+        return value_done();
+    }
+    bool on_object_begin(boost::system::error_code&) {
+        frames_.push_back({false, 0, {}, {}});
+        return true;
+    }
+    bool on_object_end(std::size_t, boost::system::error_code&) {
+        frames_.pop_back();
+        return value_done();
+    }
+    bool on_string_part(bj::string_view, std::size_t, boost::system::error_code&) { return true; }
+    bool on_string(bj::string_view, std::size_t, boost::system::error_code&) { return value_done(); }
+    bool on_key_part(bj::string_view s, std::size_t, boost::system::error_code&) {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(bj::string_view s, std::size_t, boost::system::error_code& ec) {
+        key_.append(s.data(), s.size());
+        Frame& f = frames_.back();
+        f.key = std::move(key_);
+        key_.clear();
+        if (f.keys.insert(f.key).second) return true;
+        fail(ec, "appears twice in one object");
+        return false;
+    }
+    bool on_number_part(bj::string_view s, boost::system::error_code&) {
+        number_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_int64(std::int64_t, bj::string_view, boost::system::error_code&) { return end_number(); }
+    bool on_uint64(std::uint64_t, bj::string_view, boost::system::error_code&) { return end_number(); }
+    bool on_double(double d, bj::string_view s, boost::system::error_code& ec) {
+        number_.append(s.data(), s.size());
+        if (std::isfinite(d) && decimal_of(number_) == decimal_of(bj::serialize(bj::value(d)))) return end_number();
+        fail(ec, fmt::format("is the number {} which cannot be stored exactly (a double keeps about 17 significant "
+                             "digits, magnitudes up to 1.8e308 and down to 4.9e-324)",
+                             number_.substr(0, 40) + (number_.size() > 40 ? "..." : "")));
+        return false;
+    }
+    bool on_bool(bool, boost::system::error_code&) { return value_done(); }
+    bool on_null(boost::system::error_code&) { return value_done(); }
+    bool on_comment_part(bj::string_view, boost::system::error_code&) { return true; }
+    bool on_comment(bj::string_view, boost::system::error_code&) { return true; }
+
+private:
+    struct Frame {
+        bool array;
+        std::size_t index; // arrays: of the current element
+        std::string key;   // objects: of the current member
+        std::unordered_set<std::string> keys;
+    };
+
+    bool value_done() {
+        if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+        return true;
+    }
+    bool end_number() {
+        number_.clear();
+        return value_done();
+    }
+    void fail(boost::system::error_code& ec, std::string why) {
+        where = base_;
+        for (const Frame& f : frames_) {
+            if (f.array) where += fmt::format("[{}]", f.index);
+            else where += (where.empty() ? "" : ".") + f.key;
+        }
+        if (where.empty()) where = "json";
+        problem = std::move(why);
+        ec = bj::error::syntax; // stops the parser; `problem` says why
+    }
+
+    std::string base_;
+    std::vector<Frame> frames_;
+    std::string key_, number_;
+};
+
+} // namespace
+
+bj::value parse_strict(std::string_view text, const std::string& field, const std::string& base) {
+    bj::parse_options options;
+    options.max_depth = max_json_depth;
+    bj::basic_parser<StrictChecker> checker(options, base);
     boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(text, ec);
+    const std::size_t used = checker.write_some(false, text.data(), text.size(), ec);
+    if (!checker.handler().problem.empty()) throw InvalidArgument(checker.handler().where, checker.handler().problem);
+    if (ec == bj::error::too_deep)
+        throw InvalidArgument(field, fmt::format("is nested deeper than {} levels", max_json_depth));
+    if (ec || used != text.size())
+        throw InvalidArgument(field, "is not valid JSON: " + (ec ? ec.message() : std::string("text after the value")));
+    bj::value v = bj::parse(text, ec, {}, options);
     if (ec) throw InvalidArgument(field, "is not valid JSON: " + ec.message());
+    return v;
+}
+
+std::string normalize_metadata(std::string_view text, const std::string& field, const Limits& limits) {
+    if (text == "{}") return std::string(text); // the common case, already normal
+    check_text(text, field, limits.max_metadata_bytes);
+    const bj::value v = parse_strict(text, field, field);
     if (!v.is_object()) throw InvalidArgument(field, "must be a JSON object");
-    return boost::json::serialize(v);
+    return bj::serialize(v);
 }
 
 void check_message(Message& m, const std::string& prefix, const Limits& limits) {
@@ -67,10 +243,14 @@ void check_message(Message& m, const std::string& prefix, const Limits& limits) 
         throw InvalidArgument(prefix + "tool_calls",
                               fmt::format("has {} calls, over the limit of {}", m.tool_calls.size(),
                                           limits.max_tool_calls));
+    std::set<std::string_view> call_ids;
     for (std::size_t i = 0; i < m.tool_calls.size(); ++i) {
         const ToolCall& call = m.tool_calls[i];
         const std::string f = fmt::format("{}tool_calls[{}].", prefix, i);
         check_id(call.id, f + "id", limits.max_id_bytes);
+        // Results name their call by id: two calls with one id could not be told apart.
+        if (!call_ids.insert(call.id).second)
+            throw InvalidArgument(f + "id", "is the id of an earlier tool call of this message");
         if (call.type != "function") throw InvalidArgument(f + "type", "must be \"function\"");
         check_id(call.name, f + "function.name", limits.max_id_bytes);
         check_text(call.arguments, f + "function.arguments", limits.max_content_bytes);
@@ -78,9 +258,9 @@ void check_message(Message& m, const std::string& prefix, const Limits& limits) 
             throw InvalidArgument(f + "function.arguments", "is not valid JSON text");
     }
     m.metadata_json = normalize_metadata(m.metadata_json, prefix + "metadata", limits);
-    if (m.token_count && *m.token_count < 0)
-        throw InvalidArgument(prefix + "token_count", "must not be negative");
-    if (m.idempotency_key) check_id(*m.idempotency_key, prefix + "idempotency_key", limits.max_id_bytes);
+    if (m.token_count && (*m.token_count < 0 || *m.token_count > max_token_count))
+        throw InvalidArgument(prefix + "token_count", fmt::format("must be between 0 and {}", max_token_count));
+    if (m.idempotency_key) check_key(*m.idempotency_key, prefix + "idempotency_key", limits.max_id_bytes);
 }
 
 bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits) {

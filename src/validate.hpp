@@ -2,9 +2,12 @@
 // Input validation: every check throws InvalidArgument naming the field, before anything is
 // written.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <boost/json/value.hpp>
 
 #include "convstate/types.hpp"
 
@@ -14,6 +17,14 @@ namespace convstate::detail {
 void check_id(std::string_view value, const std::string& field, std::size_t max_bytes);
 
 void check_user_id(std::string_view user_id, const Limits& limits);
+
+/** A caller's idempotency key: an id (see check_id) without control characters (U+0000–U+001F,
+ *  U+007F). The keys a turn derives for what it stores use U+001F as their separator, so no
+ *  caller's key can ever equal one of them. */
+void check_key(std::string_view key, const std::string& field, std::size_t max_bytes);
+
+/** The separator of derived idempotency keys (see check_key). */
+inline constexpr char derived_key_separator = '\x1f';
 void check_conversation_id(std::string_view conversation_id, const Limits& limits);
 
 /** Well-formed UTF-8, no NUL byte (PostgreSQL TEXT cannot hold one), at most max_bytes. */
@@ -21,6 +32,9 @@ void check_text(std::string_view value, const std::string& field, std::size_t ma
 
 /** Checks that text is a JSON object within the size limit; returns it in compact form. */
 std::string normalize_metadata(std::string_view text, const std::string& field, const Limits& limits);
+
+/** The largest token_count a message may carry (no model's context comes near it). */
+inline constexpr std::int64_t max_token_count = 1'000'000'000;
 
 /** Checks a message to be appended and normalises its metadata in place. field_prefix is
  *  prepended to field names ("" or "messages[3]."). */
@@ -30,7 +44,19 @@ void check_message(Message& message, const std::string& field_prefix, const Limi
  *  prefix) and rejects an idempotency key used twice. Returns whether every message has a key. */
 bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits);
 
-/** True when text parses as JSON. */
+/** True when text parses as JSON (syntax only: used for tool-call arguments, which are stored
+ *  and returned as the exact text given). */
 bool is_json(std::string_view text) noexcept;
+
+/** Deepest nesting of arrays and objects accepted in any JSON the library parses. */
+inline constexpr std::size_t max_json_depth = 32;
+
+/** Parses JSON that the library will store or act on, refusing with InvalidArgument what it
+ *  could not keep exactly: an object with the same key twice, and a number that a double cannot
+ *  hold exactly (out of range such as 1e400, underflowing such as 1e-400, or more digits than a
+ *  double keeps such as a 30-digit integer); integers within 64 bits are exact. Those errors
+ *  name the value's path below `base` ("metadata.n", "messages[2].role"; "json" for the whole
+ *  text when base is empty). Invalid syntax and nesting deeper than max_json_depth name `field`. */
+boost::json::value parse_strict(std::string_view text, const std::string& field, const std::string& base);
 
 } // namespace convstate::detail

@@ -415,7 +415,7 @@ TEST_CASE("kill test: a child killed at random points leaves dense, complete, un
                 CHECK(user_seq_by_key.count(key) == 0); // no duplicated user message
                 user_seq_by_key[key] = m.seq;
                 CHECK(stored_users.insert(std::stol(key.substr(2))).second);
-            } else if (key.size() > 6 && key.substr(key.size() - 6) == ":reply") {
+            } else if (key.size() > 6 && key.substr(key.size() - 6) == "\x1freply") {
                 const std::string turn_key = key.substr(0, key.size() - 6);
                 REQUIRE(user_seq_by_key.count(turn_key) == 1); // no reply without its user message
                 CHECK(user_seq_by_key[turn_key] < m.seq);
