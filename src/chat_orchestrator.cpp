@@ -10,6 +10,7 @@
 #include "tokens.hpp"
 #include "util.hpp"
 #include "validate.hpp"
+#include "window_loader.hpp"
 #include "writes.hpp"
 
 namespace convstate {
@@ -30,93 +31,14 @@ std::string step_key(const std::string& key, std::size_t i) {
 }
 constexpr std::size_t derived_key_room = 16;
 
-void check_window(const HistoryWindow& w) {
-    if (w.kind == HistoryWindow::Kind::last_messages && w.max_messages < 1)
-        throw InvalidArgument("window.max_messages", "must be at least 1");
-    if (w.kind == HistoryWindow::Kind::token_budget && w.token_budget < 1)
-        throw InvalidArgument("window.token_budget", "must be at least 1");
-}
-
-std::vector<Message> leading_system(const std::vector<Message>& tail) {
-    std::vector<Message> prefix;
-    for (const Message& m : tail) {
-        if (m.role != Role::system) break;
-        prefix.push_back(m);
-    }
-    return prefix;
-}
-
-// How far back the first read of a window reaches: the window's size, or a first chunk of a
-// token budget (extended by finish_window as needed).
-long long first_chunk(const HistoryWindow& w) {
-    constexpr long long everything = INT64_MAX / 4;
-    switch (w.kind) {
-    case HistoryWindow::Kind::last_messages:
-        return static_cast<long long>(std::min<std::size_t>(w.max_messages, everything));
-    case HistoryWindow::Kind::token_budget: return 64;
-    case HistoryWindow::Kind::all: break;
-    }
-    return everything;
-}
-
-// Completes a window whose newest messages (lo, end_seq] are in `tail`: reads further back in
-// doubling chunks while a token budget is not spent, loads the leading system messages unless
-// given (or inside the tail), and selects. Reads stay proportional to the window.
-std::vector<Message> finish_window(DatabaseImpl& db, soci::session& s, const std::string& user,
-                                   const std::string& id, const HistoryWindow& w, long long end_seq,
-                                   std::vector<Message> tail, long long lo,
-                                   std::optional<std::vector<Message>> prefix) {
-    if (w.kind == HistoryWindow::Kind::token_budget) {
-        // A chunk that starts inside a tool-call group does not count that group (it may
-        // belong to the window whole).
-        const TokenCounter& count = w.token_counter ? w.token_counter : TokenCounter(estimate_tokens);
-        for (long long chunk = 2 * first_chunk(w); lo > 0; chunk *= 2) {
-            std::int64_t tokens = 0;
-            bool leading_tools = true;
-            for (const Message& m : tail) {
-                leading_tools = leading_tools && m.role == Role::tool;
-                if (!leading_tools) tokens = detail::add_tokens(tokens, count(m));
-            }
-            if (tokens > w.token_budget) break;
-            const long long next = std::max<long long>(0, lo - chunk);
-            std::vector<Message> part = detail::load_range(db, s, user, id, next, lo);
-            part.insert(part.end(), std::make_move_iterator(tail.begin()), std::make_move_iterator(tail.end()));
-            tail = std::move(part);
-            lo = next;
-            prefix.reset(); // the prefix below the old lo may now overlap the tail
-        }
-    }
-    if (!w.keep_system) {
-        prefix.emplace();
-    } else if (lo <= 0) {
-        prefix = leading_system(tail);
-    } else if (prefix && static_cast<long long>(prefix->size()) == lo) {
-        // Every message up to lo is a system message: the leading run may go on into the tail.
-        for (const Message& m : leading_system(tail)) prefix->push_back(m);
-    } else if (!prefix) {
-        MessageRow row;
-        Stmt st(db, s, db.sql().msg_system_prefix);
-        row.bind(st);
-        st.use(user).use(id).use(end_seq).use(user).use(id).use(end_seq);
-        prefix = detail::fetch_messages(st, row);
-    }
-    return w.select(*prefix, tail);
-}
-
-std::vector<Message> load_window(DatabaseImpl& db, soci::session& s, const std::string& user,
-                                 const std::string& id, const HistoryWindow& w, long long end_seq) {
-    if (end_seq <= 0) return {};
-    const long long lo = std::max<long long>(0, end_seq - first_chunk(w));
-    return finish_window(db, s, user, id, w, end_seq, detail::load_range(db, s, user, id, lo, end_seq), lo,
-                         std::nullopt);
-}
-
-struct Prepared {
+// Steps 1-3 done and committed: where the user message is, and the rows its window is chosen
+// from (finished and selected with no connection held).
+struct BegunTurn {
     std::string conversation_id;
     bool created = false;
     Message user;
     std::optional<Message> reply; // set: a completed turn replayed
-    std::vector<Message> window;
+    detail::WindowRows window_rows;
 };
 
 bool is_unique_violation(const soci::soci_error& e) {
@@ -129,14 +51,14 @@ constexpr long long prefix_cap = 16;
 
 // PostgreSQL, steps 1-3 in one autocommit statement. nullopt: an idempotency key of this turn
 // is stored already (or a racing creator won) — the general path replays or resumes the turn.
-std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
+std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
                                       const std::optional<Conversation>& fresh, const HistoryWindow& w) {
     const std::optional<std::string>& key = req.idempotency_key;
     const std::string& user = req.user_id;
     return db.run(key ? TxMode::idempotent_single_write : TxMode::single_write,
-                  [&](soci::session& s) -> std::optional<Prepared> {
+                  [&](soci::session& s) -> std::optional<BegunTurn> {
         const long long now = detail::now_us();
-        Prepared out;
+        BegunTurn out;
         MessageRow row;
         try {
             if (fresh) {
@@ -148,11 +70,11 @@ std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, 
                 out.conversation_id = fresh->id;
                 out.created = true;
                 out.user = row.to_message();
-                out.window = finish_window(db, s, user, fresh->id, w, 1, {out.user}, 0, std::nullopt);
+                out.window_rows = {1, 0, {out.user}, std::nullopt};
                 return out;
             }
             const std::string& id = *req.conversation_id;
-            const long long n = first_chunk(w), keep = w.keep_system ? 1 : 0;
+            const long long n = detail::first_chunk(w), keep = w.keep_system ? 1 : 0;
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
             st.use(now).use(user).use(id).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
@@ -168,9 +90,9 @@ std::optional<Prepared> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, 
             // A writer that committed while we waited for the row lock is missing from the
             // statement's snapshot: re-read the range (a new statement sees it).
             if (static_cast<long long>(tail.size()) != end - lo) tail = detail::load_range(db, s, user, id, lo, end);
-            out.window = finish_window(db, s, user, id, w, end, std::move(tail), lo,
-                                       w.keep_system && lo > 0 && prefix_complete ? std::optional(std::move(prefix))
-                                                                                  : std::nullopt);
+            out.window_rows = {end, lo, std::move(tail),
+                               w.keep_system && lo > 0 && prefix_complete ? std::optional(std::move(prefix))
+                                                                          : std::nullopt};
             return out;
         } catch (const soci::soci_error& e) {
             if (is_unique_violation(e)) return std::nullopt;
@@ -226,14 +148,15 @@ std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const 
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
     detail::check_conversation_id(conversation_id, db.limits());
-    check_window(w);
-    return db.run(TxMode::read, [&](soci::session& s) {
+    detail::check_window(w);
+    detail::WindowRows rows = db.run(TxMode::read, [&](soci::session& s) {
         long long last_seq = 0;
         Stmt st(db, s, db.sql().conv_exists);
         st.into(last_seq).use(user_id).use(conversation_id);
         if (!st.execute()) detail::throw_not_found(conversation_id);
-        return load_window(db, s, user_id, conversation_id, w, last_seq);
+        return detail::read_window_rows(db, s, user_id, conversation_id, w, last_seq);
     });
+    return detail::finish_window(db, user_id, conversation_id, w, std::move(rows));
 }
 
 TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) const {
@@ -245,7 +168,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     if (req.idempotency_key)
         detail::check_key(*req.idempotency_key, "idempotency_key", limits.max_id_bytes - derived_key_room);
     const HistoryWindow& w = req.window ? *req.window : options_.window;
-    check_window(w);
+    detail::check_window(w);
     if (!agent) throw InvalidArgument("agent", "must be callable");
 
     Message user_msg;
@@ -263,12 +186,12 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     // PostgreSQL takes steps 1-3 and step 5 in one statement each; the general path below
     // (SQLite, ConcurrentTurns::reject, replays of keyed turns) uses a transaction for each.
     const bool fast = db.dialect() == Dialect::postgresql && !reject;
-    std::optional<Prepared> begun;
+    std::optional<BegunTurn> begun;
     if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w);
 
     // Steps 1-3: resolve the conversation, persist the user message, load the window; commit.
     if (!begun) begun = db.run(mode, [&](soci::session& s) {
-        Prepared out;
+        BegunTurn out;
         detail::LockedConversation conv;
         std::optional<std::string> existing = req.conversation_id;
         if (!existing && key) { // a retried creating turn finds the conversation it created
@@ -310,10 +233,10 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         if (out.user.seq == 0)
             out.user = existing && !lock_first ? detail::append(db, s, req.user_id, id, {user_msg}).front()
                                                : detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
-        out.window = load_window(db, s, req.user_id, id, w, out.user.seq);
+        out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
         return out;
     });
-    const Prepared& p = *begun;
+    BegunTurn& p = *begun;
     const std::string& id = p.conversation_id;
     if (p.reply)
         return TurnResult{id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq, p.created, true};
@@ -333,10 +256,18 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         }
     };
 
-    // Step 4: the agent, with no connection or lock held.
+    // Step 4: the agent, with no connection or lock held (nor while its window is chosen: the
+    // host's token counter may call the library).
+    std::vector<Message> window;
+    try {
+        window = detail::finish_window(db, req.user_id, id, w, std::move(p.window_rows));
+    } catch (...) {
+        release();
+        throw;
+    }
     AgentReply reply;
     try {
-        reply = agent(AgentInput{req.user_id, id, p.window});
+        reply = agent(AgentInput{req.user_id, id, window});
     } catch (const std::exception& e) {
         release();
         throw AgentError(e.what(), id, p.user.seq, p.created);

@@ -336,3 +336,39 @@ TEST_CASE("defect: a PostgreSQL password may hold ? / @ and is never quoted in a
         }
     }
 }
+
+TEST_CASE("defect: a token counter may call the library (no connection or lock is held while it runs)") {
+    DatabaseOptions options;
+    options.pool_size = 1;
+    options.pool_timeout = std::chrono::milliseconds(2000);
+    Database db = cstest::open_fresh(nullptr, options);
+    MessageRepository messages(db);
+    ConversationStore store(db);
+    const Conversation c = store.create("u");
+    const Conversation other = store.create("u");
+    for (int i = 0; i < 100; ++i) messages.append("u", c.id, msg(i % 2 ? Role::assistant : Role::user, "m"));
+    // The counter reads and writes through the same one-connection pool (and, on SQLite, would
+    // wait for the write lock if a turn's transaction were still open).
+    int calls = 0;
+    const TokenCounter counter = [&](const Message& m) {
+        ++calls;
+        if (calls % 25 == 1) messages.append("u", other.id, msg(Role::user, "counted"));
+        return messages.count("u", other.id) > 0 ? std::int64_t{3} : estimate_tokens(m);
+    };
+    OrchestratorOptions reject_options;
+    reject_options.concurrency = ConcurrentTurns::reject;
+    for (const OrchestratorOptions& o : {OrchestratorOptions{}, reject_options}) {
+        ChatOrchestrator chat(db, o);
+        TurnRequest r = request("u", c.id, "go");
+        r.window = HistoryWindow::tokens(60, counter);
+        std::size_t seen = 0;
+        const TurnResult t = chat.turn(r, [&](const AgentInput& in) {
+            seen = in.history.size();
+            return text_reply("ok");
+        });
+        CHECK(t.reply == "ok");
+        CHECK(seen == 20); // 60 tokens at 3 each
+        CHECK(cstest::seqs(chat.window("u", c.id, HistoryWindow::tokens(9, counter))).size() == 3);
+    }
+    CHECK(calls > 0);
+}

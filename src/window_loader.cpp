@@ -1,0 +1,105 @@
+#include "window_loader.hpp"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "convstate/error.hpp"
+#include "rows.hpp"
+#include "tokens.hpp"
+#include "writes.hpp"
+
+namespace convstate::detail {
+namespace {
+
+std::vector<Message> leading_system(const std::vector<Message>& messages) {
+    std::vector<Message> prefix;
+    for (const Message& m : messages) {
+        if (m.role != Role::system) break;
+        prefix.push_back(m);
+    }
+    return prefix;
+}
+
+// Tokens of a tail for deciding whether to read further back. A tail that starts inside a
+// tool-call group does not count that group (the group may belong to the window whole).
+std::int64_t tail_tokens(const std::vector<Message>& tail, const TokenCounter& count) {
+    std::int64_t tokens = 0;
+    bool leading_tools = true;
+    for (const Message& m : tail) {
+        leading_tools = leading_tools && m.role == Role::tool;
+        if (!leading_tools) tokens = add_tokens(tokens, count(m));
+    }
+    return tokens;
+}
+
+} // namespace
+
+void check_window(const HistoryWindow& w) {
+    if (w.kind == HistoryWindow::Kind::last_messages && w.max_messages < 1)
+        throw InvalidArgument("window.max_messages", "must be at least 1");
+    if (w.kind == HistoryWindow::Kind::token_budget && w.token_budget < 1)
+        throw InvalidArgument("window.token_budget", "must be at least 1");
+}
+
+long long first_chunk(const HistoryWindow& w) {
+    constexpr long long everything = INT64_MAX / 4;
+    switch (w.kind) {
+    case HistoryWindow::Kind::last_messages:
+        return static_cast<long long>(std::min<std::size_t>(w.max_messages, everything));
+    case HistoryWindow::Kind::token_budget: return 64;
+    case HistoryWindow::Kind::all: break;
+    }
+    return everything;
+}
+
+WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                            const HistoryWindow& w, long long end) {
+    WindowRows rows;
+    rows.end = end;
+    if (end <= 0) return rows;
+    rows.lo = std::max<long long>(0, end - first_chunk(w));
+    rows.tail = load_range(db, s, user, id, rows.lo, end);
+    return rows;
+}
+
+std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, const std::string& id,
+                                   const HistoryWindow& w, WindowRows rows) {
+    if (rows.end <= 0) return {};
+    auto read = [&](auto&& fn) { return db.run(TxMode::read, fn); };
+    if (w.kind == HistoryWindow::Kind::token_budget) {
+        const TokenCounter& count = w.token_counter ? w.token_counter : TokenCounter(estimate_tokens);
+        for (long long chunk = 2 * first_chunk(w); rows.lo > 0; chunk *= 2) {
+            if (tail_tokens(rows.tail, count) > w.token_budget) break;
+            const long long next = std::max<long long>(0, rows.lo - chunk);
+            std::vector<Message> part =
+                read([&](soci::session& s) { return load_range(db, s, user, id, next, rows.lo); });
+            part.insert(part.end(), std::make_move_iterator(rows.tail.begin()), std::make_move_iterator(rows.tail.end()));
+            rows.tail = std::move(part);
+            rows.lo = next;
+            rows.prefix.reset(); // a prefix below the old lo may now overlap the tail
+        }
+    }
+    std::vector<Message> prefix;
+    if (!w.keep_system) {
+        // none
+    } else if (rows.lo <= 0) {
+        prefix = leading_system(rows.tail);
+    } else if (rows.prefix && static_cast<long long>(rows.prefix->size()) == rows.lo) {
+        // Every message up to lo is a system message: the leading run may go on into the tail.
+        prefix = std::move(*rows.prefix);
+        for (Message& m : leading_system(rows.tail)) prefix.push_back(std::move(m));
+    } else if (rows.prefix) {
+        prefix = std::move(*rows.prefix);
+    } else {
+        prefix = read([&](soci::session& s) {
+            MessageRow row;
+            Stmt st(db, s, db.sql().msg_system_prefix);
+            row.bind(st);
+            st.use(user).use(id).use(rows.end).use(user).use(id).use(rows.end);
+            return fetch_messages(st, row);
+        });
+    }
+    return w.select(prefix, rows.tail);
+}
+
+} // namespace convstate::detail

@@ -1,0 +1,45 @@
+#pragma once
+// Loading a history window: the one place that reads what HistoryWindow::select chooses from.
+//
+// A window is read in two parts. read_window_rows runs inside the caller's transaction (a turn's
+// begin, or a plain read) and reads the newest messages, sized to the window. finish_window runs
+// with no connection held — the host's TokenCounter and the selection never run while a pooled
+// connection or a database lock is held — and reads further back, each read a short read of its
+// own, only while a token budget is not spent and for the leading system messages when they are
+// not known yet. Messages at or below the window's end are never changed, so the later reads see
+// the same history as the first.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convstate/history_window.hpp"
+#include "db.hpp"
+
+namespace convstate::detail {
+
+/** Throws InvalidArgument for a window that cannot select anything (max_messages or token_budget 0). */
+void check_window(const HistoryWindow& w);
+
+/** The rows read so far for a window ending at seq `end`: every message in (lo, end], and the
+ *  conversation's leading system messages when known (messages up to lo only). */
+struct WindowRows {
+    long long end = 0;
+    long long lo = 0;
+    std::vector<Message> tail;
+    std::optional<std::vector<Message>> prefix;
+};
+
+/** How far back the first read reaches: the window's size, or a first chunk of a token budget. */
+long long first_chunk(const HistoryWindow& w);
+
+/** The first read, in the caller's transaction: messages (end - first_chunk(w), end]. */
+WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                            const HistoryWindow& w, long long end);
+
+/** Completes rows (reading more with their own reads, no connection held otherwise) and selects
+ *  the window. @throws StorageError. */
+std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, const std::string& id,
+                                   const HistoryWindow& w, WindowRows rows);
+
+} // namespace convstate::detail
