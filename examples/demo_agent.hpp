@@ -9,6 +9,7 @@
 #include <ctime>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <convstate/convstate.hpp>
 
@@ -16,9 +17,17 @@ namespace demo {
 
 // expression := term (('+'|'-') term)*; term := factor (('*'|'/') factor)*;
 // factor := number | '(' expression ')' | '-' factor
+// The input is untrusted (it comes from the user's message): its length and its nesting (each
+// '(' and each unary '-' is one level of recursion) are bounded, so that no expression can
+// exhaust the stack or the CPU; past a bound, evaluate throws like for any other bad input.
 class Calculator {
 public:
+    static constexpr std::size_t max_length = 4096;
+    static constexpr int max_depth = 64;
+
     static double evaluate(const std::string& text) {
+        if (text.size() > max_length)
+            throw std::invalid_argument("expression longer than " + std::to_string(max_length) + " characters");
         Calculator c{text};
         const double v = c.expression();
         c.skip();
@@ -54,8 +63,12 @@ private:
         }
     }
     double factor() {
-        if (eat('-')) return -factor();
+        if (eat('-')) {
+            const Nest nest(*this);
+            return -factor();
+        }
         if (eat('(')) {
+            const Nest nest(*this);
             const double v = expression();
             if (!eat(')')) throw std::invalid_argument("missing ')'");
             return v;
@@ -66,8 +79,21 @@ private:
         if (start == pos_) throw std::invalid_argument("expected a number");
         return std::stod(text_.substr(start, pos_ - start));
     }
+    // One level of nesting for as long as it lives.
+    struct Nest {
+        explicit Nest(Calculator& c) : c_(c) {
+            if (c_.depth_ >= max_depth)
+                throw std::invalid_argument("expression nested deeper than " + std::to_string(max_depth) + " levels");
+            ++c_.depth_;
+        }
+        ~Nest() { --c_.depth_; }
+        Nest(const Nest&) = delete;
+        Nest& operator=(const Nest&) = delete;
+        Calculator& c_;
+    };
     const std::string& text_;
     std::size_t pos_ = 0;
+    int depth_ = 0;
 };
 
 // The longest run of "0-9 + - * / ( ) . space" holding a digit and an operator.
@@ -76,8 +102,10 @@ inline std::string find_expression(const std::string& text) {
     auto consider = [&] {
         const bool digit = run.find_first_of("0123456789") != std::string::npos;
         const bool op = run.find_first_of("+-*/") != std::string::npos;
-        while (!run.empty() && run.back() == ' ') run.pop_back();
-        while (!run.empty() && run.front() == ' ') run.erase(0, 1);
+        // Trim in one step each side (erasing the leading spaces one by one is quadratic).
+        const std::size_t first = run.find_first_not_of(' ');
+        if (first == std::string::npos) run.clear();
+        else run = run.substr(first, run.find_last_not_of(' ') - first + 1);
         if (digit && op && run.size() > best.size()) best = run;
         run.clear();
     };
