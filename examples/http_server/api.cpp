@@ -156,9 +156,9 @@ Response error_response(http::status status, const std::string& message, const s
     return res;
 }
 
-Api::Api(convstate::Database db, std::string jwt_secret)
+Api::Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy)
     : db_(db), chat_(db, {.window = convstate::HistoryWindow::last(50)}), conversations_(db), messages_(db),
-      secret_(std::move(jwt_secret)) {}
+      secret_(std::move(jwt_secret)), jwt_policy_(std::move(jwt_policy)) {}
 
 Response Api::handle(const Request& req, std::string& user_out) const {
     try {
@@ -220,7 +220,7 @@ Response Api::route(const Request& req, std::string& user_out) const {
     if (auth.size() <= scheme.size() ||
         !std::equal(scheme.begin(), scheme.end(), auth.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
         throw HttpError{http::status::unauthorized, "missing bearer token"};
-    const auto verified = verify_hs256(auth.substr(scheme.size()), secret_, now_seconds());
+    const auto verified = verify_hs256(auth.substr(scheme.size()), secret_, now_seconds(), jwt_policy_);
     if (const auto* err = std::get_if<JwtError>(&verified)) throw HttpError{http::status::unauthorized, "invalid token: " + err->reason};
     if (std::get<JwtClaims>(verified).sub != user) throw HttpError{http::status::forbidden, "token does not grant access to this user"};
 

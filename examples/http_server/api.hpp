@@ -6,6 +6,8 @@
 #include <boost/beast/http.hpp>
 #include <convstate/convstate.hpp>
 
+#include "jwt.hpp"
+
 namespace http_server {
 
 namespace http = boost::beast::http;
@@ -15,7 +17,7 @@ using Response = http::response<http::string_body>;
 /** Everything a handler needs; shared by all threads (every member is thread-safe). */
 class Api {
 public:
-    Api(convstate::Database db, std::string jwt_secret);
+    Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy = {});
 
     /** Answers one request. Never throws. user_out receives the path's user id (for the log). */
     Response handle(const Request& request, std::string& user_out) const;
@@ -28,6 +30,7 @@ private:
     convstate::ConversationStore conversations_;
     convstate::MessageRepository messages_;
     std::string secret_;
+    JwtPolicy jwt_policy_;
 };
 
 /** A JSON error response {"error":{"status","message","field"?}}. */

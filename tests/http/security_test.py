@@ -6,8 +6,9 @@
 Starts the server on a free port with a temporary SQLite database and runs a table of requests,
 each with its expected status; then, when CONVSTATE_TEST_PG_URL is set, runs the same table
 against that PostgreSQL database (with fresh user ids, so the database may be shared). Also
-checks the happy path, idempotent retries, cross-user isolation, SQL injection strings, and
-graceful shutdown on SIGTERM. Prints "N passed, M failed" and exits nonzero on any failure.
+checks the happy path, idempotent retries, cross-user isolation, SQL injection strings, the
+token's claims (duplicate keys, NumericDate ranges, --jwt-audience/--jwt-issuer) and graceful
+shutdown on SIGTERM. Prints "N passed, M failed" and exits nonzero on any failure.
 """
 import base64
 import hashlib
@@ -53,6 +54,53 @@ def alg_none_token(sub):
     now = int(time.time())
     return (b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode()) + "." +
             b64url(json.dumps({"sub": sub, "exp": now + 3600}).encode()) + ".")
+
+
+HS256_HEADER = '{"alg":"HS256","typ":"JWT"}'
+
+
+def raw_token(payload_text, header_text=HS256_HEADER, secret=SECRET):
+    """A correctly signed token from exact JSON texts; {exp} in them becomes now + 1 h."""
+    exp = str(int(time.time()) + 3600)
+    return httptest.sign_raw(header_text.replace("{exp}", exp), payload_text.replace("{exp}", exp), secret)
+
+
+def jwt_claim_rows(A, B, path):
+    """Table rows for the claim checks: duplicate keys, NumericDate types and ranges."""
+    now = int(time.time())
+    big = 18446744073709551615  # 2^64 - 1
+    return [
+        # A duplicate key is refused wherever it is: last-wins would let "sub" or "alg" say two things.
+        ("duplicate sub (last one is the path's user)", "GET", path, raw_token(f'{{"sub":"{B}","sub":"{A}","exp":{{exp}}}}'), None, 401),
+        ("duplicate sub (first one is the path's user)", "GET", path, raw_token(f'{{"sub":"{A}","sub":"{B}","exp":{{exp}}}}'), None, 401),
+        ("duplicate sub, one escaped", "GET", path, raw_token(f'{{"sub":"{B}","s\\u0075b":"{A}","exp":{{exp}}}}'), None, 401),
+        ("duplicate exp", "GET", path, raw_token(f'{{"sub":"{A}","exp":1,"exp":{{exp}}}}'), None, 401),
+        ("duplicate key in a nested claim", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"x":{{"k":1, "k" :2}}}}'), None, 401),
+        ("duplicate alg (none, then HS256)", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}}}}', '{"alg":"none","alg":"HS256"}'), None, 401),
+        ("duplicate alg (HS256 twice)", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}}}}', '{"alg":"HS256","alg":"HS256"}'), None, 401),
+        ("duplicate typ in the header", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}}}}', '{"alg":"HS256","typ":"JWT","typ":"x"}'), None, 401),
+        ("same key in two objects is fine", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"x":{{"sub":1}},"y":[{{"sub":2}}]}}'), None, 200),
+        # exp / nbf / iat: integers in a sane range, nothing else.
+        ("exp 2^64-1", "GET", path, raw_token(f'{{"sub":"{A}","exp":{big}}}'), None, 401),
+        ("exp 2^63", "GET", path, raw_token(f'{{"sub":"{A}","exp":9223372036854775808}}'), None, 401),
+        ("exp 2^53", "GET", path, raw_token(f'{{"sub":"{A}","exp":9007199254740992}}'), None, 401),
+        ("exp 2^53-1 (largest accepted)", "GET", path, raw_token(f'{{"sub":"{A}","exp":9007199254740991}}'), None, 200),
+        ("exp a fraction", "GET", path, raw_token(f'{{"sub":"{A}","exp":{now + 3600}.5}}'), None, 401),
+        ("exp in exponent form", "GET", path, raw_token(f'{{"sub":"{A}","exp":{now + 3600}e0}}'), None, 401),
+        ("exp 1e300", "GET", path, raw_token(f'{{"sub":"{A}","exp":1e300}}'), None, 401),
+        ("exp true", "GET", path, raw_token(f'{{"sub":"{A}","exp":true}}'), None, 401),
+        ("exp null", "GET", path, raw_token(f'{{"sub":"{A}","exp":null}}'), None, 401),
+        ("exp 0", "GET", path, raw_token(f'{{"sub":"{A}","exp":0}}'), None, 401),
+        ("nbf -1", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"nbf":-1}}'), None, 401),
+        ("nbf a fraction", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"nbf":{now - 10}.5}}'), None, 401),
+        ("nbf a string", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"nbf":"{now - 10}"}}'), None, 401),
+        ("nbf in the past", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"nbf":{now - 10}}}'), None, 200),
+        ("iat 2^64-1", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"iat":{big}}}'), None, 401),
+        ("iat a string", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"iat":"yesterday"}}'), None, 401),
+        ("iat a fraction", "GET", path, raw_token(f'{{"sub":"{A}","exp":{{exp}},"iat":{now}.25}}'), None, 401),
+        ("aud and iss unchecked when not configured", "GET", path,
+         make_token(A, claims={"aud": ["x", 1], "iss": 7}), None, 200),
+    ]
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -228,6 +276,7 @@ def run_suite(binary, db_url, label, sqlite_path=None):
             ("after_seq not a number", "GET", f"{cpath}?after_seq=x", ta, None, 400, "after_seq"),
             ("messages limit too big", "GET", f"{cpath}?limit=10001", ta, None, 400, "limit"),
         ]
+        table += jwt_claim_rows(A, B, cpath)
         # SQL injection in every field: refused or treated as plain data.
         for i, s in enumerate(SQLI):
             table += [
@@ -349,6 +398,57 @@ def parse_log(srv):
     return records, bad
 
 
+def test_jwt_policy(binary, db_url):
+    """--jwt-audience / --jwt-issuer (and their environment variables): the token must carry them."""
+    label = "jwt policy"
+    tag = uuid.uuid4().hex[:8]
+    A = f"alice-{tag}"
+    path = f"/api/{A}/conversations"
+    aud, iss = "chat-api-" + tag, "https://issuer.example/" + tag
+    good = {"aud": aud, "iss": iss}
+    rows = [
+        ("aud and iss right", good, 200),
+        ("aud in an array", {"aud": ["other", aud], "iss": iss}, 200),
+        ("aud missing", {"iss": iss}, 401),
+        ("aud wrong", {"aud": "other", "iss": iss}, 401),
+        ("aud array without it", {"aud": ["other", aud + "x"], "iss": iss}, 401),
+        ("aud empty array", {"aud": [], "iss": iss}, 401),
+        ("aud array with a non-string", {"aud": [aud, 1], "iss": iss}, 401),
+        ("aud a number", {"aud": 7, "iss": iss}, 401),
+        ("aud a prefix", {"aud": aud[:-1], "iss": iss}, 401),
+        ("iss missing", {"aud": aud}, 401),
+        ("iss wrong", {"aud": aud, "iss": iss + "/"}, 401),
+        ("iss in an array", {"aud": aud, "iss": [iss]}, 401),
+    ]
+    for how, args, env in [("flags", ("--jwt-audience", aud, "--jwt-issuer", iss), None),
+                           ("env", (), {"CONVSTATE_JWT_AUDIENCE": aud, "CONVSTATE_JWT_ISSUER": iss})]:
+        try:
+            srv = Server(binary, db_url, extra_env=env, args=args)
+        except RuntimeError as e:
+            check(f"{label} ({how}): server starts", False, str(e)[:300])
+            continue
+        try:
+            for name, claims, want in rows:
+                st, data = srv.request("GET", path, token=make_token(A, claims=claims))
+                check(f"{label} ({how}): {name}", st == want, f"-> {st} {data!r:.200} (want {want})")
+            st, data = srv.request("GET", path, token=raw_token(
+                f'{{"sub":"{A}","exp":{{exp}},"aud":"other","aud":"{aud}","iss":"{iss}"}}'))
+            check(f"{label} ({how}): duplicate aud", st == 401, st)
+        finally:
+            code = srv.stop()
+        check(f"{label} ({how}): SIGTERM exits 0", code == 0, code)
+    # Only aud: iss is not required.
+    try:
+        srv = Server(binary, db_url, args=("--jwt-audience", aud))
+        try:
+            st, _ = srv.request("GET", path, token=make_token(A, claims={"aud": aud}))
+            check(f"{label}: audience alone does not require iss", st == 200, st)
+        finally:
+            srv.stop()
+    except RuntimeError as e:
+        check(f"{label}: audience alone: server starts", False, str(e)[:300])
+
+
 def test_startup_and_shutdown(binary, db_url):
     label = "process"
     # No secret: refuses to start.
@@ -413,6 +513,7 @@ def main():
         path = os.path.join(tmp, "server.db")
         url = "sqlite3://" + path
         run_suite(binary, url, "sqlite", sqlite_path=path)
+        test_jwt_policy(binary, url)
         test_startup_and_shutdown(binary, url)
         print(f"sqlite: {PASSED} passed, {len(FAILED)} failed", flush=True)
     pg = os.environ.get("CONVSTATE_TEST_PG_URL")
