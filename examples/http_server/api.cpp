@@ -212,7 +212,6 @@ Response Api::route(const Request& req, std::string& user_out) const {
     if (m != want) return wrong_method(allowed);
 
     const std::string& user = s[1];
-    user_out = user;
 
     // Authentication, then authorisation: the token's subject must be the path's user.
     const auto auth = req[http::field::authorization];
@@ -222,7 +221,8 @@ Response Api::route(const Request& req, std::string& user_out) const {
         throw HttpError{http::status::unauthorized, "missing bearer token"};
     const auto verified = verify_hs256(auth.substr(scheme.size()), secret_, now_seconds(), jwt_policy_);
     if (const auto* err = std::get_if<JwtError>(&verified)) throw HttpError{http::status::unauthorized, "invalid token: " + err->reason};
-    if (std::get<JwtClaims>(verified).sub != user) throw HttpError{http::status::forbidden, "token does not grant access to this user"};
+    user_out = std::get<JwtClaims>(verified).sub; // the log names who was authenticated, never the path's claim
+    if (user_out != user) throw HttpError{http::status::forbidden, "token does not grant access to this user"};
 
     switch (route) {
     case Route::chat: {

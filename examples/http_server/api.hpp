@@ -19,7 +19,8 @@ class Api {
 public:
     Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy = {});
 
-    /** Answers one request. Never throws. user_out receives the path's user id (for the log). */
+    /** Answers one request. Never throws. user_out receives the token's subject once the token
+     *  is verified (for the log), and stays empty when there is none or it is refused. */
     Response handle(const Request& request, std::string& user_out) const;
 
 private:

@@ -108,9 +108,9 @@ int main(int argc, char** argv) try {
     server.start();
 
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int) {
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
-        std::fputs("{\"event\":\"shutdown\"}\n", stderr);
+        http_server::log_event("shutdown", ",\"signal\":" + std::to_string(sig));
         server.stop();
     });
 

@@ -4,12 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <ctime>
 #include <optional>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/json.hpp>
 
 namespace http_server {
 
@@ -17,8 +17,55 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
-void log_request(const std::string& method, const std::string& path, unsigned status, double ms,
-                 const std::string& user) {
+std::string json_quote(std::string_view s) {
+    static constexpr char hexdigits[] = "0123456789abcdef";
+    std::string out = "\"";
+    out.reserve(s.size() + 2);
+    auto u = [&](std::uint32_t cp) {
+        out += "\\u";
+        for (int shift = 12; shift >= 0; shift -= 4) out.push_back(hexdigits[(cp >> shift) & 0xF]);
+    };
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = byte(i);
+        if (c < 0x80) {
+            if (c == '"' || c == '\\') out.push_back('\\'), out.push_back(static_cast<char>(c));
+            else if (c < 0x20 || c == 0x7F) u(c);
+            else out.push_back(static_cast<char>(c));
+            ++i;
+            continue;
+        }
+        // A UTF-8 sequence: its length from the lead byte, then shortest form, no surrogates,
+        // at most U+10FFFF. Anything else: U+FFFD for the one byte, and go on with the next.
+        const std::size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        std::uint32_t cp = len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        bool ok = len != 0 && i + len <= s.size();
+        for (std::size_t k = 1; ok && k < len; ++k) {
+            ok = (byte(i + k) & 0xC0) == 0x80;
+            cp = (cp << 6) | (byte(i + k) & 0x3F);
+        }
+        ok = ok && !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
+             !(cp >= 0xD800 && cp <= 0xDFFF);
+        if (!ok) {
+            u(0xFFFD);
+            ++i;
+            continue;
+        }
+        if (cp >= 0x10000) { // a surrogate pair
+            u(0xD800 + ((cp - 0x10000) >> 10));
+            u(0xDC00 + ((cp - 0x10000) & 0x3FF));
+        } else {
+            u(cp);
+        }
+        i += len;
+    }
+    out.push_back('"');
+    return out;
+}
+
+namespace {
+
+std::string timestamp() {
     const auto now = std::chrono::system_clock::now();
     const std::time_t t = std::chrono::system_clock::to_time_t(now);
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -27,15 +74,30 @@ void log_request(const std::string& method, const std::string& path, unsigned st
     char ts[40];
     const std::size_t n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     std::snprintf(ts + n, sizeof ts - n, ".%03dZ", static_cast<int>(millis));
+    return ts;
+}
 
-    // Strings through Boost.JSON (escaping); ms with three decimals, not in exponent form.
-    auto str = [](const std::string& v) { return boost::json::serialize(boost::json::value(v)); };
-    char ms_text[32];
-    std::snprintf(ms_text, sizeof ms_text, "%.3f", ms);
-    std::string line = "{\"ts\":" + str(ts) + ",\"method\":" + str(method) + ",\"path\":" + str(path) +
-                       ",\"status\":" + std::to_string(status) + ",\"ms\":" + ms_text + ",\"user\":" + str(user) + "}";
+void write_line(std::string line) {
     line.push_back('\n');
     std::fwrite(line.data(), 1, line.size(), stderr); // one write per line: lines never interleave
+}
+
+} // namespace
+
+void log_request(const std::string& method, const std::string& path, unsigned status, double ms,
+                 const std::string& user) {
+    // Every string through json_quote: the path and the user come from the client, and may hold
+    // quotes, control characters or bytes that are not UTF-8. ms with three decimals, not in
+    // exponent form.
+    char ms_text[32];
+    std::snprintf(ms_text, sizeof ms_text, "%.3f", ms);
+    write_line("{\"ts\":" + json_quote(timestamp()) + ",\"method\":" + json_quote(method) + ",\"path\":" +
+               json_quote(path) + ",\"status\":" + std::to_string(status) + ",\"ms\":" + ms_text +
+               ",\"user\":" + json_quote(user) + "}");
+}
+
+void log_event(std::string_view event, const std::string& fields) {
+    write_line("{\"ts\":" + json_quote(timestamp()) + ",\"event\":" + json_quote(event) + fields + "}");
 }
 
 class Session : public std::enable_shared_from_this<Session> {

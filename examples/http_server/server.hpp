@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <boost/asio.hpp>
@@ -53,8 +55,16 @@ private:
     std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
 };
 
-/** One JSON line on stderr per request. */
+/** A JSON string literal of arbitrary bytes, pure ASCII: control characters and everything
+ *  outside ASCII escaped as \uXXXX, each byte that is not part of valid UTF-8 as \ufffd. */
+std::string json_quote(std::string_view bytes);
+
+/** One JSON line on stderr per request; user is the authenticated subject ("" if none). */
 void log_request(const std::string& method, const std::string& path, unsigned status,
                  double ms, const std::string& user);
+
+/** One JSON line on stderr, {"ts":…,"event":event + fields}; fields: more JSON members, each
+ *  starting with a comma (or empty). */
+void log_event(std::string_view event, const std::string& fields = {});
 
 } // namespace http_server

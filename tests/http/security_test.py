@@ -7,8 +7,9 @@ Starts the server on a free port with a temporary SQLite database and runs a tab
 each with its expected status; then, when CONVSTATE_TEST_PG_URL is set, runs the same table
 against that PostgreSQL database (with fresh user ids, so the database may be shared). Also
 checks the happy path, idempotent retries, cross-user isolation, SQL injection strings, the
-token's claims (duplicate keys, NumericDate ranges, --jwt-audience/--jwt-issuer) and graceful
-shutdown on SIGTERM. Prints "N passed, M failed" and exits nonzero on any failure.
+token's claims (duplicate keys, NumericDate ranges, --jwt-audience/--jwt-issuer), the request log
+(valid UTF-8 JSON, the authenticated subject only) and graceful shutdown on SIGTERM. Prints
+"N passed, M failed" and exits nonzero on any failure.
 """
 import base64
 import hashlib
@@ -16,6 +17,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -398,6 +400,64 @@ def parse_log(srv):
     return records, bad
 
 
+def raw_request(port, request_bytes, timeout=10):
+    """Sends request_bytes as is on a new connection; the response's status (None if none)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request_bytes)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    parts = data.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def test_log(binary, db_url):
+    """The log names the authenticated subject only, and every line is valid JSON in UTF-8
+    whatever bytes the request carried."""
+    label = "log"
+    tag = uuid.uuid4().hex[:8]
+    A, B = f"alice-{tag}", f"bob-{tag}"
+    ta = make_token(A)
+    srv = Server(binary, db_url)
+    sent = []  # (what, status, expected user)
+    try:
+        def get(what, path, token, want_user):
+            st, _ = srv.request("GET", path, token=token)
+            sent.append((what, path, st, want_user))
+        get("own data", f"/api/{A}/conversations", ta, A)
+        get("another user's data", f"/api/{B}/conversations", ta, A)
+        get("no token", f"/api/{A}/conversations", None, "")
+        get("forged token", f"/api/{A}/conversations", make_token(A, secret="not-the-secret-" + tag), "")
+        get("expired token", f"/api/{A}/conversations", make_token(A, exp_in=-10), "")
+        get("percent-encoded bytes that are not UTF-8", "/api/%FF%FE/conversations", ta, A)
+        get("percent-encoded quote and control bytes", "/api/%22%0A%00%1B%5C/conversations", ta, A)
+        for what, target in [("raw bytes that are not UTF-8", b"/api/\xff\xfe\xc0\xaf/conversations"),
+                             ("raw UTF-8", "/api/\u00e5\U0001F600/conversations".encode()),
+                             ("raw quote and backslash", b'/api/"\\/conversations')]:
+            st = raw_request(srv.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                             ta.encode() + b"\r\nConnection: close\r\n\r\n")
+            sent.append((what, None, st, None))
+        st, _ = srv.request("GET", "/healthz")
+        sent.append(("healthz", "/healthz", st, ""))
+    finally:
+        code = srv.stop()
+    check(f"{label}: SIGTERM exits 0", code == 0, code)
+    records, bad = parse_log(srv)
+    check(f"{label}: every stderr line is JSON in valid UTF-8", srv.log and not bad, bad[:3])
+    requests = [r for r in records if "event" not in r]
+    check(f"{label}: one line per request", len(requests) == len(sent), (len(requests), len(sent)))
+    for (what, path, st, want_user), r in zip(sent, requests):
+        ok = r.get("status") == st and (path is None or r.get("path") == path)
+        if want_user is not None:
+            ok = ok and r.get("user", "") == want_user
+        else:  # the path's "user" was never authenticated as such
+            ok = ok and r.get("user") in ("", A)
+        check(f"{label}: {what} -> {st}, logged user {want_user!r}", ok, r)
+
+
 def test_jwt_policy(binary, db_url):
     """--jwt-audience / --jwt-issuer (and their environment variables): the token must carry them."""
     label = "jwt policy"
@@ -496,7 +556,6 @@ def test_startup_and_shutdown(binary, db_url):
 
 
 def socket_refused(port):
-    import socket
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
         return False
@@ -513,6 +572,7 @@ def main():
         path = os.path.join(tmp, "server.db")
         url = "sqlite3://" + path
         run_suite(binary, url, "sqlite", sqlite_path=path)
+        test_log(binary, url)
         test_jwt_policy(binary, url)
         test_startup_and_shutdown(binary, url)
         print(f"sqlite: {PASSED} passed, {len(FAILED)} failed", flush=True)
