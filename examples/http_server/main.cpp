@@ -1,12 +1,12 @@
 // http_server: a stateless chat service over convstate. See README.md.
 //
 //   CONVSTATE_JWT_SECRET=… http_server [--listen ADDR] [--port N] [--db URL] [--threads N]
-//                                      [--pool N] [--max-body BYTES] [--jwt-audience AUD]
-//                                      [--jwt-issuer ISS]
+//                                      [--pool N] [--max-body BYTES] [--max-connections N]
+//                                      [--jwt-audience AUD] [--jwt-issuer ISS]
 //
 // Every flag can also come from the environment (CONVSTATE_LISTEN, CONVSTATE_PORT, CONVSTATE_DB,
-// CONVSTATE_THREADS, CONVSTATE_POOL, CONVSTATE_MAX_BODY, CONVSTATE_JWT_AUDIENCE,
-// CONVSTATE_JWT_ISSUER); a flag wins over the environment.
+// CONVSTATE_THREADS, CONVSTATE_POOL, CONVSTATE_MAX_BODY, CONVSTATE_MAX_CONNECTIONS,
+// CONVSTATE_JWT_AUDIENCE, CONVSTATE_JWT_ISSUER); a flag wins over the environment.
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -29,19 +29,23 @@ struct Config {
     unsigned long threads = 2;
     unsigned long pool = 4;
     unsigned long max_body = 1u << 20;
+    unsigned long max_connections = 1024;
     std::string jwt_audience;
     std::string jwt_issuer;
 };
 
 constexpr const char* kUsage =
     "usage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] [--pool N] [--max-body BYTES]\n"
-    "                   [--jwt-audience AUD] [--jwt-issuer ISS]\n"
+    "                   [--max-connections N] [--jwt-audience AUD] [--jwt-issuer ISS]\n"
     "  --listen ADDR          address to listen on (default 127.0.0.1; env CONVSTATE_LISTEN)\n"
     "  --port N               TCP port (default 8080; env CONVSTATE_PORT)\n"
     "  --db URL               database (default sqlite3://convstate-server.db; env CONVSTATE_DB)\n"
     "  --threads N            I/O threads (default 2; env CONVSTATE_THREADS)\n"
     "  --pool N               database connections (default 4; env CONVSTATE_POOL)\n"
     "  --max-body BYTES       largest request body (default 1048576; env CONVSTATE_MAX_BODY)\n"
+    "  --max-connections N    open connections at most (default 1024; env CONVSTATE_MAX_CONNECTIONS);\n"
+    "                         at the cap the server stops accepting until one closes: new connections\n"
+    "                         wait in the listen queue, they are not refused\n"
     "  --jwt-audience AUD     tokens must carry \"aud\": AUD, or an array holding it (default: not\n"
     "                         checked; env CONVSTATE_JWT_AUDIENCE)\n"
     "  --jwt-issuer ISS       tokens must carry \"iss\": ISS (default: not checked; env CONVSTATE_JWT_ISSUER)\n"
@@ -71,6 +75,7 @@ int main(int argc, char** argv) try {
         else if (name == "threads") return to_number(value, cfg.threads) && cfg.threads >= 1 && cfg.threads <= 256;
         else if (name == "pool") return to_number(value, cfg.pool) && cfg.pool >= 1 && cfg.pool <= 1024;
         else if (name == "max-body") return to_number(value, cfg.max_body) && cfg.max_body >= 1;
+        else if (name == "max-connections") return to_number(value, cfg.max_connections) && cfg.max_connections >= 1;
         else if (name == "jwt-audience") return !(cfg.jwt_audience = value).empty();
         else if (name == "jwt-issuer") return !(cfg.jwt_issuer = value).empty();
         else return false;
@@ -78,8 +83,8 @@ int main(int argc, char** argv) try {
     };
     const std::pair<const char*, const char*> env[] = {{"CONVSTATE_LISTEN", "listen"}, {"CONVSTATE_PORT", "port"},
         {"CONVSTATE_DB", "db"}, {"CONVSTATE_THREADS", "threads"}, {"CONVSTATE_POOL", "pool"},
-        {"CONVSTATE_MAX_BODY", "max-body"}, {"CONVSTATE_JWT_AUDIENCE", "jwt-audience"},
-        {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}};
+        {"CONVSTATE_MAX_BODY", "max-body"}, {"CONVSTATE_MAX_CONNECTIONS", "max-connections"},
+        {"CONVSTATE_JWT_AUDIENCE", "jwt-audience"}, {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}};
     for (const auto& [var, name] : env)
         if (const char* v = std::getenv(var); v && *v && !set(name, v)) return usage((std::string("bad ") + var).c_str());
     for (int i = 1; i < argc; ++i)
@@ -104,7 +109,7 @@ int main(int argc, char** argv) try {
     boost::asio::io_context ioc(static_cast<int>(cfg.threads));
     const boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.listen),
                                                   static_cast<unsigned short>(cfg.port));
-    http_server::Server server(ioc, endpoint, api, {.max_body = cfg.max_body});
+    http_server::Server server(ioc, endpoint, api, {.max_body = cfg.max_body, .max_connections = cfg.max_connections});
     server.start();
 
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);

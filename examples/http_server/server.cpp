@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -209,7 +210,8 @@ private:
 };
 
 Server::Server(asio::io_context& ioc, const tcp::endpoint& endpoint, const Api& api, ServerOptions options)
-    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), api_(api), options_(options) {
+    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), accept_timer_(acceptor_.get_executor()), api_(api),
+      options_(options) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -218,10 +220,35 @@ Server::Server(asio::io_context& ioc, const tcp::endpoint& endpoint, const Api& 
 
 void Server::start() { accept(); }
 
+// Runs on the acceptor's strand.
 void Server::accept() {
+    {
+        std::lock_guard lock(mutex_);
+        if (sessions_.size() >= options_.max_connections) {
+            accept_paused_ = true; // remove() resumes when a connection closes
+            return;
+        }
+    }
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
         if (!acceptor_.is_open() || stopping()) return;
-        if (!ec) std::make_shared<Session>(std::move(socket), *this)->start();
+        if (ec) return accept_failed(ec);
+        accept_delay_ = std::chrono::milliseconds(0);
+        std::make_shared<Session>(std::move(socket), *this)->start();
+        accept();
+    });
+}
+
+// Out of file descriptors (EMFILE/ENFILE), memory or buffers: the connection stays queued and
+// the listening socket stays readable, so accepting again at once would spin. Wait instead, 50 ms
+// doubling to 1 s, until an accept succeeds.
+void Server::accept_failed(const beast::error_code& ec) {
+    using std::chrono::milliseconds;
+    accept_delay_ = accept_delay_.count() == 0 ? milliseconds(50) : std::min(accept_delay_ * 2, milliseconds(1000));
+    log_event("accept_error", ",\"error\":" + json_quote(ec.message()) + ",\"retry_ms\":" +
+                                  std::to_string(accept_delay_.count()));
+    accept_timer_.expires_after(accept_delay_);
+    accept_timer_.async_wait([this](beast::error_code timer_ec) {
+        if (timer_ec || !acceptor_.is_open() || stopping()) return;
         accept();
     });
 }
@@ -231,6 +258,7 @@ void Server::stop() {
     asio::post(acceptor_.get_executor(), [this] {
         beast::error_code ignored;
         acceptor_.close(ignored);
+        accept_timer_.cancel();
     });
     std::vector<std::shared_ptr<Session>> live;
     {
@@ -247,8 +275,17 @@ void Server::add(Session* s, std::weak_ptr<Session> w) {
 }
 
 void Server::remove(Session* s) {
-    std::lock_guard lock(mutex_);
-    sessions_.erase(s);
+    bool resume = false;
+    {
+        std::lock_guard lock(mutex_);
+        sessions_.erase(s);
+        resume = accept_paused_ && !stopping();
+        if (resume) accept_paused_ = false;
+    }
+    if (resume)
+        asio::post(acceptor_.get_executor(), [this] {
+            if (acceptor_.is_open() && !stopping()) accept();
+        });
 }
 
 } // namespace http_server

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -21,6 +22,9 @@ class Session;
 struct ServerOptions {
     std::size_t max_body = 1u << 20;
     std::chrono::seconds idle_timeout{30};
+    /** Open connections at most: at the cap the server stops accepting until one closes (new
+     *  connections wait in the kernel's listen queue, they are not refused). */
+    std::size_t max_connections = 1024;
 };
 
 /** Accepts connections and runs one Session per connection; handlers run on the io_context's
@@ -45,14 +49,18 @@ public:
 
 private:
     void accept();
+    void accept_failed(const boost::system::error_code& ec);
 
     boost::asio::io_context& ioc_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::steady_timer accept_timer_; // the back-off after a failed accept
+    std::chrono::milliseconds accept_delay_{0}; // 0 after a success; else 50 ms doubling to 1 s
     const Api& api_;
     ServerOptions options_;
     std::atomic<bool> stopping_{false};
     std::mutex mutex_;
     std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+    bool accept_paused_ = false; // at max_connections, no accept pending (under mutex_)
 };
 
 /** A JSON string literal of arbitrary bytes, pure ASCII: control characters and everything

@@ -4,12 +4,17 @@
     robustness_test.py PATH/TO/http_server
 
 What one client, or many, must not be able to do to the process:
-  - crash it or burn its CPU with an expression for the demo calculator.
+  - crash it or burn its CPU with an expression for the demo calculator;
+  - make it spin when it runs out of file descriptors, or hold more connections than
+    --max-connections.
 Each server runs on a free port of 127.0.0.1 with a temporary SQLite database. Prints
 "N passed, M failed" and exits nonzero on any failure.
 """
 import http.client
+import json
 import os
+import resource
+import socket
 import sys
 import tempfile
 import time
@@ -104,6 +109,171 @@ def test_calculator(binary, db_url):
     check(f"{label}: never crashed, SIGTERM exits 0", codes == [0], codes)
 
 
+# --- 2. connections: a cap, and no spinning when out of file descriptors ----------------------
+
+def serves_within(srv, seconds):
+    """/healthz answers 200 on a new connection within seconds (tries again until then)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if alive(srv, timeout=max(0.5, min(2.0, deadline - time.monotonic()))):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def connect(port, timeout=5):
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def http_get(sock, path="/healthz"):
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+
+def read_status(sock, timeout):
+    """The status of the next response on sock, or None when nothing came within timeout."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        while len(rest) < length:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        return int(head.split(b" ", 2)[1])
+    except (socket.timeout, OSError):
+        return None
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+    socks.clear()
+
+
+def test_max_connections(binary, db_url):
+    label = "max-connections"
+    cap = 4
+    srv = start(binary, db_url, label, args=("--max-connections", str(cap)), threads=2)
+    if not srv:
+        return
+    held, waiting = [], []
+    try:
+        for _ in range(cap):
+            s = connect(srv.port)
+            http_get(s)
+            held.append(s)
+        check(f"{label}: {cap} connections served", [read_status(s, 5) for s in held] == [200] * cap)
+        # Past the cap, new connections wait in the listen queue: no answer while all are held.
+        for _ in range(3):
+            s = connect(srv.port)
+            http_get(s)
+            waiting.append(s)
+        before = cpu_seconds(srv.pid)
+        check(f"{label}: a connection past the cap waits", read_status(waiting[0], 1.0) is None)
+        check(f"{label}: no CPU spent while waiting", cpu_seconds(srv.pid) - before < 0.3)
+        # The connections it holds are still served.
+        http_get(held[1])
+        check(f"{label}: held connections still served", read_status(held[1], 5) == 200)
+        # One closes: the first waiting one is accepted and answered.
+        held.pop(0).close()
+        check(f"{label}: a waiting connection is served once one closes", read_status(waiting[0], 5) == 200)
+        check(f"{label}: still at the cap", read_status(waiting[1], 0.5) is None)
+        close_all(held)
+        check(f"{label}: the others are served once all close",
+              [read_status(s, 5) for s in waiting[1:]] == [200, 200])
+        close_all(waiting)
+        check(f"{label}: serves new connections afterwards", serves_within(srv, 5))
+        # Again, many times over: the count does not drift.
+        for _ in range(3):
+            socks = [connect(srv.port) for _ in range(cap * 3)]
+            for s in socks:
+                http_get(s)
+            statuses = [read_status(s, 0.2) for s in socks]
+            close_all(socks)
+            if statuses.count(200) > cap:
+                break
+        check(f"{label}: never more than {cap} served at once", statuses.count(200) <= cap, statuses)
+        check(f"{label}: serves after bursts", serves_within(srv, 5))
+    finally:
+        close_all(held)
+        close_all(waiting)
+        code = srv.stop()
+    check(f"{label}: SIGTERM exits 0", code == 0, code)
+
+
+def test_emfile(binary, db_url):
+    label = "emfile"
+    # How many descriptors the server needs on its own (database files, epoll, pipes, listener).
+    srv = start(binary, db_url, label, threads=2)
+    if not srv:
+        return
+    try:
+        alive(srv)
+        base = open_fds(srv.pid)
+    finally:
+        srv.stop()
+    limit = base + 6
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    srv = start(binary, db_url, label, threads=2, preexec_fn=low_limit)
+    if not srv:
+        return
+    socks = []
+    try:
+        check(f"{label}: serves under a low descriptor limit", alive(srv))
+        # More connections than descriptors: the server accepts a few, then accept fails (EMFILE)
+        # with the rest still queued.
+        for _ in range(limit + 20):
+            socks.append(connect(srv.port))
+        time.sleep(0.5)
+        check(f"{label}: the descriptor limit is reached", open_fds(srv.pid) >= limit - 1, (open_fds(srv.pid), limit))
+        before = cpu_seconds(srv.pid)
+        time.sleep(2.0)
+        spent = cpu_seconds(srv.pid) - before
+        check(f"{label}: low CPU while accept fails", spent < 0.3, f"{spent:.2f} s of CPU in 2 s")
+        check(f"{label}: still running", srv.proc.poll() is None)
+        close_all(socks)
+        check(f"{label}: serves again once connections close", serves_within(srv, 10))
+    finally:
+        close_all(socks)
+        code = srv.stop()
+    check(f"{label}: SIGTERM exits 0", code == 0, code)
+    records = []
+    for line in srv.log:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pass
+    check(f"{label}: accept errors logged as JSON events", any(r.get("event") == "accept_error" for r in records))
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -112,6 +282,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         url = "sqlite3://" + os.path.join(tmp, "server.db")
         test_calculator(binary, url)
+        test_max_connections(binary, url)
+        test_emfile(binary, url)
     print(f"{PASSED} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0
 
