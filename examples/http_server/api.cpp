@@ -142,6 +142,43 @@ bj::object parse_body(const Request& req) {
     return std::move(v.as_object());
 }
 
+// One page of GET …/messages: up to limit messages after after_seq, but no more than
+// Api::max_page_bytes of message JSON (always at least one message, so that paging advances).
+// The messages are read in batches sized from the largest message seen so far, so that a page of
+// large messages does not load far more than it sends. next_after_seq is set whenever the page
+// stopped before the end of the conversation was seen (limit or bytes reached).
+std::string messages_page(const convstate::MessageRepository& repo, const std::string& user, const std::string& conversation,
+                          std::int64_t after_seq, std::size_t limit) {
+    constexpr std::size_t first_batch = 8, max_batch = 256;
+    std::string items = "[";
+    std::size_t count = 0, bytes = 0, largest = 0;
+    std::int64_t last = after_seq;
+    bool full = false; // stopped by the byte cap
+    while (count < limit && !full) {
+        const std::size_t want = limit - count;
+        const std::size_t batch_size = largest == 0 ? std::min(want, first_batch)
+                                                    : std::clamp<std::size_t>((Api::max_page_bytes - bytes) / largest, 1,
+                                                                              std::min(want, max_batch));
+        const auto batch = repo.load_after(user, conversation, last, batch_size);
+        for (const convstate::Message& m : batch) {
+            const std::string item = convstate::json::to_json(m);
+            if (count > 0 && bytes + item.size() > Api::max_page_bytes) {
+                full = true;
+                break;
+            }
+            if (count > 0) items.push_back(',');
+            items += item;
+            bytes += item.size();
+            largest = std::max(largest, item.size());
+            last = m.seq;
+            ++count;
+        }
+        if (!full && batch.size() < batch_size) break; // the end of the conversation
+    }
+    const bool more = full || count == limit;
+    return R"({"items":)" + items + R"(],"next_after_seq":)" + (more && count > 0 ? std::to_string(last) : "null") + "}";
+}
+
 } // namespace
 
 Response error_response(http::status status, const std::string& message, const std::string& field) {
@@ -270,11 +307,8 @@ Response Api::route(const Request& req, std::string& user_out) const {
     case Route::messages: {
         const std::int64_t after = int_param(t, "after_seq", 0);
         const std::int64_t limit = int_param(t, "limit", 100);
-        const std::size_t n = limit > 100000 ? 100000 : static_cast<std::size_t>(limit); // the library refuses > 10000
-        const auto items = messages_.load_after(user, s[3], after, n);
-        std::string body = R"({"items":)" + convstate::json::to_json(items) + R"(,"next_after_seq":)";
-        body += items.size() == n && n > 0 ? std::to_string(items.back().seq) : "null";
-        return json_response(http::status::ok, body + "}");
+        if (limit < 1 || limit > 10000) throw HttpError{http::status::bad_request, "limit must be 1..10000", "limit"};
+        return json_response(http::status::ok, messages_page(messages_, user, s[3], after, static_cast<std::size_t>(limit)));
     }
     }
     throw HttpError{http::status::not_found, "no such route"};

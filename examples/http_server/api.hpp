@@ -1,6 +1,7 @@
 // The HTTP API: routing, authentication and the handlers, independent of the transport.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include <boost/beast/http.hpp>
@@ -22,6 +23,10 @@ public:
     /** Answers one request. Never throws. user_out receives the token's subject once the token
      *  is verified (for the log), and stays empty when there is none or it is refused. */
     Response handle(const Request& request, std::string& user_out) const;
+
+    /** GET …/messages: at most this many bytes of message JSON per page (at least one message);
+     *  a page that stops early carries next_after_seq like a full one. */
+    static constexpr std::size_t max_page_bytes = 4u << 20;
 
 private:
     Response route(const Request& request, std::string& user_out) const;

@@ -6,7 +6,9 @@
 What one client, or many, must not be able to do to the process:
   - crash it or burn its CPU with an expression for the demo calculator;
   - make it spin when it runs out of file descriptors, or hold more connections than
-    --max-connections.
+    --max-connections;
+  - make one page of messages arbitrarily large (the page check runs on PostgreSQL too when
+    CONVSTATE_TEST_PG_URL is set).
 Each server runs on a free port of 127.0.0.1 with a temporary SQLite database. Prints
 "N passed, M failed" and exits nonzero on any failure.
 """
@@ -274,6 +276,82 @@ def test_emfile(binary, db_url):
     check(f"{label}: accept errors logged as JSON events", any(r.get("event") == "accept_error" for r in records))
 
 
+# --- 3. a page of messages is capped in bytes -------------------------------------------------
+
+PAGE_CAP = 4 << 20
+
+
+def test_page_bytes(binary, db_url, label):
+    srv = start(binary, db_url, label, args=("--max-body", str(6 << 20)))
+    if not srv:
+        return
+    user = "pages-" + uuid.uuid4().hex[:8]
+    tok = token(user)
+    try:
+        # A few large messages: users' ~0.9 MB, the demo agent's replies quote two of them.
+        sent = []
+        conv = None
+        for i in range(3):
+            text = chr(ord("a") + i) * 900_000
+            body = {"message": text} if conv is None else {"message": text, "conversation_id": conv}
+            st, r = srv.request("POST", f"/api/{user}/chat", body, tok)
+            if st != 200:
+                break
+            conv = r["conversation_id"]
+            sent.append(text)
+        check(f"{label}: large messages stored", len(sent) == 3)
+        if len(sent) != 3:
+            return
+        pages = walk(srv, user, tok, conv, limit=100)
+        seqs = [m["seq"] for p in pages for m in p[1]["items"]]
+        check(f"{label}: pages hold every message once, in order", seqs == list(range(1, 7)), seqs)
+        check(f"{label}: the first page stops early", len(pages) >= 2 and len(pages[0][1]["items"]) < 6,
+              [len(p[1]["items"]) for p in pages])
+        check(f"{label}: no page over the cap (unless it holds one message)",
+              all(size <= PAGE_CAP + 4096 or len(page["items"]) == 1 for size, page in pages),
+              [size for size, _ in pages])
+        check(f"{label}: next_after_seq continues where a page stopped",
+              all(p["next_after_seq"] == p["items"][-1]["seq"] for _, p in pages[:-1]) and
+              pages[-1][1]["next_after_seq"] is None, [p["next_after_seq"] for _, p in pages])
+        users = [m["content"] for p in pages for m in p[1]["items"] if m["role"] == "user"]
+        check(f"{label}: content intact", users == sent)
+        # limit still applies, and small pages are unaffected.
+        st, p = srv.request("GET", f"/api/{user}/conversations/{conv}/messages?limit=1", token=tok)
+        check(f"{label}: limit=1", st == 200 and [m["seq"] for m in p["items"]] == [1] and p["next_after_seq"] == 1)
+        # One message larger than the cap is a page of its own (paging always advances).
+        st, r = srv.request("POST", f"/api/{user}/chat", {"message": "z" * (5 << 20)}, tok)
+        check(f"{label}: a 5 MB message stored", st == 200, st)
+        if st == 200:
+            pages = walk(srv, user, tok, r["conversation_id"], limit=100)
+            check(f"{label}: a message over the cap is a page of its own",
+                  [[m["seq"] for m in p["items"]] for _, p in pages] == [[1], [2]], [size for size, _ in pages])
+    finally:
+        code = srv.stop()
+    check(f"{label}: SIGTERM exits 0", code == 0, code)
+
+
+def walk(srv, user, tok, conv, limit):
+    """Every page of a conversation's messages: [(body bytes, parsed page)] (at most 20 pages)."""
+    pages, after = [], 0
+    for _ in range(20):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        try:
+            conn.request("GET", f"/api/{user}/conversations/{conv}/messages?after_seq={after}&limit={limit}",
+                         headers={"Authorization": "Bearer " + tok})
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            break
+        page = json.loads(raw)
+        pages.append((len(raw), page))
+        if page["next_after_seq"] is None:
+            break
+        after = page["next_after_seq"]
+    return pages
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -284,6 +362,12 @@ def main():
         test_calculator(binary, url)
         test_max_connections(binary, url)
         test_emfile(binary, url)
+        test_page_bytes(binary, url, "pages sqlite")
+        pg = os.environ.get("CONVSTATE_TEST_PG_URL")
+        if pg:
+            test_page_bytes(binary, pg, "pages postgres")
+        else:
+            print("postgres: skipped (CONVSTATE_TEST_PG_URL not set)")
     print(f"{PASSED} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0
 
