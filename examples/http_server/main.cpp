@@ -2,14 +2,18 @@
 //
 //   CONVSTATE_JWT_SECRET=… http_server [--listen ADDR] [--port N] [--db URL] [--threads N]
 //                                      [--pool N] [--max-body BYTES] [--max-connections N]
-//                                      [--jwt-audience AUD] [--jwt-issuer ISS]
+//                                      [--shutdown-timeout S] [--jwt-audience AUD] [--jwt-issuer ISS]
 //
 // Every flag can also come from the environment (CONVSTATE_LISTEN, CONVSTATE_PORT, CONVSTATE_DB,
 // CONVSTATE_THREADS, CONVSTATE_POOL, CONVSTATE_MAX_BODY, CONVSTATE_MAX_CONNECTIONS,
-// CONVSTATE_JWT_AUDIENCE, CONVSTATE_JWT_ISSUER); a flag wins over the environment.
+// CONVSTATE_SHUTDOWN_TIMEOUT, CONVSTATE_JWT_AUDIENCE, CONVSTATE_JWT_ISSUER); a flag wins over
+// the environment.
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,13 +34,14 @@ struct Config {
     unsigned long pool = 4;
     unsigned long max_body = 1u << 20;
     unsigned long max_connections = 1024;
+    unsigned long shutdown_timeout = 10;
     std::string jwt_audience;
     std::string jwt_issuer;
 };
 
 constexpr const char* kUsage =
     "usage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] [--pool N] [--max-body BYTES]\n"
-    "                   [--max-connections N] [--jwt-audience AUD] [--jwt-issuer ISS]\n"
+    "                   [--max-connections N] [--shutdown-timeout S] [--jwt-audience AUD] [--jwt-issuer ISS]\n"
     "  --listen ADDR          address to listen on (default 127.0.0.1; env CONVSTATE_LISTEN)\n"
     "  --port N               TCP port (default 8080; env CONVSTATE_PORT)\n"
     "  --db URL               database (default sqlite3://convstate-server.db; env CONVSTATE_DB)\n"
@@ -46,6 +51,9 @@ constexpr const char* kUsage =
     "  --max-connections N    open connections at most (default 1024; env CONVSTATE_MAX_CONNECTIONS);\n"
     "                         at the cap the server stops accepting until one closes: new connections\n"
     "                         wait in the listen queue, they are not refused\n"
+    "  --shutdown-timeout S   after SIGTERM/SIGINT, requests in flight get S seconds to finish, then\n"
+    "                         the process exits with status 1 (default 10; env CONVSTATE_SHUTDOWN_TIMEOUT);\n"
+    "                         a second SIGTERM/SIGINT exits at once (status 128+signal)\n"
     "  --jwt-audience AUD     tokens must carry \"aud\": AUD, or an array holding it (default: not\n"
     "                         checked; env CONVSTATE_JWT_AUDIENCE)\n"
     "  --jwt-issuer ISS       tokens must carry \"iss\": ISS (default: not checked; env CONVSTATE_JWT_ISSUER)\n"
@@ -76,6 +84,8 @@ int main(int argc, char** argv) try {
         else if (name == "pool") return to_number(value, cfg.pool) && cfg.pool >= 1 && cfg.pool <= 1024;
         else if (name == "max-body") return to_number(value, cfg.max_body) && cfg.max_body >= 1;
         else if (name == "max-connections") return to_number(value, cfg.max_connections) && cfg.max_connections >= 1;
+        else if (name == "shutdown-timeout")
+            return to_number(value, cfg.shutdown_timeout) && cfg.shutdown_timeout >= 1 && cfg.shutdown_timeout <= 86400;
         else if (name == "jwt-audience") return !(cfg.jwt_audience = value).empty();
         else if (name == "jwt-issuer") return !(cfg.jwt_issuer = value).empty();
         else return false;
@@ -84,7 +94,8 @@ int main(int argc, char** argv) try {
     const std::pair<const char*, const char*> env[] = {{"CONVSTATE_LISTEN", "listen"}, {"CONVSTATE_PORT", "port"},
         {"CONVSTATE_DB", "db"}, {"CONVSTATE_THREADS", "threads"}, {"CONVSTATE_POOL", "pool"},
         {"CONVSTATE_MAX_BODY", "max-body"}, {"CONVSTATE_MAX_CONNECTIONS", "max-connections"},
-        {"CONVSTATE_JWT_AUDIENCE", "jwt-audience"}, {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}};
+        {"CONVSTATE_SHUTDOWN_TIMEOUT", "shutdown-timeout"}, {"CONVSTATE_JWT_AUDIENCE", "jwt-audience"},
+        {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}};
     for (const auto& [var, name] : env)
         if (const char* v = std::getenv(var); v && *v && !set(name, v)) return usage((std::string("bad ") + var).c_str());
     for (int i = 1; i < argc; ++i)
@@ -112,12 +123,33 @@ int main(int argc, char** argv) try {
     http_server::Server server(ioc, endpoint, api, {.max_body = cfg.max_body, .max_connections = cfg.max_connections});
     server.start();
 
-    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    // Signals are handled on a thread of their own, so that they are seen even when every I/O
+    // thread is blocked in a turn (waiting on a database lock, say). The first SIGTERM/SIGINT
+    // starts the graceful shutdown and a deadline; the deadline or a second signal ends the
+    // process at once (the database sees its connections drop; transactions roll back).
+    boost::asio::io_context signal_ioc(1);
+    boost::asio::signal_set signals(signal_ioc, SIGINT, SIGTERM);
+    boost::asio::steady_timer deadline(signal_ioc);
+    std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                                int sig) {
         if (ec) return;
-        http_server::log_event("shutdown", ",\"signal\":" + std::to_string(sig));
+        if (server.stopping()) {
+            http_server::log_event("forced_exit", ",\"signal\":" + std::to_string(sig));
+            std::_Exit(128 + sig);
+        }
+        http_server::log_event("shutdown", ",\"signal\":" + std::to_string(sig) + ",\"timeout_s\":" +
+                                               std::to_string(cfg.shutdown_timeout));
         server.stop();
-    });
+        deadline.expires_after(std::chrono::seconds(cfg.shutdown_timeout));
+        deadline.async_wait([](const boost::system::error_code& timer_ec) {
+            if (timer_ec) return;
+            http_server::log_event("shutdown_timeout");
+            std::_Exit(1);
+        });
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+    std::thread signal_thread([&signal_ioc] { signal_ioc.run(); });
 
     const auto local = server.local_endpoint();
     std::printf("listening on %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
@@ -127,6 +159,8 @@ int main(int argc, char** argv) try {
     for (unsigned long i = 1; i < cfg.threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });
     ioc.run();
     for (auto& t : workers) t.join();
+    signal_ioc.stop();
+    signal_thread.join();
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "http_server: %s\n", e.what());

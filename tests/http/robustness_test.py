@@ -8,7 +8,9 @@ What one client, or many, must not be able to do to the process:
   - make it spin when it runs out of file descriptors, or hold more connections than
     --max-connections;
   - make one page of messages arbitrarily large (the page check runs on PostgreSQL too when
-    CONVSTATE_TEST_PG_URL is set).
+    CONVSTATE_TEST_PG_URL is set);
+  - keep it alive after a second SIGTERM, or past --shutdown-timeout, while a turn waits on a
+    database lock.
 Each server runs on a free port of 127.0.0.1 with a temporary SQLite database. Prints
 "N passed, M failed" and exits nonzero on any failure.
 """
@@ -16,9 +18,13 @@ import http.client
 import json
 import os
 import resource
+import signal
 import socket
+import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -352,6 +358,128 @@ def walk(srv, user, tok, conv, limit):
     return pages
 
 
+# --- 4. shutdown while a turn waits on the database -------------------------------------------
+
+def hold_write_lock(path):
+    """A connection holding SQLite's write lock on path (BEGIN IMMEDIATE), until closed."""
+    con = sqlite3.connect(path, isolation_level=None, timeout=5)
+    con.execute("BEGIN IMMEDIATE")
+    return con
+
+
+def blocked_turn(srv, user, tok):
+    """Starts a chat request in a thread; it blocks in the server on the database lock."""
+    def run():
+        try:
+            srv.request("POST", f"/api/{user}/chat", {"message": "what is 1+1?"}, tok, timeout=60)
+        except (OSError, http.client.HTTPException):
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def wait_exit(proc, seconds):
+    """(exit status, seconds taken), or (None, seconds) if it was still running (then SIGKILLed)."""
+    t0 = time.monotonic()
+    try:
+        code = proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = None
+    return code, time.monotonic() - t0
+
+
+def wait_exit_after(srv, sig, seconds):
+    srv.proc.send_signal(sig)
+    return wait_exit(srv.proc, seconds)
+
+
+def test_shutdown(binary, tmp):
+    label = "shutdown"
+    for threads in (4, 1):
+        path = os.path.join(tmp, f"shutdown-{threads}.db")
+        srv = start(binary, "sqlite3://" + path, label, threads=threads)
+        if not srv:
+            return
+        user = "stop-" + uuid.uuid4().hex[:8]
+        tok = token(user)
+        st, _ = srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
+        lock = hold_write_lock(path)
+        try:
+            t = blocked_turn(srv, user, tok)
+            time.sleep(0.5)
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            check(f"{label} ({threads} threads): the first SIGTERM waits for the turn", srv.proc.poll() is None)
+            srv.proc.send_signal(signal.SIGTERM)
+            code, spent = wait_exit(srv.proc, 2.0)
+            check(f"{label} ({threads} threads): a second SIGTERM exits within 2 s, non-zero",
+                  code is not None and code != 0, (code, f"{spent:.2f} s"))
+        finally:
+            lock.rollback()
+            lock.close()
+            srv.stop(timeout=5)
+        t.join(timeout=5)
+        check(f"{label} ({threads} threads): the first chat worked", st == 200, st)
+
+    # A second SIGINT after SIGTERM too.
+    path = os.path.join(tmp, "shutdown-int.db")
+    srv = start(binary, "sqlite3://" + path, label)
+    if srv:
+        user = "stop-" + uuid.uuid4().hex[:8]
+        tok = token(user)
+        srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
+        lock = hold_write_lock(path)
+        try:
+            t = blocked_turn(srv, user, tok)
+            time.sleep(0.5)
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            srv.proc.send_signal(signal.SIGINT)
+            code, spent = wait_exit(srv.proc, 2.0)
+            check(f"{label}: SIGINT after SIGTERM exits within 2 s, non-zero", code is not None and code != 0,
+                  (code, f"{spent:.2f} s"))
+        finally:
+            lock.rollback()
+            lock.close()
+            srv.stop(timeout=5)
+        t.join(timeout=5)
+
+    # One SIGTERM: the graceful shutdown gives up after --shutdown-timeout.
+    path = os.path.join(tmp, "shutdown-timeout.db")
+    srv = start(binary, "sqlite3://" + path, label, args=("--shutdown-timeout", "2"))
+    if srv:
+        user = "stop-" + uuid.uuid4().hex[:8]
+        tok = token(user)
+        srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
+        lock = hold_write_lock(path)
+        try:
+            t = blocked_turn(srv, user, tok)
+            time.sleep(0.5)
+            srv.proc.send_signal(signal.SIGTERM)
+            code, spent = wait_exit(srv.proc, 4.0)
+            check(f"{label}: --shutdown-timeout 2 bounds the graceful shutdown (non-zero exit)",
+                  code is not None and code != 0 and 1.5 <= spent <= 4.0, (code, f"{spent:.2f} s"))
+        finally:
+            lock.rollback()
+            lock.close()
+            srv.stop(timeout=5)
+        t.join(timeout=5)
+        events = [json.loads(line).get("event") for line in srv.log if line.startswith(b"{")]
+        check(f"{label}: the timeout is logged", "shutdown_timeout" in events, events)
+
+    # Without a stuck turn, one SIGTERM is still a clean exit 0.
+    srv = start(binary, "sqlite3://" + os.path.join(tmp, "shutdown-clean.db"), label,
+                extra_env={"CONVSTATE_SHUTDOWN_TIMEOUT": "5"})
+    if srv:
+        user = "stop-" + uuid.uuid4().hex[:8]
+        srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, token(user))
+        code, spent = wait_exit_after(srv, signal.SIGTERM, 5.0)
+        check(f"{label}: SIGTERM with nothing in flight exits 0", code == 0, (code, f"{spent:.2f} s"))
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -363,6 +491,7 @@ def main():
         test_max_connections(binary, url)
         test_emfile(binary, url)
         test_page_bytes(binary, url, "pages sqlite")
+        test_shutdown(binary, tmp)
         pg = os.environ.get("CONVSTATE_TEST_PG_URL")
         if pg:
             test_page_bytes(binary, pg, "pages postgres")
