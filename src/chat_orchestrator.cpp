@@ -1,6 +1,8 @@
 #include "convstate/chat_orchestrator.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 #include <soci/postgresql/soci-postgresql.h>
@@ -38,8 +40,33 @@ struct BegunTurn {
     bool created = false;
     Message user;
     std::optional<Message> reply; // set: a completed turn replayed
+    bool running_elsewhere = false; // an identical keyed turn is running its agent: wait for it
     detail::WindowRows window_rows;
 };
+
+// A keyed turn's claim on running its agent (see migration 2 in sql.cpp).
+struct RunClaim {
+    std::optional<std::string> owner;
+    long long started = 0;
+};
+
+RunClaim read_run(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                  const std::string& key) {
+    RunClaim claim;
+    std::string owner;
+    soci::indicator owner_ind{}, started_ind{};
+    Stmt st(db, s, db.sql().msg_run_state);
+    st.into(owner, owner_ind).into(claim.started, started_ind).use(user).use(id).use(key);
+    if (st.execute() && owner_ind == soci::i_ok) claim.owner = owner;
+    return claim;
+}
+
+void claim_run(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+               const std::string& key, const std::string& owner, long long now) {
+    Stmt st(db, s, db.sql().msg_claim_run);
+    st.use(owner).use(now).use(user).use(id).use(key);
+    st.execute();
+}
 
 bool is_unique_violation(const soci::soci_error& e) {
     const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e);
@@ -52,12 +79,15 @@ constexpr long long prefix_cap = 16;
 // PostgreSQL, steps 1-3 in one autocommit statement. nullopt: an idempotency key of this turn
 // is stored already (or a racing creator won) — the general path replays or resumes the turn.
 std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
-                                      const std::optional<Conversation>& fresh, const HistoryWindow& w) {
+                                      const std::optional<Conversation>& fresh, const HistoryWindow& w,
+                                      const std::string& run_token) {
     const std::optional<std::string>& key = req.idempotency_key;
+    const std::optional<std::string> run_owner = key ? std::optional(run_token) : std::nullopt;
     const std::string& user = req.user_id;
     return db.run(key ? TxMode::idempotent_single_write : TxMode::single_write,
                   [&](soci::session& s) -> std::optional<BegunTurn> {
         const long long now = detail::now_us();
+        const std::optional<long long> run_started = key ? std::optional(now) : std::nullopt;
         BegunTurn out;
         MessageRow row;
         try {
@@ -65,7 +95,8 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 Stmt st(db, s, db.sql().turn_create);
                 row.bind(st);
                 st.use(fresh->id).use(user).use(fresh->title).use(fresh->metadata_json).use(now).use(now).use(key)
-                    .use(user).use(user_msg.content).use(user_msg.metadata_json).use(key).use(now);
+                    .use(user).use(user_msg.content).use(user_msg.metadata_json).use(key).use(now).use(run_owner)
+                    .use(run_started);
                 st.execute();
                 out.conversation_id = fresh->id;
                 out.created = true;
@@ -78,7 +109,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
             st.use(now).use(user).use(id).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
-                .use(now).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id);
+                .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id);
             std::vector<Message> rows = detail::fetch_messages(st, row);
             if (rows.empty()) detail::throw_not_found(id);
             out.conversation_id = id;
@@ -181,16 +212,18 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     const std::optional<std::string>& key = req.idempotency_key;
     const TxMode mode = key ? TxMode::idempotent_write : TxMode::write;
     const bool reject = options_.concurrency == ConcurrentTurns::reject;
-    const std::string run_token = reject ? detail::new_uuid() : std::string{};
+    // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
+    const std::string run_token = reject || key ? detail::new_uuid() : std::string{};
+    const long long lease_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.run_lease).count();
 
     // PostgreSQL takes steps 1-3 and step 5 in one statement each; the general path below
     // (SQLite, ConcurrentTurns::reject, replays of keyed turns) uses a transaction for each.
     const bool fast = db.dialect() == Dialect::postgresql && !reject;
     std::optional<BegunTurn> begun;
-    if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w);
+    if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w, run_token);
 
     // Steps 1-3: resolve the conversation, persist the user message, load the window; commit.
-    if (!begun) begun = db.run(mode, [&](soci::session& s) {
+    auto begin = [&] { return db.run(mode, [&](soci::session& s) {
         BegunTurn out;
         detail::LockedConversation conv;
         std::optional<std::string> existing = req.conversation_id;
@@ -219,12 +252,17 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
                 out.user = std::move(*stored);
                 out.reply = detail::find_by_key(db, s, req.user_id, id, reply_key(*key));
                 if (out.reply) return out;
+                // Not completed: a live run of this turn elsewhere owns the agent call.
+                const RunClaim claim = read_run(db, s, req.user_id, id, *key);
+                if (claim.owner && claim.started > detail::now_us() - lease_us) {
+                    out.running_elsewhere = true;
+                    return out;
+                }
             }
         }
         if (reject) {
             const long long now = detail::now_us();
-            const long long lease = std::chrono::duration_cast<std::chrono::microseconds>(options_.run_lease).count();
-            if (conv.active_turn && conv.active_since > now - lease)
+            if (conv.active_turn && conv.active_since > now - lease_us)
                 throw Conflict(fmt::format("a turn is already running on conversation '{}'", id));
             Stmt st(db, s, db.sql().conv_set_active);
             st.use(run_token).use(now).use(req.user_id).use(id);
@@ -233,23 +271,44 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         if (out.user.seq == 0)
             out.user = existing && !lock_first ? detail::append(db, s, req.user_id, id, {user_msg}).front()
                                                : detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
+        if (key) claim_run(db, s, req.user_id, id, *key, run_token, detail::now_us());
         out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
         return out;
-    });
+    }); };
+    // An identical keyed turn running elsewhere: wait for its result (or for it to give up).
+    const auto wait_until = std::chrono::steady_clock::now() + options_.duplicate_wait;
+    for (int attempt = 0; !begun || begun->running_elsewhere; ++attempt) {
+        if (begun) {
+            if (std::chrono::steady_clock::now() >= wait_until)
+                throw Conflict(fmt::format("a turn with idempotency_key '{}' is still running on conversation '{}'; "
+                                           "retry later with the same key",
+                                           key->substr(0, 255), begun->conversation_id));
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << std::min(attempt, 5), 100)));
+        }
+        begun = begin();
+    }
     BegunTurn& p = *begun;
     const std::string& id = p.conversation_id;
     if (p.reply)
         return TurnResult{id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq, p.created, true};
 
-    // Ends this turn's run under ConcurrentTurns::reject. Best effort: if it fails, the lease
-    // expires.
+    // Ends this call's run after a failure: its ConcurrentTurns::reject mark, and its claim on a
+    // keyed turn (so that a retry runs the agent again at once). Best effort: if it fails, the
+    // lease expires.
     auto release = [&] {
-        if (!reject) return;
+        if (!reject && !key) return;
         try {
             db.run(TxMode::write, [&](soci::session& s) {
-                Stmt st(db, s, db.sql().conv_clear_active);
-                st.use(req.user_id).use(id).use(run_token);
-                st.execute();
+                if (reject) {
+                    Stmt st(db, s, db.sql().conv_clear_active);
+                    st.use(req.user_id).use(id).use(run_token);
+                    st.execute();
+                }
+                if (key) {
+                    Stmt st(db, s, db.sql().msg_end_run);
+                    st.use(req.user_id).use(id).use(*key).use(run_token);
+                    st.execute();
+                }
                 return 0;
             });
         } catch (const Error&) {

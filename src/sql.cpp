@@ -42,6 +42,19 @@ SqlText common() {
          "CREATE UNIQUE INDEX convstate_messages_idempotency ON " CS_MSG
          " (user_id, conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL"}});
 
+    // Version 2: who is running a keyed turn's agent. A keyed turn's user message records its
+    // run's owner (a random token) and start; a duplicate of the turn waits for that run instead
+    // of calling the agent again, and takes over once the owner gave up (NULL) or its lease ran out.
+    s.migrations.push_back({2,
+        {"ALTER TABLE " CS_MSG " ADD COLUMN run_owner TEXT",
+         "ALTER TABLE " CS_MSG " ADD COLUMN run_started_at BIGINT"}});
+
+    s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
+    s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
+                      " WHERE " CS_SCOPE " AND idempotency_key = :key";
+    s.msg_end_run = "UPDATE " CS_MSG " SET run_owner = NULL, run_started_at = NULL"
+                    " WHERE " CS_SCOPE " AND idempotency_key = :key AND run_owner = :owner";
+
     s.conv_insert = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
                     " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at, :create_key)";
     s.conv_by_create_key = "SELECT id FROM " CS_CONV " WHERE user_id = :user_id AND create_key = :key";
@@ -124,8 +137,8 @@ SqlText postgresql_text() {
         "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + 1, updated_at = :now"
         " WHERE user_id = :user_id AND id = :id RETURNING last_seq),"
         " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json,"
-        " idempotency_key, created_at) SELECT :user_id2, :id2, last_seq, 'user', :content, :metadata_json, :key, :now2"
-        " FROM conv RETURNING " CS_MSG_COLS ")"
+        " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, :id2, last_seq, 'user', :content,"
+        " :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
         " SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
         " AND seq > (SELECT last_seq FROM conv) - :n AND seq < (SELECT last_seq FROM conv)"
         " UNION ALL SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
@@ -139,8 +152,9 @@ SqlText postgresql_text() {
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :create_key) RETURNING id)"
-        " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at)"
-        " SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3 FROM conv RETURNING " CS_MSG_COLS;
+        " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at,"
+        " run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3,"
+        " :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS;
     return s;
 }
 

@@ -49,6 +49,9 @@ struct SqlText {
     std::string msg_range;
     std::string msg_system_prefix;
     std::string msg_count;
+    std::string msg_run_state; // owner and start of a keyed turn's run
+    std::string msg_claim_run;
+    std::string msg_end_run;
 
     // PostgreSQL only (empty on SQLite): the turn in two autocommit statements.
     std::string turn_begin;  // bump last_seq, insert the user message, return the first window chunk

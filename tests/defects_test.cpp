@@ -1,7 +1,11 @@
 // Regression tests for defects found by review and attack (each failed before its fix).
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <stdexcept>
+#include <thread>
 #include <limits>
 #include <random>
 #include <string>
@@ -371,4 +375,100 @@ TEST_CASE("defect: a token counter may call the library (no connection or lock i
         CHECK(cstest::seqs(chat.window("u", c.id, HistoryWindow::tokens(9, counter))).size() == 3);
     }
     CHECK(calls > 0);
+}
+
+TEST_CASE("defect: identical keyed turns racing each other run the agent once") {
+    DatabaseOptions options;
+    options.pool_size = 8;
+    Database db = cstest::open_fresh(nullptr, options);
+    MessageRepository messages(db);
+    ConversationStore store(db);
+    std::atomic<int> calls{0};
+    auto slow = [&](const AgentInput& in) {
+        ++calls;
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        return text_reply("answer to " + in.history.back().content);
+    };
+    OrchestratorOptions reject_options;
+    reject_options.concurrency = ConcurrentTurns::reject;
+    for (const OrchestratorOptions& o : {OrchestratorOptions{}, reject_options}) {
+        for (const bool creating : {false, true}) {
+            CAPTURE(creating);
+            calls = 0;
+            const ChatOrchestrator chat(db, o);
+            const std::optional<std::string> conv = creating ? std::nullopt : std::optional(store.create("u").id);
+            const std::string key = cstest::unique("race");
+            std::vector<TurnResult> results(8);
+            std::vector<std::thread> threads;
+            for (int t = 0; t < 8; ++t)
+                threads.emplace_back([&, t] { results[t] = chat.turn(request("u", conv, "same question", key), slow); });
+            for (std::thread& t : threads) t.join();
+            CHECK(calls == 1);
+            int replayed = 0;
+            for (const TurnResult& r : results) {
+                CHECK(r.conversation_id == results[0].conversation_id);
+                CHECK(r.reply_seq == results[0].reply_seq);
+                CHECK(r.reply == "answer to same question");
+                replayed += r.replayed;
+            }
+            CHECK(replayed == 7);
+            CHECK(messages.count("u", results[0].conversation_id) == 2);
+        }
+    }
+}
+
+TEST_CASE("defect: a keyed duplicate waits a bounded time, and a failed or dead run is taken over") {
+    cstest::FreshDb fresh;
+    Database db = cstest::open_fresh(&fresh);
+    ConversationStore store(db);
+    MessageRepository messages(db);
+    const Conversation c = store.create("u");
+    OrchestratorOptions o;
+    o.duplicate_wait = std::chrono::milliseconds(300);
+    const ChatOrchestrator chat(db, o);
+    std::atomic<int> calls{0};
+
+    // Still running after duplicate_wait: Conflict, and the agent ran once.
+    std::thread first([&] {
+        chat.turn(request("u", c.id, "slow one", "k-slow"), [&](const AgentInput&) {
+            ++calls;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+            return text_reply("finally");
+        });
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(chat.turn(request("u", c.id, "slow one", "k-slow"),
+                              [&](const AgentInput&) {
+                                  ++calls;
+                                  return text_reply("second");
+                              }),
+                    Conflict);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+    first.join();
+    CHECK(calls == 1);
+    CHECK(chat.turn(request("u", c.id, "slow one", "k-slow"), [&](const AgentInput&) { return text_reply("x"); }).reply ==
+          "finally");
+
+    // A failed run gives up its claim: the retry runs the agent at once.
+    CHECK_THROWS_AS(chat.turn(request("u", c.id, "flaky", "k-fail"),
+                              [](const AgentInput&) -> AgentReply { throw std::runtime_error("model down"); }),
+                    AgentError);
+    const auto t1 = std::chrono::steady_clock::now();
+    CHECK(chat.turn(request("u", c.id, "flaky", "k-fail"), [](const AgentInput&) { return text_reply("ok now"); }).reply ==
+          "ok now");
+    CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(250));
+
+    // A run whose process died (its claim still set) is taken over after the lease.
+    const std::int64_t before = messages.count("u", c.id);
+    Message orphan = msg(Role::user, "orphaned");
+    orphan.idempotency_key = "k-dead";
+    messages.append("u", c.id, orphan);
+    cstest::exec(fresh, "UPDATE convstate_messages SET run_owner = 'dead-process', run_started_at = 1"
+                        " WHERE idempotency_key = 'k-dead'");
+    const TurnResult taken = chat.turn(request("u", c.id, "orphaned", "k-dead"),
+                                       [](const AgentInput&) { return text_reply("taken over"); });
+    CHECK(taken.reply == "taken over");
+    CHECK(taken.user_seq == before + 1);
+    CHECK(messages.count("u", c.id) == before + 2);
 }

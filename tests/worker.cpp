@@ -4,6 +4,7 @@
 //   worker turn URL USER CONVERSATION KEY            one keyed turn "racing"
 //   worker turns URL USER CONV1,CONV2,… FIRST COUNT  turns FIRST…FIRST+COUNT-1: turn i goes to
 //       conversation i % n with message "turn-i" and key "k-i"; prints "done i" after each
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -37,14 +38,18 @@ int main(int argc, char** argv) try {
                             {.role = convstate::Role::user, .content = std::string(argv[6]) + "-" + std::to_string(i)});
         return 0;
     }
+    // Workers are killed mid-turn on purpose: a short run lease lets the next worker take over a
+    // killed worker's keyed turn quickly (with the default it would wait minutes).
+    convstate::OrchestratorOptions orchestrator;
+    orchestrator.run_lease = std::chrono::milliseconds(250);
     if (cmd == "turn" && argc == 6) {
-        convstate::ChatOrchestrator chat(open(argv[2]));
+        convstate::ChatOrchestrator chat(open(argv[2]), orchestrator);
         chat.turn({.user_id = argv[3], .conversation_id = argv[4], .message = "racing", .idempotency_key = argv[5]},
                   [](const convstate::AgentInput& in) { return cstest::echo_agent(in, 1); });
         return 0;
     }
     if (cmd == "turns" && argc == 7) {
-        convstate::ChatOrchestrator chat(open(argv[2]));
+        convstate::ChatOrchestrator chat(open(argv[2]), orchestrator);
         std::vector<std::string> conversations;
         std::stringstream list(argv[4]);
         for (std::string c; std::getline(list, c, ',');) conversations.push_back(c);

@@ -72,7 +72,16 @@ enum class ConcurrentTurns {
 struct OrchestratorOptions {
     HistoryWindow window = HistoryWindow::everything();
     ConcurrentTurns concurrency = ConcurrentTurns::allow;
-    std::chrono::milliseconds run_lease{std::chrono::minutes(10)};
+    /** How long a running turn counts as alive: its ConcurrentTurns::reject mark, and a keyed
+     *  turn's claim on its agent run. A run whose process died is taken over after this, so it
+     *  bounds how long a retry of a crashed keyed turn waits; an agent that runs longer may see
+     *  a duplicate of its turn run the agent too (only one reply is stored either way). */
+    std::chrono::milliseconds run_lease{std::chrono::minutes(2)};
+    /** How long a keyed turn waits while an identical turn (same key) runs its agent elsewhere —
+     *  another thread, process or instance. It then returns that turn's stored result
+     *  (replayed); if the other run is still going after this long, it fails with Conflict
+     *  (retry later with the same key). The agent never runs twice at once for one key. */
+    std::chrono::milliseconds duplicate_wait{std::chrono::seconds(30)};
 };
 
 /** Runs stateless turns: resolve the conversation (scoped to the user), persist the user message
