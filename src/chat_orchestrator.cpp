@@ -40,6 +40,7 @@ struct BegunTurn {
     bool created = false;
     Message user;
     std::optional<Message> reply; // set: a completed turn replayed
+    std::vector<Message> steps;   // with reply: its agent-loop messages
     bool running_elsewhere = false; // an identical keyed turn is running its agent: wait for it
     detail::WindowRows window_rows;
 };
@@ -59,6 +60,17 @@ RunClaim read_run(DatabaseImpl& db, soci::session& s, const std::string& user, c
     st.into(owner, owner_ind).into(claim.started, started_ind).use(user).use(id).use(key);
     if (st.execute() && owner_ind == soci::i_ok) claim.owner = owner;
     return claim;
+}
+
+// The agent-loop messages a keyed turn stored between its user message and its reply.
+std::vector<Message> stored_steps(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                                  const std::string& key, std::int64_t user_seq, std::int64_t reply_seq) {
+    std::vector<Message> steps;
+    if (reply_seq <= user_seq + 1) return steps;
+    const std::string prefix = key + detail::derived_key_separator + "step:";
+    for (Message& m : detail::load_range(db, s, user, id, user_seq, reply_seq - 1))
+        if (m.idempotency_key && m.idempotency_key->rfind(prefix, 0) == 0) steps.push_back(std::move(m));
+    return steps;
 }
 
 void claim_run(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
@@ -134,12 +146,12 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
 
 // PostgreSQL, step 5 in one autocommit statement: the agent's messages after last_seq.
 // nullopt: this keyed turn's reply is stored already (a racing duplicate finished first).
-std::optional<Message> pg_finish_turn(DatabaseImpl& db, const TurnRequest& req, const std::string& id,
-                                      const std::vector<Message>& output) {
+std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnRequest& req, const std::string& id,
+                                                   const std::vector<Message>& output) {
     const std::string& user = req.user_id;
     const std::string sql = detail::pg_turn_finish(output.size());
     return db.run(req.idempotency_key ? TxMode::idempotent_single_write : TxMode::single_write,
-                  [&](soci::session& s) -> std::optional<Message> {
+                  [&](soci::session& s) -> std::optional<std::vector<Message>> {
         const long long now = detail::now_us(), k = static_cast<long long>(output.size());
         long long seq = 0, last = 0;
         Stmt st(db, s, sql);
@@ -164,11 +176,13 @@ std::optional<Message> pg_finish_turn(DatabaseImpl& db, const TurnRequest& req, 
             if (is_unique_violation(e)) return std::nullopt;
             throw;
         }
-        Message reply = output.back();
-        reply.conversation_id = id;
-        reply.seq = last;
-        reply.created_at_us = now;
-        return reply;
+        std::vector<Message> stored = output; // seqs last-k+1 .. last, in order
+        for (std::size_t i = 0; i < stored.size(); ++i) {
+            stored[i].conversation_id = id;
+            stored[i].seq = last - k + 1 + static_cast<long long>(i);
+            stored[i].created_at_us = now;
+        }
+        return stored;
     });
 }
 
@@ -251,7 +265,10 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
                                                "different message (seq {})", key->substr(0, 255), id, stored->seq));
                 out.user = std::move(*stored);
                 out.reply = detail::find_by_key(db, s, req.user_id, id, reply_key(*key));
-                if (out.reply) return out;
+                if (out.reply) {
+                    out.steps = stored_steps(db, s, req.user_id, id, *key, out.user.seq, out.reply->seq);
+                    return out;
+                }
                 // Not completed: a live run of this turn elsewhere owns the agent call.
                 const RunClaim claim = read_run(db, s, req.user_id, id, *key);
                 if (claim.owner && claim.started > detail::now_us() - lease_us) {
@@ -290,7 +307,8 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     BegunTurn& p = *begun;
     const std::string& id = p.conversation_id;
     if (p.reply)
-        return TurnResult{id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq, p.created, true};
+        return TurnResult{id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq, p.created, true,
+                          std::move(p.steps)};
 
     // Ends this call's run after a failure: its ConcurrentTurns::reject mark, and its claim on a
     // keyed turn (so that a retry runs the agent again at once). Best effort: if it fails, the
@@ -357,11 +375,12 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     if (key) final_msg.idempotency_key = reply_key(*key);
     output.push_back(std::move(final_msg));
 
-    // Step 5: the agent's output, all or nothing.
-    std::optional<Message> finished;
-    if (fast) finished = pg_finish_turn(db, req, id, output);
-    if (!finished) finished = db.run(mode, [&](soci::session& s) {
-        if (!key && !reject) return detail::append(db, s, req.user_id, id, output).back();
+    // Step 5: the agent's output, all or nothing. `stored` is what this turn stored (or, for a
+    // keyed turn a racing duplicate completed first, what that one stored), the reply last.
+    std::optional<std::vector<Message>> stored;
+    if (fast) stored = pg_finish_turn(db, req, id, output);
+    if (!stored) stored = db.run(mode, [&](soci::session& s) {
+        if (!key && !reject) return detail::append(db, s, req.user_id, id, output);
         detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
         if (reject) {
             Stmt st(db, s, db.sql().conv_clear_active);
@@ -370,11 +389,17 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         }
         // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
         if (key)
-            if (auto stored = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) return std::move(*stored);
-        return detail::append_locked(db, s, req.user_id, id, conv, output).back();
+            if (auto theirs = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) {
+                std::vector<Message> messages = stored_steps(db, s, req.user_id, id, *key, p.user.seq, theirs->seq);
+                messages.push_back(std::move(*theirs));
+                return messages;
+            }
+        return detail::append_locked(db, s, req.user_id, id, conv, output);
     });
-    const Message& stored_reply = *finished;
-    return TurnResult{id, stored_reply.content, stored_reply.tool_calls, p.user.seq, stored_reply.seq, p.created, false};
+    Message stored_reply = std::move(stored->back());
+    stored->pop_back();
+    return TurnResult{id, std::move(stored_reply.content), std::move(stored_reply.tool_calls), p.user.seq,
+                      stored_reply.seq, p.created, false, std::move(*stored)};
 }
 
 } // namespace convstate

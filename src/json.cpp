@@ -255,6 +255,7 @@ std::string to_json(const TurnResult& r) {
     o["reply_seq"] = r.reply_seq;
     o["created"] = r.created;
     o["replayed"] = r.replayed;
+    o["intermediate"] = encode_all(r.intermediate, message_value);
     return bj::serialize(o);
 }
 

@@ -472,3 +472,41 @@ TEST_CASE("defect: a keyed duplicate waits a bounded time, and a failed or dead 
     CHECK(taken.user_seq == before + 1);
     CHECK(messages.count("u", c.id) == before + 2);
 }
+
+TEST_CASE("defect: a turn reports the agent-loop messages it stored, never a concurrent turn's") {
+    DatabaseOptions options;
+    options.pool_size = 4;
+    Database db = cstest::open_fresh(nullptr, options);
+    const Conversation c = ConversationStore(db).create("u");
+    const ChatOrchestrator chat(db);
+    auto tool_agent = [](const AgentInput& in) {
+        const std::string id = "call-" + in.history.back().content;
+        AgentReply r = text_reply("done " + in.history.back().content);
+        r.intermediate = {call_msg({id}), result_msg(id)};
+        return r;
+    };
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 15; ++i) {
+                const std::string text = std::to_string(t) + "-" + std::to_string(i);
+                const std::optional<std::string> key = i % 2 ? std::optional("k" + text) : std::nullopt;
+                const TurnResult r = chat.turn(request("u", c.id, text, key), tool_agent);
+                const bool ok = r.intermediate.size() == 2 && r.intermediate[0].tool_calls.size() == 1 &&
+                                r.intermediate[0].tool_calls[0].id == "call-" + text &&
+                                r.intermediate[1].tool_call_id == "call-" + text &&
+                                r.intermediate[0].seq > r.user_seq && r.intermediate[1].seq < r.reply_seq;
+                bad += !ok;
+                if (key) { // a replay reports the same
+                    const TurnResult again = chat.turn(request("u", c.id, text, key), tool_agent);
+                    bad += !(again.replayed && again.intermediate.size() == 2 &&
+                             again.intermediate[0].seq == r.intermediate[0].seq &&
+                             again.intermediate[1].seq == r.intermediate[1].seq);
+                }
+            }
+        });
+    for (std::thread& t : threads) t.join();
+    CHECK(bad == 0);
+    cstest::check_dense(MessageRepository(db).load_all("u", c.id));
+}

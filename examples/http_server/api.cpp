@@ -181,11 +181,13 @@ std::string messages_page(const convstate::MessageRepository& repo, const std::s
 
 } // namespace
 
-Response error_response(http::status status, const std::string& message, const std::string& field) {
+Response error_response(http::status status, const std::string& message, const std::string& field,
+                        const std::string& code) {
     bj::object e;
     e["status"] = static_cast<int>(status);
     e["message"] = message;
     if (!field.empty()) e["field"] = field;
+    if (!code.empty()) e["code"] = code;
     bj::object o;
     o["error"] = std::move(e);
     Response res = json_response(status, bj::serialize(o));
@@ -193,8 +195,9 @@ Response error_response(http::status status, const std::string& message, const s
     return res;
 }
 
-Api::Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy)
-    : db_(db), chat_(db, {.window = convstate::HistoryWindow::last(50)}), conversations_(db), messages_(db),
+Api::Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy, std::chrono::milliseconds run_lease)
+    : db_(db), chat_(db, {.window = convstate::HistoryWindow::last(50), .run_lease = run_lease}), conversations_(db),
+      messages_(db),
       secret_(std::move(jwt_secret)), jwt_policy_(std::move(jwt_policy)) {}
 
 Response Api::handle(const Request& req, std::string& user_out) const {
@@ -210,8 +213,18 @@ Response Api::handle(const Request& req, std::string& user_out) const {
         return error_response(http::status::conflict, e.what());
     } catch (const convstate::AgentError&) {
         return error_response(http::status::bad_gateway, "the agent failed");
-    } catch (const convstate::StorageError&) { // OutcomeUnknown included
-        return error_response(http::status::service_unavailable, "storage unavailable");
+    } catch (const convstate::OutcomeUnknown&) {
+        // Maybe stored, maybe not: a retry with the same idempotency_key settles it safely.
+        Response res = error_response(http::status::service_unavailable,
+                                      "outcome unknown: the connection to the database was lost while the write was "
+                                      "committing; retry with the same idempotency_key",
+                                      {}, "outcome_unknown");
+        res.set(http::field::retry_after, "1");
+        return res;
+    } catch (const convstate::StorageError&) {
+        Response res = error_response(http::status::service_unavailable, "storage unavailable", {}, "storage_unavailable");
+        res.set(http::field::retry_after, "1");
+        return res;
     } catch (const std::exception&) {
         return error_response(http::status::internal_server_error, "internal error");
     }
@@ -275,13 +288,11 @@ Response Api::route(const Request& req, std::string& user_out) const {
         turn.new_conversation.title = title_of(turn.message);
         const convstate::TurnResult r = chat_.turn(turn, demo::agent);
 
-        // The tool calls of this turn: the reply's own, and those of the agent loop stored
-        // between the user message and the reply.
+        // The tool calls of this turn: those of its agent loop (what this turn stored, never a
+        // concurrent turn's), then the reply's own.
         std::vector<convstate::ToolCall> calls;
-        if (r.reply_seq > r.user_seq + 1)
-            for (const convstate::Message& msg : messages_.load_after(user, r.conversation_id, r.user_seq,
-                                                                      static_cast<std::size_t>(r.reply_seq - r.user_seq - 1)))
-                calls.insert(calls.end(), msg.tool_calls.begin(), msg.tool_calls.end());
+        for (const convstate::Message& msg : r.intermediate)
+            calls.insert(calls.end(), msg.tool_calls.begin(), msg.tool_calls.end());
         calls.insert(calls.end(), r.tool_calls.begin(), r.tool_calls.end());
 
         bj::object o;

@@ -1,6 +1,7 @@
 // The HTTP API: routing, authentication and the handlers, independent of the transport.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -18,7 +19,10 @@ using Response = http::response<http::string_body>;
 /** Everything a handler needs; shared by all threads (every member is thread-safe). */
 class Api {
 public:
-    Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy = {});
+    /** run_lease: after how long a keyed turn whose instance died is run again by a retry (see
+     *  convstate::OrchestratorOptions::run_lease). */
+    Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy = {},
+        std::chrono::milliseconds run_lease = std::chrono::minutes(2));
 
     /** Answers one request. Never throws. user_out receives the token's subject once the token
      *  is verified (for the log), and stays empty when there is none or it is refused. */
@@ -39,7 +43,9 @@ private:
     JwtPolicy jwt_policy_;
 };
 
-/** A JSON error response {"error":{"status","message","field"?}}. */
-Response error_response(http::status status, const std::string& message, const std::string& field = {});
+/** A JSON error response {"error":{"status","message","field"?,"code"?}}; code tells 503s apart:
+ *  "outcome_unknown" (retry with the same idempotency_key) or "storage_unavailable". */
+Response error_response(http::status status, const std::string& message, const std::string& field = {},
+                        const std::string& code = {});
 
 } // namespace http_server

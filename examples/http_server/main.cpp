@@ -2,7 +2,8 @@
 //
 //   CONVSTATE_JWT_SECRET=… http_server [--listen ADDR] [--port N] [--db URL] [--threads N]
 //                                      [--pool N] [--max-body BYTES] [--max-connections N]
-//                                      [--shutdown-timeout S] [--jwt-audience AUD] [--jwt-issuer ISS]
+//                                      [--shutdown-timeout S] [--run-lease S] [--jwt-audience AUD]
+//                                      [--jwt-issuer ISS]
 //
 // Every flag can also come from the environment (CONVSTATE_LISTEN, CONVSTATE_PORT, CONVSTATE_DB,
 // CONVSTATE_THREADS, CONVSTATE_POOL, CONVSTATE_MAX_BODY, CONVSTATE_MAX_CONNECTIONS,
@@ -35,13 +36,15 @@ struct Config {
     unsigned long max_body = 1u << 20;
     unsigned long max_connections = 1024;
     unsigned long shutdown_timeout = 10;
+    unsigned long run_lease = 120;
     std::string jwt_audience;
     std::string jwt_issuer;
 };
 
 constexpr const char* kUsage =
     "usage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] [--pool N] [--max-body BYTES]\n"
-    "                   [--max-connections N] [--shutdown-timeout S] [--jwt-audience AUD] [--jwt-issuer ISS]\n"
+    "                   [--max-connections N] [--shutdown-timeout S] [--run-lease S]\n"
+    "                   [--jwt-audience AUD] [--jwt-issuer ISS]\n"
     "  --listen ADDR          address to listen on (default 127.0.0.1; env CONVSTATE_LISTEN)\n"
     "  --port N               TCP port (default 8080; env CONVSTATE_PORT)\n"
     "  --db URL               database (default sqlite3://convstate-server.db; env CONVSTATE_DB)\n"
@@ -54,6 +57,8 @@ constexpr const char* kUsage =
     "  --shutdown-timeout S   after SIGTERM/SIGINT, requests in flight get S seconds to finish, then\n"
     "                         the process exits with status 1 (default 10; env CONVSTATE_SHUTDOWN_TIMEOUT);\n"
     "                         a second SIGTERM/SIGINT exits at once (status 128+signal)\n"
+    "  --run-lease S          a keyed turn whose instance died mid-turn is run again by a retry after\n"
+    "                         S seconds; until then retries wait for it (default 120; env CONVSTATE_RUN_LEASE)\n"
     "  --jwt-audience AUD     tokens must carry \"aud\": AUD, or an array holding it (default: not\n"
     "                         checked; env CONVSTATE_JWT_AUDIENCE)\n"
     "  --jwt-issuer ISS       tokens must carry \"iss\": ISS (default: not checked; env CONVSTATE_JWT_ISSUER)\n"
@@ -87,6 +92,7 @@ int main(int argc, char** argv) try {
         else if (name == "shutdown-timeout")
             return to_number(value, cfg.shutdown_timeout) && cfg.shutdown_timeout >= 1 && cfg.shutdown_timeout <= 86400;
         else if (name == "jwt-audience") return !(cfg.jwt_audience = value).empty();
+        else if (name == "run-lease") return to_number(value, cfg.run_lease) && cfg.run_lease >= 1 && cfg.run_lease <= 86400;
         else if (name == "jwt-issuer") return !(cfg.jwt_issuer = value).empty();
         else return false;
         return true;
@@ -95,7 +101,7 @@ int main(int argc, char** argv) try {
         {"CONVSTATE_DB", "db"}, {"CONVSTATE_THREADS", "threads"}, {"CONVSTATE_POOL", "pool"},
         {"CONVSTATE_MAX_BODY", "max-body"}, {"CONVSTATE_MAX_CONNECTIONS", "max-connections"},
         {"CONVSTATE_SHUTDOWN_TIMEOUT", "shutdown-timeout"}, {"CONVSTATE_JWT_AUDIENCE", "jwt-audience"},
-        {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}};
+        {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}, {"CONVSTATE_RUN_LEASE", "run-lease"}};
     for (const auto& [var, name] : env)
         if (const char* v = std::getenv(var); v && *v && !set(name, v)) return usage((std::string("bad ") + var).c_str());
     for (int i = 1; i < argc; ++i)
@@ -115,7 +121,8 @@ int main(int argc, char** argv) try {
     convstate::DatabaseOptions db_options;
     db_options.pool_size = cfg.pool;
     const convstate::Database db = convstate::Database::open(cfg.db, db_options);
-    const http_server::Api api(db, secret, {.audience = cfg.jwt_audience, .issuer = cfg.jwt_issuer});
+    const http_server::Api api(db, secret, {.audience = cfg.jwt_audience, .issuer = cfg.jwt_issuer},
+                               std::chrono::seconds(cfg.run_lease));
 
     boost::asio::io_context ioc(static_cast<int>(cfg.threads));
     const boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.listen),

@@ -58,6 +58,9 @@ struct TurnResult {
     std::int64_t reply_seq = 0;
     bool created = false;  ///< this turn created the conversation
     bool replayed = false; ///< an idempotent retry of a completed turn: the agent was not called
+    /** The agent-loop messages this turn stored before its reply (assistant tool-call messages
+     *  and tool results), as stored, with their seqs — never another turn's. */
+    std::vector<Message> intermediate;
 };
 
 /** How two turns on one conversation at the same time are handled. */

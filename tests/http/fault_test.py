@@ -13,7 +13,7 @@ restarted on the same port, and PostgreSQL is restarted once: by default pg_ctl 
 library's own reconnect-and-retry hides from the clients: no 503 is seen).
 
 Afterwards the database (through psql) and the client log are checked: every acknowledged turn is
-stored exactly once (user message K, reply K:reply), seqs are dense 1..last_seq, no reply without
+stored exactly once (user message K, reply K<US>reply, US = U+001F), seqs are dense 1..last_seq, no reply without
 its user message, no message under a conversation of another user, no duplicated keys.
 
 Python 3 standard library only. Exit status 0 only when every check passes.
@@ -183,6 +183,10 @@ def pg_restart(bindir, datadir, down=0.0):
     return time.monotonic() - t0
 
 
+# The key convstate derives for a keyed turn's reply: the turn's key, U+001F, "reply".
+REPLY_SUFFIX = "\x1freply"
+
+
 def psql_rows(url, sql):
     r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--csv", "-d", url, "-c", sql],
                        capture_output=True, text=True, timeout=120)
@@ -218,7 +222,10 @@ class Server:
         err = open(os.path.join(self.workdir, f"server{self.index}.{self.generation}.err"), "w")
         env = dict(os.environ, CONVSTATE_JWT_SECRET=self.secret)
         argv = [self.binary, "--listen", "127.0.0.1", "--port", str(self.port), "--db", self.db_url,
-                "--threads", str(self.threads), "--pool", str(self.pool)]
+                "--threads", str(self.threads), "--pool", str(self.pool),
+                # A killed instance's keyed turn is run again by a retry after 2 s (until then
+                # retries wait for it): short, so the test's kills cost little time.
+                "--run-lease", "2"]
         deadline = time.monotonic() + timeout
         while True:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -274,6 +281,7 @@ class Stats:
         self.requests = 0       # HTTP attempts
         self.retried = 0        # attempts after the first of a turn
         self.failed_503 = 0     # attempts answered 503
+        self.retried_running = 0  # attempts answered 409: the same keyed turn running elsewhere
         self.failed_5xx = 0     # attempts answered another 5xx
         self.conn_errors = 0    # connection errors / timeouts
         self.unexpected = []    # non-retryable answers (4xx, bad JSON, ...)
@@ -379,6 +387,11 @@ class Client(threading.Thread):
             if status == 503:
                 self.stats.add(failed_503=1)
                 continue
+            if status == 409 and b"still running" in data:
+                # The same keyed turn is running on another instance: retry later, same key.
+                self.stats.add(retried_running=1)
+                time.sleep(0.2)
+                continue
             if status >= 500:
                 self.stats.add(failed_5xx=1)
                 continue
@@ -469,21 +482,21 @@ def verify(url, run_id, stats, checks, api_port, secret):
     # No reply without its user message, in the same conversation, after it.
     bad_reply = []
     for (user, key), rows in by_user_key.items():
-        if key.endswith(":reply"):
-            base = key[: -len(":reply")]
+        if key.endswith(REPLY_SUFFIX):
+            base = key[: -len(REPLY_SUFFIX)]
             users = by_user_key.get((user, base), [])
             if not any(u[0] == r[0] and u[1] < r[1] and u[2] == "user" for r in rows for u in users):
                 bad_reply.append(key)
     checks.check("no reply without its user message (before it, same conversation)",
                  not bad_reply, ", ".join(bad_reply[:5]))
 
-    # Every acknowledged turn stored exactly once: K (role user) and K:reply (role assistant),
+    # Every acknowledged turn stored exactly once: K (role user) and its reply key (role assistant),
     # in the conversation the response named, reply content == response.
     lost = []
     mismatched = []
     for a in stats.acks:
         u = by_user_key.get((a["user"], a["key"]), [])
-        r = by_user_key.get((a["user"], a["key"] + ":reply"), [])
+        r = by_user_key.get((a["user"], a["key"] + REPLY_SUFFIX), [])
         if len(u) == 0 or len(r) == 0:
             lost.append(a["key"])
             continue
@@ -719,7 +732,7 @@ def main():
         print(f"turns={turns_started} conn_errors={stats.conn_errors} other_5xx={stats.failed_5xx} "
               f"given_up={len(stats.failed_turns)} elapsed={elapsed:.1f}s")
         print(f"requests={stats.requests} acknowledged={len(acks)} retried={stats.retried} "
-              f"failed_503={stats.failed_503} lost={lost} duplicated={duplicated}")
+              f"failed_503={stats.failed_503} waited_409={stats.retried_running} lost={lost} duplicated={duplicated}")
         rc = 0 if (lost == 0 and duplicated == 0 and checks.failed == 0) else 1
     except KeyboardInterrupt:
         interrupted = True
