@@ -6,6 +6,8 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
+#include <poll.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
@@ -25,7 +27,7 @@ int latest_version() { return sql_for(Dialect::sqlite).migrations.back().version
 DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
     : target_(std::move(target)), options_(std::move(options)), sql_(sql_for(target_.dialect)),
       pool_(options_.pool_size), broken_(new std::atomic<bool>[options_.pool_size]),
-      statements_cache_(options_.pool_size) {
+      statements_cache_(options_.pool_size), watchdog_(options_.pool_size) {
     for (std::size_t i = 0; i < options_.pool_size; ++i) {
         broken_[i] = false;
         soci::session& session = pool_.at(i);
@@ -99,6 +101,36 @@ void DatabaseImpl::reconnect(soci::session& session, std::size_t slot) {
     broken_[slot] = false;
 }
 
+namespace {
+PGconn* pg_connection(soci::session& session) {
+    // (static_cast: SOCI does not export the backend's typeinfo.)
+    auto* backend = static_cast<soci::postgresql_session_backend*>(session.get_backend());
+    return backend ? backend->conn_ : nullptr;
+}
+} // namespace
+
+bool DatabaseImpl::connection_alive(soci::session& session) const {
+    if (target_.dialect != Dialect::postgresql) return true;
+    PGconn* conn = pg_connection(session);
+    if (!conn || PQstatus(conn) != CONNECTION_OK) return false;
+    // An idle connection has nothing to read (the library never LISTENs); a server that closed
+    // it has sent its goodbye and EOF. Look without blocking and without sending anything; any
+    // unexpected input means the connection is replaced.
+    pollfd p{PQsocket(conn), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+}
+
+void DatabaseImpl::Deadline::arm(soci::session& session) {
+    if (db_.target_.dialect != Dialect::postgresql) return;
+    PGconn* conn = pg_connection(session);
+    const int fd = conn ? PQsocket(conn) : -1;
+    if (fd < 0) return;
+    const auto timeout = db_.options_.statement_timeout;
+    const auto grace = std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(5));
+    db_.watchdog_.arm(slot_, fd, Watchdog::Clock::now() + timeout + grace);
+    armed_ = true;
+}
+
 DatabaseImpl::Lease DatabaseImpl::lease() {
     std::size_t slot = 0;
     const auto wait = static_cast<int>(std::min<long long>(options_.pool_timeout.count(), INT32_MAX));
@@ -141,9 +173,16 @@ void DatabaseImpl::throw_storage(const soci::soci_error& e, const ErrorClass& c,
                        c.code, c.sqlstate);
 }
 
-void DatabaseImpl::throw_outcome_unknown() const {
-    throw OutcomeUnknown("the connection to the " + target_.display +
-                         " was lost while a write was committing; it may or may not be stored");
+void DatabaseImpl::throw_outcome_unknown(bool timed_out) const {
+    throw OutcomeUnknown(fmt::format("the {} {} while a write was committing; it may or may not be stored",
+                                     target_.display,
+                                     timed_out ? fmt::format("stopped answering for {} ms", options_.statement_timeout.count())
+                                               : std::string("connection was lost")));
+}
+
+void DatabaseImpl::throw_timeout() const {
+    throw StorageError(fmt::format("the {} did not answer within {} ms (statement_timeout); the connection was "
+                                   "closed and will be replaced", target_.display, options_.statement_timeout.count()));
 }
 
 std::string DatabaseImpl::scrub(std::string message) const {
@@ -210,6 +249,8 @@ Database Database::open(std::string_view url, const DatabaseOptions& options) {
         throw InvalidArgument("pool_size", "must be between 1 and 1024");
     if (options.max_retries < 0) throw InvalidArgument("max_retries", "must not be negative");
     if (options.busy_timeout.count() < 0) throw InvalidArgument("busy_timeout", "must not be negative");
+    if (options.statement_timeout.count() < 1 || options.statement_timeout > std::chrono::hours(24))
+        throw InvalidArgument("statement_timeout", "must be between 1 ms and 24 hours");
     detail::ConnectionTarget target = detail::parse_url(url, options);
     auto impl = std::make_shared<detail::DatabaseImpl>(std::move(target), options);
     if (options.migrate_on_open) {

@@ -16,6 +16,7 @@
 #include "convstate/error.hpp"
 #include "sql.hpp"
 #include "url.hpp"
+#include "watchdog.hpp"
 
 namespace convstate::detail {
 
@@ -40,6 +41,9 @@ inline bool is_idempotent(TxMode m) { return m == TxMode::idempotent_write || m 
 inline bool is_single_write(TxMode m) { return m == TxMode::single_write || m == TxMode::idempotent_single_write; }
 
 class DatabaseImpl;
+
+/** Statements this thread has sent to a server (for telling whether a failed write was sent). */
+inline thread_local std::uint64_t statements_sent_by_thread = 0;
 
 /** A statement prepared once per pooled connection, with the buffers its bindings point at.
  *  Owned by DatabaseImpl's per-connection cache (or by one Stmt, when not cached). */
@@ -138,17 +142,25 @@ public:
     void evict(soci::session& session, const std::string& sql, const CachedStatement* c) noexcept;
 
     /** Counts one statement sent to the server (a round trip). */
-    void count_statement() noexcept { statements_.fetch_add(1, std::memory_order_relaxed); }
+    void count_statement() noexcept {
+        statements_.fetch_add(1, std::memory_order_relaxed);
+        ++statements_sent_by_thread;
+    }
 
 private:
     class Lease;
+    class Deadline;
     Lease lease();
+    /** PostgreSQL: false when the server has closed this idle connection (a restart, or
+     *  pg_terminate_backend): nothing was sent on it, so it is replaced before use. */
+    bool connection_alive(soci::session& session) const;
     void open_session(soci::session& session);
     void reconnect(soci::session& session, std::size_t slot);
     ErrorClass classify(const soci::soci_error& e, soci::session& session) const;
     [[noreturn]] void throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const;
     void backoff(int attempt) const;
-    [[noreturn]] void throw_outcome_unknown() const;
+    [[noreturn]] void throw_outcome_unknown(bool timed_out = false) const;
+    [[noreturn]] void throw_timeout() const;
     static const std::string& commit_sql() {
         static const std::string commit = "COMMIT";
         return commit;
@@ -166,6 +178,26 @@ private:
     std::vector<std::unordered_map<std::string, std::unique_ptr<CachedStatement>>> statements_cache_;
     std::size_t slot_of(soci::session& session);
     std::atomic<std::uint64_t> statements_{0}, transactions_{0}, retries_{0};
+    Watchdog watchdog_;
+};
+
+/** The client-side deadline of one attempt on a pooled PostgreSQL connection (see Watchdog). */
+class DatabaseImpl::Deadline {
+public:
+    Deadline(DatabaseImpl& db, std::size_t slot) : db_(db), slot_(slot) {}
+    Deadline(const Deadline&) = delete;
+    Deadline& operator=(const Deadline&) = delete;
+    ~Deadline() { (void)fired(); }
+    void arm(soci::session& session);
+    /** Disarms; true when the deadline passed (the connection was shut down). */
+    bool fired() {
+        if (armed_) fired_ = db_.watchdog_.disarm(slot_), armed_ = false;
+        return fired_;
+    }
+private:
+    DatabaseImpl& db_;
+    std::size_t slot_;
+    bool armed_ = false, fired_ = false;
 };
 
 class DatabaseImpl::Lease {
@@ -190,9 +222,12 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
         const bool may_retry = attempt < options_.max_retries;
         Lease lease = this->lease();
         soci::session& session = lease.session();
+        Deadline deadline(*this, lease.slot());
+        const std::uint64_t sent_before = statements_sent_by_thread;
         bool in_tx = false;
         try {
-            if (broken_[lease.slot()]) reconnect(session, lease.slot());
+            if (broken_[lease.slot()] || !connection_alive(session)) reconnect(session, lease.slot());
+            deadline.arm(session);
             if (opens_transaction(mode)) {
                 Stmt(*this, session, sql_.begin_write, dialect() == Dialect::sqlite).execute();
                 in_tx = true;
@@ -205,10 +240,11 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
                     transactions_.fetch_add(1, std::memory_order_relaxed);
                 } catch (const soci::soci_error& e) {
                     const ErrorClass c = classify(e, session);
-                    if (c.connection_lost) {
+                    const bool timed_out = deadline.fired();
+                    if (c.connection_lost || timed_out) { // the COMMIT was sent: it may have happened
                         broken_[lease.slot()] = true;
-                        if (is_idempotent(mode) && may_retry) { backoff(attempt); continue; }
-                        throw_outcome_unknown();
+                        if (is_idempotent(mode) && may_retry && !timed_out) { backoff(attempt); continue; }
+                        throw_outcome_unknown(timed_out);
                     }
                     rollback_quietly(session, lease.slot()); // the server rolled back: outcome known
                     if (c.transient && may_retry) { backoff(attempt); continue; }
@@ -218,11 +254,18 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
             return result;
         } catch (const soci::soci_error& e) {
             const ErrorClass c = classify(e, session);
-            if (c.connection_lost) broken_[lease.slot()] = true;
+            const bool timed_out = deadline.fired();
+            if (c.connection_lost || timed_out) broken_[lease.slot()] = true;
             else if (in_tx) rollback_quietly(session, lease.slot());
-            // An autocommit write whose connection died may have committed.
-            if (c.connection_lost && is_single_write(mode) && !(is_idempotent(mode) && may_retry))
-                throw_outcome_unknown();
+            // An autocommit write may have committed only if it reached the server: a connection
+            // found dead before anything was sent (a restart, a stopped server) is just retried.
+            const bool maybe_stored = is_single_write(mode) && statements_sent_by_thread != sent_before &&
+                                      (c.connection_lost || timed_out);
+            if (timed_out) { // a server that stopped answering: no retry
+                if (maybe_stored) throw_outcome_unknown(true);
+                throw_timeout();
+            }
+            if (maybe_stored && !(is_idempotent(mode) && may_retry)) throw_outcome_unknown();
             if ((c.transient || c.connection_lost) && may_retry) { backoff(attempt); continue; }
             throw_storage(e, c, mode == TxMode::read ? "read" : "write");
         } catch (...) {

@@ -118,7 +118,7 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
     if (!dbname.empty()) add("dbname", dbname);
     if (!user.empty()) add("user", user);
     if (!password.empty()) add("password", password);
-    bool has_timeout = false, has_options = false, has_app = false;
+    bool has_timeout = false, has_options = false, has_app = false, has_keepalives = false;
     while (!query.empty()) {
         auto amp = query.find('&');
         std::string_view pair = query.substr(0, amp);
@@ -133,11 +133,18 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         has_timeout |= key == "connect_timeout";
         has_options |= key == "options";
         has_app |= key == "application_name";
+        has_keepalives |= key.rfind("keepalives", 0) == 0;
         add(key, percent_decode(pair.substr(eq + 1), "query parameter value"));
     }
     if (!has_timeout)
         add("connect_timeout", std::to_string(std::max<long long>(1, (options.connect_timeout.count() + 999) / 1000)));
-    if (!has_options) add("options", "-c client_min_messages=warning");
+    // The server cancels a statement after statement_timeout (see DatabaseOptions); keepalives
+    // notice a peer that vanished from the network.
+    if (!has_options)
+        add("options", fmt::format("-c client_min_messages=warning -c statement_timeout={}",
+                                   options.statement_timeout.count()));
+    if (!has_keepalives) add("keepalives", "1"), add("keepalives_idle", "30"), add("keepalives_interval", "10"),
+        add("keepalives_count", "3");
     if (!has_app) add("application_name", "convstate");
 
     ConnectionTarget t;

@@ -32,6 +32,12 @@ struct DatabaseOptions {
     std::chrono::milliseconds connect_timeout{10000};    ///< PostgreSQL: connect_timeout
     bool migrate_on_open = true;                         ///< run migrate() in open()
     int max_retries = 8;                                 ///< transient-error retries per operation
+    /** PostgreSQL: the longest a statement may run. The server cancels it after this
+     *  (statement_timeout), and the client gives up on a server or network that stops answering
+     *  after this plus min(this, 5 s) for a whole operation, closing the connection (it is
+     *  replaced before its next use). Either way: StorageError, or OutcomeUnknown for a write
+     *  that was sent. SQLite's waits are bounded by busy_timeout. */
+    std::chrono::milliseconds statement_timeout{30000};
     /** PostgreSQL: keep each statement prepared on its connection (named prepared statements).
      *  Turn off behind a transaction-pooling proxy such as pgbouncer. SQLite always keeps them. */
     bool prepared_statements = true;

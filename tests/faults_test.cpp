@@ -1,0 +1,177 @@
+// PostgreSQL faults: what the library says when connections die, the server refuses
+// connections, or stops answering. Every error must say what really happened.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/soci.h>
+
+#include "support.hpp"
+
+using namespace convstate;
+
+namespace {
+
+AgentReply reply_of(std::string s) {
+    AgentReply r;
+    r.content = std::move(s);
+    return r;
+}
+
+TurnRequest request(std::string user, std::optional<std::string> conversation, std::string text,
+                    std::optional<std::string> key = std::nullopt) {
+    TurnRequest r;
+    r.user_id = std::move(user);
+    r.conversation_id = std::move(conversation);
+    r.message = std::move(text);
+    r.idempotency_key = std::move(key);
+    return r;
+}
+
+// The backends of the library's pooled connections to this database (not `admin`'s own).
+std::vector<int> library_backends(soci::session& admin) {
+    std::vector<int> pids(64);
+    admin << "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'convstate'"
+             " AND pid <> pg_backend_pid()",
+        soci::into(pids);
+    return pids;
+}
+
+void terminate_library_backends(soci::session& admin) {
+    admin << "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+             " AND application_name = 'convstate' AND pid <> pg_backend_pid()";
+    for (int i = 0; i < 100 && !library_backends(admin).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+template <class F>
+std::string error_kind(F&& f) {
+    try {
+        f();
+    } catch (const OutcomeUnknown&) {
+        return "OutcomeUnknown";
+    } catch (const StorageError&) {
+        return "StorageError";
+    } catch (const Error& e) {
+        return std::string("other: ") + e.what();
+    }
+    return "ok";
+}
+
+} // namespace
+
+TEST_CASE("faults: connections the server closed while idle are replaced, not reported as unknown outcomes") {
+    if (!cstest::is_postgres()) return;
+    cstest::FreshDb fresh;
+    DatabaseOptions options;
+    options.pool_size = 2;
+    Database db = cstest::open_fresh(&fresh, options);
+    soci::session admin(soci::postgresql, fresh.connect);
+    const ChatOrchestrator chat(db);
+    MessageRepository messages(db);
+    const Conversation c = ConversationStore(db).create("u");
+    auto agent = [](const AgentInput&) { return reply_of("fine"); };
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        chat.turn(request("u", c.id, "warm up"), agent); // the pool's connections are open and idle
+        terminate_library_backends(admin);
+        CHECK(error_kind([&] { chat.turn(request("u", c.id, "unkeyed after terminate"), agent); }) == "ok");
+        terminate_library_backends(admin);
+        CHECK(error_kind([&] { chat.turn(request("u", std::nullopt, "creating after terminate"), agent); }) == "ok");
+        terminate_library_backends(admin);
+        Message m;
+        m.role = Role::user;
+        m.content = "append after terminate";
+        CHECK(error_kind([&] { messages.append("u", c.id, m); }) == "ok");
+    }
+    cstest::check_dense(messages.load_all("u", c.id));
+    CHECK(messages.count("u", c.id) == 3 * (2 + 2 + 1));
+}
+
+TEST_CASE("faults: a server that refuses connections is a StorageError, never an unknown outcome") {
+    if (!cstest::is_postgres()) return;
+    cstest::FreshDb fresh;
+    DatabaseOptions options;
+    options.pool_size = 1;
+    options.max_retries = 3;
+    Database db = cstest::open_fresh(&fresh, options);
+    soci::session admin(soci::postgresql, fresh.connect);
+    const ChatOrchestrator chat(db);
+    MessageRepository messages(db);
+    const Conversation c = ConversationStore(db).create("u");
+    chat.turn(request("u", c.id, "before"), [](const AgentInput&) { return reply_of("a"); });
+
+    // The database refuses new connections (ALTER DATABASE from another database), and the
+    // library's open ones are closed.
+    std::string name;
+    admin << "SELECT current_database()", soci::into(name);
+    std::string other = fresh.connect;
+    other.replace(other.find("dbname=" + name), 7 + name.size(), "dbname=postgres");
+    soci::session owner(soci::postgresql, other);
+    owner << "ALTER DATABASE " + name + " ALLOW_CONNECTIONS false"; // name is the test's own: letters, digits, _
+    terminate_library_backends(admin);
+    int calls = 0;
+    auto agent = [&](const AgentInput&) {
+        ++calls;
+        return reply_of("b");
+    };
+    CHECK(error_kind([&] { chat.turn(request("u", c.id, "unkeyed while down"), agent); }) == "StorageError");
+    CHECK(error_kind([&] { chat.turn(request("u", c.id, "keyed while down", "k-down"), agent); }) == "StorageError");
+    CHECK(error_kind([&] { chat.turn(request("u", std::nullopt, "creating while down"), agent); }) == "StorageError");
+    CHECK(error_kind([&] { messages.load_all("u", c.id); }) == "StorageError");
+    CHECK(calls == 0);
+    owner << "ALTER DATABASE " + name + " ALLOW_CONNECTIONS true";
+
+    CHECK(messages.count("u", c.id) == 2); // nothing was stored meanwhile
+    CHECK(chat.turn(request("u", c.id, "keyed while down", "k-down"), agent).reply == "b");
+}
+
+TEST_CASE("faults: a server that stops answering gives up after statement_timeout") {
+    if (!cstest::is_postgres()) return;
+    cstest::FreshDb fresh;
+    DatabaseOptions options;
+    options.pool_size = 1;
+    options.statement_timeout = std::chrono::milliseconds(500);
+    Database db = cstest::open_fresh(&fresh, options);
+    soci::session admin(soci::postgresql, fresh.connect);
+    MessageRepository messages(db);
+    const Conversation c = ConversationStore(db).create("u");
+    Message m;
+    m.role = Role::user;
+    m.content = "x";
+    messages.append("u", c.id, m);
+
+    const ChatOrchestrator chat(db);
+    // A read, a write in a transaction whose COMMIT was never sent, and a turn's single-statement
+    // write (PostgreSQL's fast path), each against a frozen backend.
+    enum class Op { read, transaction, single_write };
+    for (const Op op : {Op::read, Op::transaction, Op::single_write}) {
+        CAPTURE(static_cast<int>(op));
+        // The turn's statement is prepared on this connection first (a PREPARE that never got
+        // an answer is no write at all: that would be a plain StorageError).
+        if (op == Op::single_write)
+            chat.turn(request("u", c.id, "warm up"), [](const AgentInput&) { return reply_of("x"); });
+        const std::vector<int> pids = library_backends(admin);
+        REQUIRE(pids.size() == 1);
+        REQUIRE(::kill(pids[0], SIGSTOP) == 0); // a backend of the cluster this test run started
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::string kind = error_kind([&] {
+            if (op == Op::read) messages.load_all("u", c.id);
+            else if (op == Op::transaction) messages.append("u", c.id, m);
+            else chat.turn(request("u", c.id, "frozen"), [](const AgentInput&) { return reply_of("x"); });
+        });
+        const auto waited = std::chrono::steady_clock::now() - t0;
+        ::kill(pids[0], SIGCONT);
+        // Only a write that reached the server and may have committed is an unknown outcome.
+        CHECK(kind == (op == Op::single_write ? "OutcomeUnknown" : "StorageError"));
+        CHECK(waited >= std::chrono::milliseconds(500));
+        CHECK(waited < std::chrono::seconds(5));
+        // The connection was replaced: the next call works.
+        CHECK(error_kind([&] { messages.load_all("u", c.id); }) == "ok");
+    }
+}
