@@ -360,6 +360,12 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     final_msg.tool_calls = std::move(reply.tool_calls);
     final_msg.metadata_json = std::move(reply.metadata_json);
     try {
+        // The same bound as append_batch on every backend (PostgreSQL's one-statement finish
+        // could not bind many thousands of messages).
+        if (output.size() + 1 > limits.max_batch)
+            throw InvalidArgument("intermediate", fmt::format("holds {} messages; with the reply that is over the "
+                                                              "limit of {} messages a turn stores (Limits::max_batch)",
+                                                              output.size(), limits.max_batch));
         for (std::size_t i = 0; i < output.size(); ++i) {
             if (output[i].role != Role::assistant && output[i].role != Role::tool)
                 throw InvalidArgument(fmt::format("intermediate[{}].role", i), "must be assistant or tool");

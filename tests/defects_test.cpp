@@ -510,3 +510,32 @@ TEST_CASE("defect: a turn reports the agent-loop messages it stored, never a con
     CHECK(bad == 0);
     cstest::check_dense(MessageRepository(db).load_all("u", c.id));
 }
+
+TEST_CASE("defect: an agent's output over the batch limit is an AgentError on every backend, before writing") {
+    Database db = cstest::open_fresh();
+    const Conversation c = ConversationStore(db).create("u");
+    MessageRepository messages(db);
+    const ChatOrchestrator chat(db);
+    auto agent_with = [](std::size_t steps) {
+        return [steps](const AgentInput&) {
+            AgentReply r = text_reply("done");
+            for (std::size_t i = 0; i < steps / 2; ++i) {
+                const std::string id = "c" + std::to_string(i);
+                r.intermediate.push_back(call_msg({id}));
+                r.intermediate.push_back(result_msg(id));
+            }
+            return r;
+        };
+    };
+    try {
+        chat.turn(request("u", c.id, "too much"), agent_with(7300));
+        FAIL("accepted");
+    } catch (const AgentError& e) {
+        CHECK(std::string(e.what()).find("max_batch") != std::string::npos);
+    }
+    CHECK(messages.count("u", c.id) == 1); // only the user message
+    const TurnResult ok = chat.turn(request("u", c.id, "just enough"), agent_with(998));
+    CHECK(ok.intermediate.size() == 998);
+    CHECK(ok.reply_seq == ok.user_seq + 999);
+    cstest::check_dense(messages.load_all("u", c.id));
+}
