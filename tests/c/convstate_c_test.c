@@ -1315,6 +1315,88 @@ static void test_outcome_unknown(convstate_db *db) {
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
+/* Turn options version 2: run_lease_ms and duplicate_wait_ms. The agent of a keyed turn itself
+ * starts the same keyed turn (nested: the agent runs with no connection held), which finds the
+ * outer turn's run alive. */
+typedef struct {
+    convstate_db *db;
+    const char *key;
+    long long lease_ms, wait_ms;
+    convstate_status nested;
+    char *nested_out;
+} nested_ctx;
+
+static int plain_agent(void *context, const char *history_json, const char *user_id, const char *conversation_id,
+                       convstate_reply *reply) {
+    (void)context, (void)history_json, (void)user_id, (void)conversation_id;
+    return convstate_reply_set_content(reply, "inner reply");
+}
+
+static int nesting_agent(void *context, const char *history_json, const char *user_id, const char *conversation_id,
+                         convstate_reply *reply) {
+    nested_ctx *n = (nested_ctx *)context;
+    convstate_turn_options o = CONVSTATE_TURN_OPTIONS_INIT;
+    (void)history_json;
+    o.conversation_id = conversation_id;
+    o.idempotency_key = n->key;
+    o.run_lease_ms = n->lease_ms;
+    o.duplicate_wait_ms = n->wait_ms;
+    n->nested = convstate_turn(n->db, user_id, "same question", &o, plain_agent, NULL, &n->nested_out);
+    return convstate_reply_set_content(reply, "outer reply");
+}
+
+static void test_turn_options_v2(convstate_db *db) {
+    convstate_turn_options o = CONVSTATE_TURN_OPTIONS_INIT;
+    nested_ctx n;
+    char key[96], conv[128], *out = NULL;
+    time_t t0;
+    CHECK(o.version == 2 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0);
+    CHECK_OK(convstate_conversation_create(db, g_user, "options v2", NULL, &out));
+    CHECK(json_string_field(out, "id", conv, sizeof conv));
+    FREE(out);
+    o.conversation_id = conv;
+
+    /* Out of range: named. */
+    o.run_lease_ms = -1;
+    CHECK_INVALID("options.run_lease_ms", convstate_turn(db, g_user, "x", &o, plain_agent, NULL, &out));
+    o.run_lease_ms = 0;
+    o.duplicate_wait_ms = 86400001LL;
+    CHECK_INVALID("options.duplicate_wait_ms", convstate_turn(db, g_user, "x", &o, plain_agent, NULL, &out));
+    /* A version-1 caller's struct: the new fields are not read. */
+    o.version = 1;
+    CHECK_OK(convstate_turn(db, g_user, "v1 options", &o, plain_agent, NULL, &out));
+    FREE(out);
+    o.version = CONVSTATE_TURN_OPTIONS_VERSION;
+    o.duplicate_wait_ms = 0;
+
+    /* The outer run is alive: the nested duplicate waits duplicate_wait_ms, then CONFLICT. */
+    snprintf(key, sizeof key, "nested-%s", g_unique);
+    o.idempotency_key = key;
+    n.db = db, n.key = key, n.lease_ms = 0, n.wait_ms = 200, n.nested_out = NULL;
+    t0 = time(NULL);
+    CHECK_OK(convstate_turn(db, g_user, "same question", &o, nesting_agent, &n, &out));
+    CHECK(n.nested == CONVSTATE_CONFLICT);
+    CHECK(time(NULL) - t0 < 5);
+    CHECK(contains(out, "\"reply\":\"outer reply\""));
+    FREE(out);
+
+    /* With a 1 ms lease the nested duplicate takes the run over and stores its reply; the outer
+     * turn then returns the stored one (one exchange, never two). */
+    snprintf(key, sizeof key, "nested2-%s", g_unique);
+    n.key = key, n.lease_ms = 1, n.wait_ms = 0;
+    {
+        struct timespec pause = {0, 5000000};
+        nanosleep(&pause, NULL);
+    }
+    o.run_lease_ms = 1;
+    CHECK_OK(convstate_turn(db, g_user, "same question", &o, nesting_agent, &n, &out));
+    CHECK(n.nested == CONVSTATE_OK);
+    CHECK(contains(n.nested_out, "\"reply\":\"inner reply\""));
+    CHECK(contains(out, "\"reply\":\"inner reply\""));
+    FREE(out);
+    FREE(n.nested_out);
+}
+
 int main(int argc, char **argv) {
     convstate_db *db = NULL;
     convstate_db_options o = CONVSTATE_DB_OPTIONS_INIT;
@@ -1347,6 +1429,7 @@ int main(int argc, char **argv) {
         test_messages(db);
         test_windows(db);
         test_turns(db);
+        test_turn_options_v2(db);
         test_outcome_unknown(db);
 
         CHECK_OK(convstate_conversation_delete_all(db, g_user, &n));

@@ -2,6 +2,7 @@
 // turns every exception into a status code plus a thread-local message. No logic of its own.
 #include "convstate/convstate.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -354,6 +355,16 @@ convstate_status convstate_turn(convstate_db* db, const char* user_id, const cha
             if (options->message_metadata_json) request.message_metadata_json = options->message_metadata_json;
             if (options->window) request.window = to_window(options->window);
             if (options->reject_concurrent) orchestrator.concurrency = convstate::ConcurrentTurns::reject;
+            if (options->version >= 2) { // fields a version-1 caller's struct does not have
+                auto duration = [](long long ms, const char* field, std::chrono::milliseconds fallback) {
+                    if (ms < 0 || ms > 86'400'000LL)
+                        throw convstate::InvalidArgument(std::string("options.") + field, "must be 0..86400000 (ms)");
+                    return ms == 0 ? fallback : std::chrono::milliseconds(ms);
+                };
+                orchestrator.run_lease = duration(options->run_lease_ms, "run_lease_ms", orchestrator.run_lease);
+                orchestrator.duplicate_wait =
+                    duration(options->duplicate_wait_ms, "duplicate_wait_ms", orchestrator.duplicate_wait);
+            }
         }
         const convstate::ChatOrchestrator chat(database(db), orchestrator);
         convstate::TurnResult result;

@@ -255,6 +255,15 @@ def _window(kind: str = "all", max_messages: int = 0, token_budget: int = 0, kee
     )
 
 
+def _milliseconds(seconds: Optional[float], field: str) -> int:
+    """Seconds as the C ABI's milliseconds; None is 0 (the library's default)."""
+    if seconds is None:
+        return 0
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 86400:
+        raise InvalidArgument(f"{field} must be a number of seconds in (0, 86400]", field=field)
+    return max(1, round(seconds * 1000))
+
+
 def _window_from_dict(spec: Optional[Mapping[str, Any]]) -> Optional[_native.Window]:
     if spec is None:
         return None
@@ -583,6 +592,8 @@ class Database:
         message_metadata: Optional[Mapping[str, Any]] = None,
         window: Optional[Mapping[str, Any]] = None,
         reject_concurrent: bool = False,
+        run_lease: Optional[float] = None,
+        duplicate_wait: Optional[float] = None,
     ) -> Json:
         """Runs one stateless turn: resolve (or create, when conversation_id is None) the
         conversation, store the user message, load the window, call
@@ -596,6 +607,11 @@ class Database:
 
         ``window``: None (all messages) or a dict such as ``{"kind": "last", "max_messages": 50}``
         or ``{"kind": "tokens", "token_budget": 4000, "keep_system": True}``.
+
+        ``run_lease`` (seconds, default 120): how long a running turn counts as alive — its
+        ``reject_concurrent`` mark and a keyed turn's claim on its agent run; a turn whose process
+        died is taken over after it. ``duplicate_wait`` (seconds, default 30): how long a keyed
+        turn waits while an identical turn (same key) runs elsewhere before :class:`Conflict`.
 
         Returns {"conversation_id","reply","tool_calls","user_seq","reply_seq","created",
         "replayed"}."""
@@ -619,6 +635,8 @@ class Database:
             strings["message_metadata_json"],
             ctypes.pointer(win) if win is not None else None,
             1 if reject_concurrent else 0,
+            _milliseconds(run_lease, "run_lease"),
+            _milliseconds(duplicate_wait, "duplicate_wait"),
         )
         user = _text(user_id, "user_id")
         text = _text(message, "message")

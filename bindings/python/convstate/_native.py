@@ -56,7 +56,7 @@ WINDOW_TOKEN_BUDGET = 2
 
 DB_OPTIONS_VERSION = 1
 WINDOW_VERSION = 1
-TURN_OPTIONS_VERSION = 1
+TURN_OPTIONS_VERSION = 2
 
 convstate_status = c_int  # a C enum: int-sized on every ABI we target
 convstate_window_kind = c_int
@@ -100,6 +100,8 @@ class TurnOptions(Structure):
         ("message_metadata_json", c_char_p),
         ("window", POINTER(Window)),
         ("reject_concurrent", c_int),
+        ("run_lease_ms", ctypes.c_longlong),
+        ("duplicate_wait_ms", ctypes.c_longlong),
     ]
 
 

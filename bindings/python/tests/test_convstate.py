@@ -641,6 +641,34 @@ class _Cases:
         # The marker is cleared: the next turn goes through.
         self.assertEqual(self.db.turn(self.user, "next", lambda *a: "fine", conversation_id=cid, reject_concurrent=True)["reply"], "fine")
 
+    def test_keyed_duplicate_waits_for_the_running_turn(self) -> None:
+        cid = self.conversation()
+        inner = []
+
+        def outer_agent(history, user_id, conversation_id):
+            # The same keyed turn, started while this one runs its agent: it waits
+            # duplicate_wait, then Conflict (the agent is never run twice at once for one key).
+            try:
+                self.db.turn(user_id, "same", lambda *a: "twice", conversation_id=conversation_id,
+                             idempotency_key="py-dup", duplicate_wait=0.2)
+            except Conflict as e:
+                inner.append(e)
+            return "once"
+
+        r = self.db.turn(self.user, "same", outer_agent, conversation_id=cid, idempotency_key="py-dup")
+        self.assertEqual(r["reply"], "once")
+        self.assertEqual(len(inner), 1)
+        self.assertIn("still running", inner[0].message)
+        # Completed: a retry replays it.
+        again = self.db.turn(self.user, "same", lambda *a: "never", conversation_id=cid, idempotency_key="py-dup",
+                             run_lease=60)
+        self.assertTrue(again["replayed"])
+        self.assertEqual(again["reply"], "once")
+        for bad in (0, -1, 86401, "1", True):
+            with self.assertRaises(InvalidArgument) as cm:
+                self.db.turn(self.user, "x", lambda *a: "y", conversation_id=cid, run_lease=bad)
+            self.assertEqual(cm.exception.field, "run_lease")
+
     def test_turn_invalid_arguments(self) -> None:
         with self.assertRaises(InvalidArgument) as cm:
             self.db.turn("", "hi", lambda *a: "x")

@@ -339,6 +339,12 @@ pub struct TurnOptions {
     pub window: Option<Window>,
     /// Fail with `Conflict` while another turn (also with this flag) runs on the conversation.
     pub reject_concurrent: bool,
+    /// How long a running turn counts as alive (`None`: 120 s): its `reject_concurrent` mark and
+    /// a keyed turn's claim on running its agent; a turn whose process died is taken over after it.
+    pub run_lease: Option<std::time::Duration>,
+    /// How long a keyed turn waits while an identical turn (same key) runs its agent elsewhere,
+    /// then returns that turn's result (`None`: 30 s); still running after that: `Conflict`.
+    pub duplicate_wait: Option<std::time::Duration>,
 }
 
 impl TurnOptions {
@@ -716,6 +722,10 @@ impl Database {
         raw.message_metadata_json = opt_ptr(&message_metadata);
         raw.window = window.as_ref().map_or(ptr::null(), |w| w as *const sys::convstate_window);
         raw.reject_concurrent = c_int::from(options.reject_concurrent);
+        // 0 asks for the library's default; the library refuses more than a day.
+        let ms = |d: Option<std::time::Duration>| d.map_or(0, |d| i64::try_from(d.as_millis().max(1)).unwrap_or(i64::MAX));
+        raw.run_lease_ms = ms(options.run_lease);
+        raw.duplicate_wait_ms = ms(options.duplicate_wait);
 
         let mut agent = agent;
         let context = (&mut agent as *mut F).cast::<c_void>();

@@ -7,7 +7,7 @@
 
 #![allow(non_camel_case_types)]
 
-use std::os::raw::{c_char, c_int, c_uint, c_void};
+use std::os::raw::{c_char, c_int, c_longlong, c_uint, c_void};
 use std::marker::{PhantomData, PhantomPinned};
 
 // ---- Version ---------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ pub type convstate_agent_fn = Option<
     ) -> c_int, // a convstate_status value
 >;
 
-pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 1;
+pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 2;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -129,6 +129,8 @@ pub struct convstate_turn_options {
     pub message_metadata_json: *const c_char,
     pub window: *const convstate_window,
     pub reject_concurrent: c_int,
+    pub run_lease_ms: c_longlong,
+    pub duplicate_wait_ms: c_longlong,
 }
 
 /** `CONVSTATE_TURN_OPTIONS_INIT`. */
@@ -141,6 +143,8 @@ pub const CONVSTATE_TURN_OPTIONS_INIT: convstate_turn_options = convstate_turn_o
     message_metadata_json: std::ptr::null(),
     window: std::ptr::null(),
     reject_concurrent: 0,
+    run_lease_ms: 0,
+    duplicate_wait_ms: 0,
 };
 
 // ---- Functions -------------------------------------------------------------------------------
@@ -308,7 +312,7 @@ mod tests {
         assert_eq!(size_of::<convstate_db_options>(), 32);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 32);
-        assert_eq!(size_of::<convstate_turn_options>(), 64);
+        assert_eq!(size_of::<convstate_turn_options>(), 80);
         assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
     }
 }

@@ -27,6 +27,7 @@ backend_tests!(
     turn_uses_window,
     shared_database_four_threads,
     reject_concurrent_turns,
+    keyed_duplicate_waits_for_the_running_turn,
     schema_and_migrate,
 );
 
@@ -723,6 +724,33 @@ fn reject_concurrent_turns(db: TestDb) {
         assert_eq!(r.reply, "echo: slow");
     });
     assert_eq!(db.turn(&u, "after", &options, echo).unwrap().reply, "echo: after");
+}
+
+fn keyed_duplicate_waits_for_the_running_turn(db: TestDb) {
+    let u = user();
+    let c = db.create_conversation(&u, None, None).unwrap().id;
+    let options = TurnOptions::in_conversation(c.clone()).with_idempotency_key("rust-dup");
+    let mut inner = None;
+    let r = db
+        .turn(&u, "same", &options, |_, user, conv| {
+            // The same keyed turn while this one runs: it waits duplicate_wait, then Conflict.
+            let nested = TurnOptions {
+                duplicate_wait: Some(std::time::Duration::from_millis(200)),
+                ..TurnOptions::in_conversation(conv).with_idempotency_key("rust-dup")
+            };
+            inner = Some(db.turn(user, "same", &nested, |_, _, _| Ok(AgentReply::text("twice"))));
+            Ok(AgentReply::text("once"))
+        })
+        .unwrap();
+    assert_eq!(r.reply, "once");
+    let err = inner.expect("the agent ran").unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    let again = TurnOptions { run_lease: Some(std::time::Duration::from_secs(60)), ..options.clone() };
+    let replay = db.turn(&u, "same", &again, |_, _, _| Ok(AgentReply::text("never"))).unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.reply, "once");
+    let too_long = TurnOptions { run_lease: Some(std::time::Duration::from_secs(90_000)), ..options };
+    assert_invalid(db.turn(&u, "x", &too_long, |_, _, _| Ok(AgentReply::text("y"))), "options.run_lease_ms");
 }
 
 fn schema_and_migrate(db: TestDb) {

@@ -220,7 +220,8 @@ CONVSTATE_C_API convstate_status convstate_reply_set_error(convstate_reply *repl
 typedef int (*convstate_agent_fn)(void *context, const char *history_json, const char *user_id,
                                   const char *conversation_id, convstate_reply *reply);
 
-#define CONVSTATE_TURN_OPTIONS_VERSION 1
+/** Version 2 added run_lease_ms and duplicate_wait_ms; a version-1 struct is still accepted. */
+#define CONVSTATE_TURN_OPTIONS_VERSION 2
 typedef struct convstate_turn_options {
     unsigned int version;                   /**< CONVSTATE_TURN_OPTIONS_VERSION */
     const char *conversation_id;            /**< NULL: create a conversation */
@@ -230,8 +231,16 @@ typedef struct convstate_turn_options {
     const char *message_metadata_json;      /**< metadata of the user message (NULL: {}) */
     const convstate_window *window;         /**< NULL: all messages */
     int reject_concurrent;                  /**< nonzero: CONFLICT while another turn runs on it */
+    /** How long a running turn counts as alive, in ms (0: the default, 120000): its
+     *  reject_concurrent mark, and a keyed turn's claim on running its agent; a turn whose
+     *  process died is taken over after this. */
+    long long run_lease_ms;
+    /** How long a keyed turn waits, in ms, while an identical turn (same key) runs its agent
+     *  elsewhere, then returns that turn's result (0: the default, 30000). Still running after
+     *  that: CONVSTATE_CONFLICT (retry later with the same key). */
+    long long duplicate_wait_ms;
 } convstate_turn_options;
-#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0}
+#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0}
 
 /** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
  *  the window, call agent(context, …), store its output atomically. options may be NULL.
