@@ -20,24 +20,9 @@ using namespace convstate;
 
 namespace {
 
-Message msg(Role role, std::string content) {
-    Message m;
-    m.role = role;
-    m.content = std::move(content);
-    return m;
-}
-
-TurnRequest request(std::string user, std::optional<std::string> conversation, std::string text,
-                    std::optional<std::string> key = std::nullopt) {
-    TurnRequest r;
-    r.user_id = std::move(user);
-    r.conversation_id = std::move(conversation);
-    r.message = std::move(text);
-    r.idempotency_key = std::move(key);
-    return r;
-}
-
 using cstest::check_dense;
+using cstest::msg;
+using cstest::request;
 using cstest::seqs;
 
 } // namespace

@@ -20,34 +20,10 @@ using namespace convstate;
 
 namespace {
 
-Message msg(Role role, std::string content) {
-    Message m;
-    m.role = role;
-    m.content = std::move(content);
-    return m;
-}
-
-Message call_msg(std::vector<std::string> ids) {
-    Message m = msg(Role::assistant, "");
-    for (std::string& id : ids) m.tool_calls.push_back({.id = std::move(id), .type = "function", .name = "f", .arguments = "{}"});
-    return m;
-}
-
-Message result_msg(std::string id) {
-    Message m = msg(Role::tool, "r");
-    m.tool_call_id = std::move(id);
-    return m;
-}
-
-TurnRequest request(std::string user, std::optional<std::string> conversation, std::string text,
-                    std::optional<std::string> key = std::nullopt) {
-    TurnRequest r;
-    r.user_id = std::move(user);
-    r.conversation_id = std::move(conversation);
-    r.message = std::move(text);
-    r.idempotency_key = std::move(key);
-    return r;
-}
+using cstest::msg;
+using cstest::request;
+using cstest::text_reply;
+using cstest::tool_result;
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -59,12 +35,6 @@ std::string invalid_field(F&& f) {
         return e.field();
     }
     return "(no InvalidArgument)";
-}
-
-AgentReply text_reply(std::string s) {
-    AgentReply r;
-    r.content = std::move(s);
-    return r;
 }
 
 const std::vector<std::string> inexact_numbers = {
@@ -161,7 +131,7 @@ TEST_CASE("defect: two tool calls with one id in a message are refused") {
     Database db = cstest::open_fresh();
     const Conversation c = ConversationStore(db).create("u");
     MessageRepository messages(db);
-    CHECK(invalid_field([&] { messages.append("u", c.id, call_msg({"same", "same"})); }) == "tool_calls[1].id");
+    CHECK(invalid_field([&] { messages.append("u", c.id, cstest::tool_calls_msg({"same", "same"})); }) == "tool_calls[1].id");
     CHECK(messages.count("u", c.id) == 0);
 }
 
@@ -194,7 +164,7 @@ TEST_CASE("defect: client idempotency keys never meet the keys a turn derives") 
     messages.append("u", c.id, step);
     const TurnResult y = chat.turn(request("u", c.id, "use a tool", "Y"), [](const AgentInput&) {
         AgentReply r = text_reply("done");
-        r.intermediate = {call_msg({"c1"}), result_msg("c1")};
+        r.intermediate = {cstest::tool_calls_msg({"c1"}), tool_result("r", "c1")};
         return r;
     });
     const auto after = messages.load_after("u", c.id, y.user_seq, 10);
@@ -227,7 +197,7 @@ TEST_CASE("defect: a turn's window equals window() on every path (leading system
     // The case found by hand: two leading system messages and an unanswered tool call.
     for (const ChatOrchestrator* chat : {&fast, &general}) {
         const Conversation c = store.create("u");
-        Message lost = call_msg({"lost"});
+        Message lost = cstest::tool_calls_msg({"lost"});
         messages.append_batch("u", c.id,
                               {msg(Role::system, "rule 0"), msg(Role::system, "rule 1"), msg(Role::user, "u1"), lost,
                                msg(Role::user, "u2"), msg(Role::assistant, "a2")});
@@ -258,8 +228,8 @@ TEST_CASE("defect: a turn's window equals window() on every path (leading system
                 history.push_back(msg(Role::assistant, std::string(static_cast<std::size_t>(pick(200)), 'a')));
             } else {
                 const std::string id = "call" + std::to_string(history.size());
-                history.push_back(call_msg({id}));
-                if (kind < 9) history.push_back(result_msg(id)); // else: unanswered
+                history.push_back(cstest::tool_calls_msg({id}));
+                if (kind < 9) history.push_back(tool_result("r", id)); // else: unanswered
             }
         }
         messages.append_batch("u", c.id, history);
@@ -482,7 +452,7 @@ TEST_CASE("defect: a turn reports the agent-loop messages it stored, never a con
     auto tool_agent = [](const AgentInput& in) {
         const std::string id = "call-" + in.history.back().content;
         AgentReply r = text_reply("done " + in.history.back().content);
-        r.intermediate = {call_msg({id}), result_msg(id)};
+        r.intermediate = {cstest::tool_calls_msg({id}), tool_result("r", id)};
         return r;
     };
     std::atomic<int> bad{0};
@@ -521,8 +491,8 @@ TEST_CASE("defect: an agent's output over the batch limit is an AgentError on ev
             AgentReply r = text_reply("done");
             for (std::size_t i = 0; i < steps / 2; ++i) {
                 const std::string id = "c" + std::to_string(i);
-                r.intermediate.push_back(call_msg({id}));
-                r.intermediate.push_back(result_msg(id));
+                r.intermediate.push_back(cstest::tool_calls_msg({id}));
+                r.intermediate.push_back(tool_result("r", id));
             }
             return r;
         };

@@ -17,21 +17,7 @@ using namespace convstate;
 
 namespace {
 
-AgentReply reply_of(std::string s) {
-    AgentReply r;
-    r.content = std::move(s);
-    return r;
-}
-
-TurnRequest request(std::string user, std::optional<std::string> conversation, std::string text,
-                    std::optional<std::string> key = std::nullopt) {
-    TurnRequest r;
-    r.user_id = std::move(user);
-    r.conversation_id = std::move(conversation);
-    r.message = std::move(text);
-    r.idempotency_key = std::move(key);
-    return r;
-}
+using cstest::request;
 
 // The backends of the library's pooled connections to this database (not `admin`'s own).
 std::vector<int> library_backends(soci::session& admin) {
@@ -75,7 +61,7 @@ TEST_CASE("faults: connections the server closed while idle are replaced, not re
     const ChatOrchestrator chat(db);
     MessageRepository messages(db);
     const Conversation c = ConversationStore(db).create("u");
-    auto agent = [](const AgentInput&) { return reply_of("fine"); };
+    auto agent = [](const AgentInput&) { return cstest::text_reply("fine"); };
     for (int round = 0; round < 3; ++round) {
         CAPTURE(round);
         chat.turn(request("u", c.id, "warm up"), agent); // the pool's connections are open and idle
@@ -104,7 +90,7 @@ TEST_CASE("faults: a server that refuses connections is a StorageError, never an
     const ChatOrchestrator chat(db);
     MessageRepository messages(db);
     const Conversation c = ConversationStore(db).create("u");
-    chat.turn(request("u", c.id, "before"), [](const AgentInput&) { return reply_of("a"); });
+    chat.turn(request("u", c.id, "before"), [](const AgentInput&) { return cstest::text_reply("a"); });
 
     // The database refuses new connections (ALTER DATABASE from another database), and the
     // library's open ones are closed.
@@ -118,7 +104,7 @@ TEST_CASE("faults: a server that refuses connections is a StorageError, never an
     int calls = 0;
     auto agent = [&](const AgentInput&) {
         ++calls;
-        return reply_of("b");
+        return cstest::text_reply("b");
     };
     CHECK(error_kind([&] { chat.turn(request("u", c.id, "unkeyed while down"), agent); }) == "StorageError");
     CHECK(error_kind([&] { chat.turn(request("u", c.id, "keyed while down", "k-down"), agent); }) == "StorageError");
@@ -155,7 +141,7 @@ TEST_CASE("faults: a server that stops answering gives up after statement_timeou
         // The turn's statement is prepared on this connection first (a PREPARE that never got
         // an answer is no write at all: that would be a plain StorageError).
         if (op == Op::single_write)
-            chat.turn(request("u", c.id, "warm up"), [](const AgentInput&) { return reply_of("x"); });
+            chat.turn(request("u", c.id, "warm up"), [](const AgentInput&) { return cstest::text_reply("x"); });
         const std::vector<int> pids = library_backends(admin);
         REQUIRE(pids.size() == 1);
         REQUIRE(::kill(pids[0], SIGSTOP) == 0); // a backend of the cluster this test run started
@@ -163,7 +149,7 @@ TEST_CASE("faults: a server that stops answering gives up after statement_timeou
         const std::string kind = error_kind([&] {
             if (op == Op::read) messages.load_all("u", c.id);
             else if (op == Op::transaction) messages.append("u", c.id, m);
-            else chat.turn(request("u", c.id, "frozen"), [](const AgentInput&) { return reply_of("x"); });
+            else chat.turn(request("u", c.id, "frozen"), [](const AgentInput&) { return cstest::text_reply("x"); });
         });
         const auto waited = std::chrono::steady_clock::now() - t0;
         ::kill(pids[0], SIGCONT);

@@ -11,6 +11,8 @@
 #include <convstate/json.hpp>
 #include <convstate/types.hpp>
 
+#include "support.hpp"
+
 using namespace convstate;
 
 namespace {
@@ -19,20 +21,8 @@ bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
 
-// Built field by field: designated initializers that skip members trip -Wmissing-field-initializers.
-Message msg(Role role, std::string content = {}) {
-    Message m;
-    m.role = role;
-    m.content = std::move(content);
-    return m;
-}
-
-Message tool_result(std::string content, std::string tool_call_id) {
-    Message m = msg(Role::tool, std::move(content));
-    m.tool_call_id = std::move(tool_call_id);
-    return m;
-}
-
+using cstest::msg;
+using cstest::tool_result;
 Message full_message() {
     return Message{
         .role = Role::assistant,

@@ -93,6 +93,42 @@ void check_dense(const std::vector<convstate::Message>& messages) {
     for (std::size_t i = 0; i < messages.size(); ++i) REQUIRE(messages[i].seq == static_cast<std::int64_t>(i + 1));
 }
 
+convstate::Message msg(convstate::Role role, std::string content) {
+    convstate::Message m;
+    m.role = role;
+    m.content = std::move(content);
+    return m;
+}
+
+convstate::Message tool_result(std::string content, std::string tool_call_id) {
+    convstate::Message m = msg(convstate::Role::tool, std::move(content));
+    m.tool_call_id = std::move(tool_call_id);
+    return m;
+}
+
+convstate::Message tool_calls_msg(std::vector<std::string> ids) {
+    convstate::Message m = msg(convstate::Role::assistant);
+    for (std::string& id : ids)
+        m.tool_calls.push_back({.id = std::move(id), .type = "function", .name = "f", .arguments = "{}"});
+    return m;
+}
+
+convstate::TurnRequest request(std::string user, std::optional<std::string> conversation, std::string text,
+                               std::optional<std::string> key) {
+    convstate::TurnRequest r;
+    r.user_id = std::move(user);
+    r.conversation_id = std::move(conversation);
+    r.message = std::move(text);
+    r.idempotency_key = std::move(key);
+    return r;
+}
+
+convstate::AgentReply text_reply(std::string content) {
+    convstate::AgentReply r;
+    r.content = std::move(content);
+    return r;
+}
+
 std::string unique(const std::string& prefix) {
     static std::atomic<int> counter{0};
     thread_local std::mt19937_64 rng{std::random_device{}()};

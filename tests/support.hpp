@@ -3,6 +3,7 @@
 // databases on it, raw SQL access that bypasses the library, and child processes.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,17 @@ void exec(const FreshDb& db, const std::string& sql);
 std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages);
 /** Asserts (REQUIRE) that the seqs are exactly 1..n in order. */
 void check_dense(const std::vector<convstate::Message>& messages);
+
+/** Message and turn builders (field by field: designated initializers that skip members trip
+ *  -Wmissing-field-initializers). */
+convstate::Message msg(convstate::Role role, std::string content = {});
+/** A tool result answering tool_call_id. */
+convstate::Message tool_result(std::string content, std::string tool_call_id);
+/** An assistant message calling one tool "f" per id, with arguments {}. */
+convstate::Message tool_calls_msg(std::vector<std::string> ids);
+convstate::TurnRequest request(std::string user, std::optional<std::string> conversation, std::string text,
+                               std::optional<std::string> key = std::nullopt);
+convstate::AgentReply text_reply(std::string content);
 
 /** A unique id for a test user or key. */
 std::string unique(const std::string& prefix);

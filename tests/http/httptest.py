@@ -110,3 +110,24 @@ class Server:
     def log_text(self):
         """The log lines decoded as UTF-8 (strictly: a line that is not UTF-8 raises)."""
         return [line.decode("utf-8") for line in self.log]
+
+
+class Checks:
+    """Named checks: counts passes, prints failures (and, with VERBOSE set, passes)."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+
+    def __call__(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+            if os.environ.get("VERBOSE"):
+                print(f"ok   {name} {detail}", flush=True)
+        else:
+            self.failed.append(name)
+            print(f"FAIL {name} {str(detail)[:400]}", flush=True)
+
+    def summary(self):
+        """The closing line, 'N passed, M failed'."""
+        return f"{self.passed} passed, {len(self.failed)} failed"

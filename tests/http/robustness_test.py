@@ -31,19 +31,7 @@ import uuid
 import httptest
 
 SECRET = "test-secret-" + uuid.uuid4().hex
-PASSED = 0
-FAILED = []
-
-
-def check(name, ok, detail=""):
-    global PASSED
-    if ok:
-        PASSED += 1
-        if os.environ.get("VERBOSE"):
-            print(f"ok   {name} {detail}", flush=True)
-    else:
-        FAILED.append(name)
-        print(f"FAIL {name} {str(detail)[:400]}", flush=True)
+check = httptest.Checks()
 
 
 def token(sub):
@@ -497,8 +485,8 @@ def main():
             test_page_bytes(binary, pg, "pages postgres")
         else:
             print("postgres: skipped (CONVSTATE_TEST_PG_URL not set)")
-    print(f"{PASSED} passed, {len(FAILED)} failed")
-    return 1 if FAILED else 0
+    print(check.summary())
+    return 1 if check.failed else 0
 
 
 if __name__ == "__main__":

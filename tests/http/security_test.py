@@ -31,19 +31,7 @@ import httptest
 from httptest import b64url
 
 SECRET = "test-secret-" + uuid.uuid4().hex
-PASSED = 0
-FAILED = []
-
-
-def check(name, ok, detail=""):
-    global PASSED
-    if ok:
-        PASSED += 1
-        if os.environ.get("VERBOSE"):
-            print(f"ok   {name} {detail}", flush=True)
-    else:
-        FAILED.append(name)
-        print(f"FAIL {name} {detail}", flush=True)
+check = httptest.Checks()
 
 
 # --- tokens -----------------------------------------------------------------------------------
@@ -575,16 +563,16 @@ def main():
         test_log(binary, url)
         test_jwt_policy(binary, url)
         test_startup_and_shutdown(binary, url)
-        print(f"sqlite: {PASSED} passed, {len(FAILED)} failed", flush=True)
+        print(f"sqlite: {check.summary()}", flush=True)
     pg = os.environ.get("CONVSTATE_TEST_PG_URL")
     if pg:
-        before = PASSED, len(FAILED)
+        before = check.passed, len(check.failed)
         run_suite(binary, pg, "postgres")
-        print(f"postgres: {PASSED - before[0]} passed, {len(FAILED) - before[1]} failed", flush=True)
+        print(f"postgres: {check.passed - before[0]} passed, {len(check.failed) - before[1]} failed", flush=True)
     else:
         print("postgres: skipped (CONVSTATE_TEST_PG_URL not set)")
-    print(f"{PASSED} passed, {len(FAILED)} failed")
-    return 1 if FAILED else 0
+    print(check.summary())
+    return 1 if check.failed else 0
 
 
 if __name__ == "__main__":
