@@ -2,6 +2,10 @@
 
 #include "convstate/json.hpp"
 
+#include <cctype>
+#include <stdexcept>
+
+#include <fmt/format.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
 namespace convstate::detail {
@@ -79,8 +83,40 @@ void Stmt::copy_out() {
     }
 }
 
+namespace {
+
+// The named placeholders (:name) of a statement, as SOCI finds them: outside quoted strings, and
+// not PostgreSQL's :: casts.
+std::size_t placeholders(const std::string& sql) {
+    std::size_t n = 0;
+    bool quoted = false;
+    for (std::size_t i = 0; i < sql.size(); ++i) {
+        const char c = sql[i];
+        if (c == '\'') quoted = !quoted;
+        if (quoted || c != ':') continue;
+        if (i + 1 < sql.size() && sql[i + 1] == ':') {
+            ++i;
+            continue;
+        }
+        const auto is_name = [&](std::size_t k) {
+            return k < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[k])) || sql[k] == '_');
+        };
+        if (!is_name(i + 1)) continue;
+        ++n;
+        while (is_name(i + 1)) ++i;
+    }
+    return n;
+}
+
+} // namespace
+
 bool Stmt::execute() {
     try {
+        // The binding contract: one use() per placeholder, every time. Values are bound by
+        // position, so a missing or extra one would shift every value after it.
+        if (next_use_ != c_->uses.size() || (!c_->prepared && c_->uses.size() != placeholders(sql_)))
+            throw std::logic_error(fmt::format("convstate: {} values bound to a statement with {} placeholders: {}",
+                                               next_use_, placeholders(sql_), sql_.substr(0, 200)));
         if (!c_->prepared) {
             c_->st.alloc();
             // Cached: prepared once per connection (PostgreSQL: PREPARE, then EXECUTE each time).
