@@ -129,13 +129,20 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             const long long end = out.user.seq, lo = std::max<long long>(0, end - n);
             std::vector<Message> prefix, tail;
             for (Message& m : rows) (m.seq <= lo ? prefix : tail).push_back(std::move(m));
-            const bool prefix_complete = static_cast<long long>(prefix.size()) < prefix_cap;
             // A writer that committed while we waited for the row lock is missing from the
-            // statement's snapshot: re-read the range (a new statement sees it).
-            if (static_cast<long long>(tail.size()) != end - lo) tail = detail::load_range(db, s, user, id, lo, end);
+            // statement's snapshot: re-read the range (a new statement sees it). The prefix arm
+            // read that snapshot too, so it is used only when the snapshot is known to be
+            // current: no hole, and the range arm saw seq end-1 (writers commit in seq order
+            // under the row lock, so it then saw everything below). Otherwise finish_window
+            // reads the prefix afresh.
+            bool snapshot_current = end - lo >= 2 && static_cast<long long>(prefix.size()) < prefix_cap;
+            if (static_cast<long long>(tail.size()) != end - lo) {
+                tail = detail::load_range(db, s, user, id, lo, end);
+                snapshot_current = false;
+            }
             out.window_rows = {end, lo, std::move(tail),
-                               w.keep_system && lo > 0 && prefix_complete ? std::optional(std::move(prefix))
-                                                                          : std::nullopt};
+                               w.keep_system && lo > 0 && snapshot_current ? std::optional(std::move(prefix))
+                                                                           : std::nullopt};
             return out;
         } catch (const soci::soci_error& e) {
             if (is_unique_violation(e)) return std::nullopt;
@@ -271,7 +278,8 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
                 }
                 // Not completed: a live run of this turn elsewhere owns the agent call.
                 const RunClaim claim = read_run(db, s, req.user_id, id, *key);
-                if (claim.owner && claim.started > detail::now_us() - lease_us) {
+                // (This call's own claim, from an attempt whose answer was lost, is not a rival.)
+                if (claim.owner && *claim.owner != run_token && claim.started > detail::now_us() - lease_us) {
                     out.running_elsewhere = true;
                     return out;
                 }
@@ -382,26 +390,33 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     output.push_back(std::move(final_msg));
 
     // Step 5: the agent's output, all or nothing. `stored` is what this turn stored (or, for a
-    // keyed turn a racing duplicate completed first, what that one stored), the reply last.
+    // keyed turn a racing duplicate completed first, what that one stored), the reply last. If
+    // it fails, the run is released so that a retry with the key is not kept waiting (a stored
+    // reply is found before the claim is looked at, so this is safe after OutcomeUnknown too).
     std::optional<std::vector<Message>> stored;
-    if (fast) stored = pg_finish_turn(db, req, id, output);
-    if (!stored) stored = db.run(mode, [&](soci::session& s) {
-        if (!key && !reject) return detail::append(db, s, req.user_id, id, output);
-        detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
-        if (reject) {
-            Stmt st(db, s, db.sql().conv_clear_active);
-            st.use(req.user_id).use(id).use(run_token);
-            st.execute();
-        }
-        // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
-        if (key)
-            if (auto theirs = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) {
-                std::vector<Message> messages = stored_steps(db, s, req.user_id, id, *key, p.user.seq, theirs->seq);
-                messages.push_back(std::move(*theirs));
-                return messages;
+    try {
+        if (fast) stored = pg_finish_turn(db, req, id, output);
+        if (!stored) stored = db.run(mode, [&](soci::session& s) {
+            if (!key && !reject) return detail::append(db, s, req.user_id, id, output);
+            detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
+            if (reject) {
+                Stmt st(db, s, db.sql().conv_clear_active);
+                st.use(req.user_id).use(id).use(run_token);
+                st.execute();
             }
-        return detail::append_locked(db, s, req.user_id, id, conv, output);
-    });
+            // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
+            if (key)
+                if (auto theirs = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) {
+                    std::vector<Message> messages = stored_steps(db, s, req.user_id, id, *key, p.user.seq, theirs->seq);
+                    messages.push_back(std::move(*theirs));
+                    return messages;
+                }
+            return detail::append_locked(db, s, req.user_id, id, conv, output);
+        });
+    } catch (...) {
+        release();
+        throw;
+    }
     Message stored_reply = std::move(stored->back());
     stored->pop_back();
     return TurnResult{id, std::move(stored_reply.content), std::move(stored_reply.tool_calls), p.user.seq,

@@ -187,13 +187,13 @@ public:
     Deadline(DatabaseImpl& db, std::size_t slot) : db_(db), slot_(slot) {}
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
-    ~Deadline() { (void)fired(); }
-    void arm(soci::session& session);
-    /** Disarms; true when the deadline passed (the connection was shut down). */
-    bool fired() {
-        if (armed_) fired_ = db_.watchdog_.disarm(slot_), armed_ = false;
-        return fired_;
+    ~Deadline() {
+        if (armed_) db_.watchdog_.disarm(slot_);
     }
+    void arm(soci::session& session);
+    /** True when the deadline passed (the connection was shut down). Stays armed until the
+     *  attempt ends, so a ROLLBACK after a failure is bounded too. */
+    bool fired() const { return armed_ && db_.watchdog_.fired(slot_); }
 private:
     DatabaseImpl& db_;
     std::size_t slot_;
@@ -217,6 +217,9 @@ private:
 
 template <class F>
 auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::session&> {
+    // Set once an attempt's write may have been stored before its connection died: giving up
+    // later (say, the server is still restarting) is then an unknown outcome, not a plain error.
+    bool maybe_stored_before = false;
     for (int attempt = 0;; ++attempt) {
         if (attempt > 0) retries_.fetch_add(1, std::memory_order_relaxed);
         const bool may_retry = attempt < options_.max_retries;
@@ -243,11 +246,16 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
                     const bool timed_out = deadline.fired();
                     if (c.connection_lost || timed_out) { // the COMMIT was sent: it may have happened
                         broken_[lease.slot()] = true;
-                        if (is_idempotent(mode) && may_retry && !timed_out) { backoff(attempt); continue; }
+                        if (is_idempotent(mode) && may_retry && !timed_out) {
+                            maybe_stored_before = true;
+                            backoff(attempt);
+                            continue;
+                        }
                         throw_outcome_unknown(timed_out);
                     }
                     rollback_quietly(session, lease.slot()); // the server rolled back: outcome known
                     if (c.transient && may_retry) { backoff(attempt); continue; }
+                    if (maybe_stored_before) throw_outcome_unknown();
                     throw_storage(e, c, "commit");
                 }
             }
@@ -262,11 +270,13 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
             const bool maybe_stored = is_single_write(mode) && statements_sent_by_thread != sent_before &&
                                       (c.connection_lost || timed_out);
             if (timed_out) { // a server that stopped answering: no retry
-                if (maybe_stored) throw_outcome_unknown(true);
+                if (maybe_stored || maybe_stored_before) throw_outcome_unknown(true);
                 throw_timeout();
             }
             if (maybe_stored && !(is_idempotent(mode) && may_retry)) throw_outcome_unknown();
+            maybe_stored_before |= maybe_stored;
             if ((c.transient || c.connection_lost) && may_retry) { backoff(attempt); continue; }
+            if (maybe_stored_before) throw_outcome_unknown();
             throw_storage(e, c, mode == TxMode::read ? "read" : "write");
         } catch (...) {
             if (in_tx) rollback_quietly(session, lease.slot());

@@ -79,6 +79,9 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
     }
     std::string user, password, host, port;
     if (has_userinfo) {
+        // A user name never holds these: the '@' was meant for the path or the query.
+        if (userinfo.substr(0, userinfo.find(':')).find_first_of("/?@") != std::string_view::npos)
+            bad_url("an '@' in the database name or a query value must be written %40");
         if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
             user = percent_decode(userinfo.substr(0, colon), "user name");
             password = percent_decode(userinfo.substr(colon + 1), "password");
@@ -134,7 +137,11 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         has_options |= key == "options";
         has_app |= key == "application_name";
         has_keepalives |= key.rfind("keepalives", 0) == 0;
-        add(key, percent_decode(pair.substr(eq + 1), "query parameter value"));
+        std::string value = percent_decode(pair.substr(eq + 1), "query parameter value");
+        // The caller's own server options keep the statement timeout unless they set one.
+        if (key == "options" && value.find("statement_timeout") == std::string::npos)
+            value += fmt::format(" -c statement_timeout={}", options.statement_timeout.count());
+        add(key, value);
     }
     if (!has_timeout)
         add("connect_timeout", std::to_string(std::max<long long>(1, (options.connect_timeout.count() + 999) / 1000)));

@@ -1,6 +1,8 @@
 #include "watchdog.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace convstate::detail {
 
@@ -13,23 +15,32 @@ Watchdog::~Watchdog() {
     }
     wake_.notify_all();
     if (thread_.joinable()) thread_.join();
+    for (const Entry& e : entries_)
+        if (e.armed) ::close(e.fd);
 }
 
 void Watchdog::arm(std::size_t slot, int fd, Clock::time_point deadline) {
+    const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return; // out of descriptors: this attempt goes without a client-side bound
     {
         std::lock_guard lock(mutex_);
-        entries_[slot] = {true, false, fd, deadline};
+        if (entries_[slot].armed) ::close(entries_[slot].fd);
+        entries_[slot] = {true, false, own, deadline};
         if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
     }
     wake_.notify_all();
 }
 
-bool Watchdog::disarm(std::size_t slot) {
+bool Watchdog::fired(std::size_t slot) {
+    std::lock_guard lock(mutex_);
+    return entries_[slot].fired;
+}
+
+void Watchdog::disarm(std::size_t slot) {
     std::lock_guard lock(mutex_);
     Entry& e = entries_[slot];
-    const bool fired = e.fired;
+    if (e.armed) ::close(e.fd);
     e = Entry{};
-    return fired;
 }
 
 void Watchdog::loop() {

@@ -27,10 +27,13 @@ public:
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
 
-    /** Shuts socket fd down if slot is still armed at deadline. */
+    /** Shuts socket fd down if slot is still armed at deadline. The watchdog holds its own
+     *  duplicate of fd until disarm(), so a descriptor number that libpq closed and the process
+     *  reused meanwhile is never touched. */
     void arm(std::size_t slot, int fd, Clock::time_point deadline);
-    /** Disarms slot; returns whether its deadline passed (the socket was shut down). */
-    bool disarm(std::size_t slot);
+    /** Whether slot's deadline passed (the socket was shut down). */
+    bool fired(std::size_t slot);
+    void disarm(std::size_t slot);
 
 private:
     struct Entry {

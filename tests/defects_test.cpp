@@ -299,6 +299,12 @@ TEST_CASE("defect: a PostgreSQL password may hold ? / @ and is never quoted in a
     CHECK(t.connect_string.find("port='5433'") != std::string::npos);
     CHECK(t.connect_string.find("dbname='chat'") != std::string::npos);
     CHECK(t.connect_string.find("sslmode='disable'") != std::string::npos);
+    // The caller's own server options keep the statement timeout.
+    const detail::ConnectionTarget own = detail::parse_url("postgresql://h/db?options=-c%20search_path%3Dx", options);
+    CHECK(own.connect_string.find("options='-c search_path=x -c statement_timeout=30000'") != std::string::npos);
+    // An unescaped '@' in the query is refused rather than taken as the end of the user info.
+    CHECK(invalid_field([&] { detail::parse_url("postgresql://app@h/db?sslrootcert=/etc/ca@2024.pem", options); }) ==
+          "url");
     for (const char* url : {"postgresql://app:Sup3r/secret@127.0.0.1:99999/db", "postgresql://app:Sup3r?x%zz@h/db",
                                   "postgresql://app:Sup3r@h:port/db"}) {
         CAPTURE(url);
