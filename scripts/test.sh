@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Build convstate and run the whole test suite against SQLite and a throwaway PostgreSQL.
 #
-# Two build trees:
+# Three build trees:
 #   build/test   Debug with ASan+UBSan: the C++ suite, the C API test, the examples
 #   build/plain  RelWithDebInfo, no sanitizers: the C API test under valgrind, the Python and
-#                Rust bindings (they load the library as shipped), the C/Python/Rust examples
+#                Rust bindings (they load the library as shipped), the C/Python/Rust examples,
+#                the installed package, the HTTP example's tests
+#   build/tsan   Debug with ThreadSanitizer: the C++ tests where threads and processes meet
 #
 # Usage: scripts/test.sh [CTEST_ARG...]     e.g. scripts/test.sh -R sqlite
 # Environment: PG_DURABLE=1 (see scripts/pg.sh)
@@ -24,6 +26,10 @@ cmake --build build/test -j2
 cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVSTATE_BUILD_TESTS=ON -DCONVSTATE_BUILD_EXAMPLES=ON \
     -DCONVSTATE_BUILD_CXX_TESTS=OFF
 cmake --build build/plain -j2
+# ThreadSanitizer on the tests where threads and processes meet (tsan.sqlite, tsan.postgres).
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DCONVSTATE_TSAN=ON -DCONVSTATE_BUILD_TESTS=ON \
+    -DCONVSTATE_BUILD_EXAMPLES=OFF -DCONVSTATE_BUILD_BENCH=OFF
+cmake --build build/tsan -j2 --target convstate_tests convstate_test_worker
 
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
@@ -39,6 +45,7 @@ log=$(mktemp)
 trap 'pg_stop; rm -f "$log"' EXIT
 ctest --test-dir build/test --output-on-failure "$@" 2>&1 | tee -a "$log" || status=$?
 ctest --test-dir build/plain --output-on-failure "$@" 2>&1 | tee -a "$log" || status=$?
+ctest --test-dir build/tsan --output-on-failure -R '^tsan\.' "$@" 2>&1 | tee -a "$log" || status=$?
 
 # One closing line over both build trees, from CTest's own summaries
 # ("N% tests passed, F tests failed out of T").
