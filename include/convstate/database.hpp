@@ -78,7 +78,11 @@ public:
     /** The newest schema version this library knows. */
     static int latest_schema_version() noexcept;
 
-    /** For the services; not part of the stable API. */
+private:
+    // The services reach the shared state; nothing else does.
+    friend class ConversationStore;
+    friend class MessageRepository;
+    friend class ChatOrchestrator;
     detail::DatabaseImpl& impl() const noexcept { return *impl_; }
 
 private:

@@ -1,12 +1,7 @@
 #pragma once
-/** @file version.hpp convstate version (the single source of the version number; CMake reads it). */
+/** @file version.hpp convstate version: the macros of convstate/version.h, and the linked library's. */
 
-#define CONVSTATE_VERSION_MAJOR 0
-#define CONVSTATE_VERSION_MINOR 1
-#define CONVSTATE_VERSION_PATCH 0
-#define CONVSTATE_VERSION_NUMBER \
-    (CONVSTATE_VERSION_MAJOR * 10000 + CONVSTATE_VERSION_MINOR * 100 + CONVSTATE_VERSION_PATCH)
-
+#include "convstate/version.h"
 #include "convstate/export.hpp"
 
 namespace convstate {

@@ -43,11 +43,7 @@ extern "C" {
 
 /** @name Version — the same numbers as include/convstate/version.hpp: the C wrapper includes
  *  both, and a differing redefinition does not compile. */
-#define CONVSTATE_VERSION_MAJOR 0
-#define CONVSTATE_VERSION_MINOR 1
-#define CONVSTATE_VERSION_PATCH 0
-#define CONVSTATE_VERSION_NUMBER \
-    (CONVSTATE_VERSION_MAJOR * 10000 + CONVSTATE_VERSION_MINOR * 100 + CONVSTATE_VERSION_PATCH)
+#include <convstate/version.h> /* CONVSTATE_VERSION_MAJOR, _MINOR, _PATCH, _NUMBER */
 
 /** The version of the library actually loaded; compare with CONVSTATE_VERSION_NUMBER to catch a
  *  header/library mismatch. */
