@@ -15,6 +15,7 @@
 #include "convstate/database.hpp"
 #include "convstate/error.hpp"
 #include "sql.hpp"
+#include "stmt.hpp"
 #include "url.hpp"
 #include "watchdog.hpp"
 
@@ -45,71 +46,6 @@ class DatabaseImpl;
 /** Statements this thread has sent to a server (for telling whether a failed write was sent). */
 inline thread_local std::uint64_t statements_sent_by_thread = 0;
 
-/** A statement prepared once per pooled connection, with the buffers its bindings point at.
- *  Owned by DatabaseImpl's per-connection cache (or by one Stmt, when not cached). */
-struct CachedStatement {
-    explicit CachedStatement(soci::session& session) : st(session) {}
-    struct Slot {
-        std::string* text = nullptr; // exactly one of text / number is set
-        long long* number = nullptr;
-        soci::indicator* ind = nullptr;
-    };
-    soci::statement st;
-    std::deque<std::string> texts;
-    std::deque<long long> numbers;
-    std::deque<soci::indicator> indicators;
-    std::vector<Slot> uses, intos;
-    bool prepared = false;
-    bool busy = false; // a Stmt is using it: the cache neither hands it out again nor drops it
-
-    /** A new buffer (and its indicator) for a text or a number binding. */
-    Slot new_slot(bool is_text);
-};
-
-/** Runs one SQL statement: bind values with use(), targets with into(), then execute() and
- *  fetch(). Values are copied into the statement's own buffers, so the statement can stay
- *  prepared on its connection and be reused (DatabaseImpl::cached); results are copied to the
- *  into() targets after each row. */
-class Stmt {
-public:
-    Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable = true);
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    ~Stmt();
-
-    Stmt& use(const std::string& value) { return bind_use(true, &value, nullptr); }
-    Stmt& use(long long value) { return bind_use(false, nullptr, &value); }
-    Stmt& use(const std::optional<std::string>& value) { return bind_use(true, value ? &*value : nullptr, nullptr); }
-    Stmt& use(const std::optional<long long>& value) { return bind_use(false, nullptr, value ? &*value : nullptr); }
-    Stmt& into(std::string& target, soci::indicator* ind = nullptr) { return bind_into(&target, nullptr, ind); }
-    Stmt& into(long long& target, soci::indicator* ind = nullptr) { return bind_into(nullptr, &target, ind); }
-    Stmt& into(std::string& target, soci::indicator& ind) { return into(target, &ind); }
-    Stmt& into(long long& target, soci::indicator& ind) { return into(target, &ind); }
-
-    /** Executes with the bound data; returns whether a first row was fetched into the targets. */
-    bool execute();
-    bool fetch();
-    long long affected_rows() { return c_->st.get_affected_rows(); }
-
-private:
-    struct Target {
-        std::string* text;
-        long long* number;
-        soci::indicator* ind;
-    };
-    Stmt& bind_use(bool is_text, const std::string* text, const long long* number); // null: neither
-    Stmt& bind_into(std::string* text, long long* number, soci::indicator* ind);
-    void copy_out();
-
-    DatabaseImpl& db_;
-    soci::session& session_;
-    const std::string& sql_;
-    CachedStatement* c_;
-    std::unique_ptr<CachedStatement> own_; // when not cached
-    std::vector<Target> targets_;
-    std::size_t next_use_ = 0;
-    bool failed_ = false;
-};
 
 class DatabaseImpl {
 public:

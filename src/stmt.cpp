@@ -1,0 +1,149 @@
+#include "stmt.hpp"
+
+#include <cctype>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include "db.hpp"
+
+namespace convstate::detail {
+
+Stmt::Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable)
+    : db_(db), session_(session), sql_(sql), c_(cacheable ? db.cached(session, sql) : nullptr) {
+    if (!c_) {
+        own_ = std::make_unique<CachedStatement>(session);
+        c_ = own_.get();
+    }
+}
+
+Stmt::~Stmt() {
+    if (own_) return;
+    c_->busy = false;
+    if (failed_) {
+        db_.evict(session_, sql_, c_);
+        return;
+    }
+    // A SQLite statement left un-reset keeps its read snapshot open: reset it now, not at its
+    // next use.
+    // (static_cast: SOCI does not export the backend's typeinfo.)
+    if (db_.dialect() == Dialect::sqlite && c_->prepared)
+        if (auto* be = static_cast<soci::sqlite3_statement_backend*>(c_->st.get_backend()); be && be->stmt_)
+            sqlite_api::sqlite3_reset(be->stmt_);
+}
+
+CachedStatement::Slot CachedStatement::new_slot(bool is_text) {
+    Slot slot;
+    indicators.push_back(soci::i_ok);
+    slot.ind = &indicators.back();
+    if (is_text) {
+        texts.emplace_back();
+        slot.text = &texts.back();
+    } else {
+        numbers.push_back(0);
+        slot.number = &numbers.back();
+    }
+    return slot;
+}
+
+Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* number) {
+    if (!c_->prepared) {
+        const CachedStatement::Slot slot = c_->new_slot(is_text);
+        if (slot.text) c_->st.exchange(soci::use(*slot.text, *slot.ind));
+        else c_->st.exchange(soci::use(*slot.number, *slot.ind));
+        c_->uses.push_back(slot);
+    }
+    const CachedStatement::Slot& slot = c_->uses.at(next_use_++);
+    *slot.ind = text || number ? soci::i_ok : soci::i_null;
+    if (slot.text) *slot.text = text ? *text : std::string{};
+    else *slot.number = number ? *number : 0;
+    return *this;
+}
+
+Stmt& Stmt::bind_into(std::string* text, long long* number, soci::indicator* ind) {
+    if (!c_->prepared) {
+        const CachedStatement::Slot slot = c_->new_slot(text != nullptr);
+        if (slot.text) c_->st.exchange(soci::into(*slot.text, *slot.ind));
+        else c_->st.exchange(soci::into(*slot.number, *slot.ind));
+        c_->intos.push_back(slot);
+    }
+    targets_.push_back({text, number, ind});
+    return *this;
+}
+
+void Stmt::copy_out() {
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+        const CachedStatement::Slot& slot = c_->intos[i];
+        const Target& t = targets_[i];
+        if (t.ind) *t.ind = *slot.ind;
+        if (*slot.ind == soci::i_null) continue; // the target keeps its value; the indicator says null
+        if (t.text) *t.text = *slot.text;
+        else *t.number = *slot.number;
+    }
+}
+
+namespace {
+
+// The named placeholders (:name) of a statement, as SOCI finds them: outside quoted strings, and
+// not PostgreSQL's :: casts.
+std::size_t placeholders(const std::string& sql) {
+    std::size_t n = 0;
+    bool quoted = false;
+    for (std::size_t i = 0; i < sql.size(); ++i) {
+        const char c = sql[i];
+        if (c == '\'') quoted = !quoted;
+        if (quoted || c != ':') continue;
+        if (i + 1 < sql.size() && sql[i + 1] == ':') {
+            ++i;
+            continue;
+        }
+        const auto is_name = [&](std::size_t k) {
+            return k < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[k])) || sql[k] == '_');
+        };
+        if (!is_name(i + 1)) continue;
+        ++n;
+        while (is_name(i + 1)) ++i;
+    }
+    return n;
+}
+
+} // namespace
+
+bool Stmt::execute() {
+    try {
+        // The binding contract: one use() per placeholder, every time. Values are bound by
+        // position, so a missing or extra one would shift every value after it.
+        if (next_use_ != c_->uses.size() || (!c_->prepared && c_->uses.size() != placeholders(sql_)))
+            throw std::logic_error(fmt::format("convstate: {} values bound to a statement with {} placeholders: {}",
+                                               next_use_, placeholders(sql_), sql_.substr(0, 200)));
+        if (!c_->prepared) {
+            c_->st.alloc();
+            // Cached: prepared once per connection (PostgreSQL: PREPARE, then EXECUTE each time).
+            // Not cached: PostgreSQL runs it with PQexecParams (one round trip, nothing named).
+            c_->st.prepare(sql_, own_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
+            c_->st.define_and_bind();
+            c_->prepared = true;
+        }
+        db_.count_statement();
+        const bool got = c_->st.execute(true);
+        if (got) copy_out();
+        return got;
+    } catch (...) {
+        failed_ = true;
+        throw;
+    }
+}
+
+bool Stmt::fetch() {
+    try {
+        const bool got = c_->st.fetch();
+        if (got) copy_out();
+        return got;
+    } catch (...) {
+        failed_ = true;
+        throw;
+    }
+}
+
+} // namespace convstate::detail
