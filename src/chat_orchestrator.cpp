@@ -211,117 +211,216 @@ std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const 
     return detail::finish_window(db, user_id, conversation_id, w, std::move(rows));
 }
 
-TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) const {
-    auto& db = db_.impl();
-    const Limits& limits = db.limits();
-    detail::check_user_id(req.user_id, limits);
-    if (req.conversation_id) detail::check_conversation_id(*req.conversation_id, limits);
-    detail::check_text(req.message, "message", limits.max_content_bytes);
-    if (req.idempotency_key)
-        detail::check_key(*req.idempotency_key, "idempotency_key", limits.max_id_bytes - derived_key_room);
-    const HistoryWindow& w = req.window ? *req.window : options_.window;
-    detail::check_window(w);
-    if (!agent) throw InvalidArgument("agent", "must be callable");
+namespace {
 
-    Message user_msg;
-    user_msg.role = Role::user;
-    user_msg.content = req.message;
-    user_msg.metadata_json = detail::normalize_metadata(req.message_metadata_json, "message_metadata_json", limits);
-    user_msg.idempotency_key = req.idempotency_key;
-    const std::optional<Conversation> fresh =
-        req.conversation_id ? std::nullopt : std::optional(detail::make_conversation(db, req.user_id, req.new_conversation, "new_conversation."));
-    const std::optional<std::string>& key = req.idempotency_key;
-    const TxMode mode = key ? TxMode::idempotent_write : TxMode::write;
-    const bool reject = options_.concurrency == ConcurrentTurns::reject;
-    // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
-    const std::string run_token = reject || key ? detail::new_uuid() : std::string{};
-    const long long lease_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.run_lease).count();
+// One call of ChatOrchestrator::turn, as named steps. Holds only what this call needs; nothing
+// outlives it.
+class TurnRun {
+public:
+    TurnRun(DatabaseImpl& database, const OrchestratorOptions& options, const TurnRequest& request)
+        : db(database), req(request), w(request.window ? *request.window : options.window),
+          key(request.idempotency_key),
+          mode(key ? TxMode::idempotent_write : TxMode::write),
+          reject(options.concurrency == ConcurrentTurns::reject),
+          // PostgreSQL takes steps 1-3 and step 5 in one statement each; the general path
+          // (SQLite, ConcurrentTurns::reject, replays of keyed turns) a transaction for each.
+          fast(database.dialect() == Dialect::postgresql && !reject),
+          // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
+          run_token(reject || key ? detail::new_uuid() : std::string{}),
+          lease_us(std::chrono::duration_cast<std::chrono::microseconds>(options.run_lease).count()),
+          duplicate_wait(options.duplicate_wait) {}
 
-    // PostgreSQL takes steps 1-3 and step 5 in one statement each; the general path below
-    // (SQLite, ConcurrentTurns::reject, replays of keyed turns) uses a transaction for each.
-    const bool fast = db.dialect() == Dialect::postgresql && !reject;
-    std::optional<BegunTurn> begun;
-    if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w, run_token);
+    /** Step 0: every input checked, nothing written yet. */
+    void validate() {
+        const Limits& limits = db.limits();
+        detail::check_user_id(req.user_id, limits);
+        if (req.conversation_id) detail::check_conversation_id(*req.conversation_id, limits);
+        detail::check_text(req.message, "message", limits.max_content_bytes);
+        if (key) detail::check_key(*key, "idempotency_key", limits.max_id_bytes - derived_key_room);
+        detail::check_window(w);
+        user_msg.role = Role::user;
+        user_msg.content = req.message;
+        user_msg.metadata_json =
+            detail::normalize_metadata(req.message_metadata_json, "message_metadata_json", limits);
+        user_msg.idempotency_key = key;
+        if (!req.conversation_id)
+            fresh = detail::make_conversation(db, req.user_id, req.new_conversation, "new_conversation.");
+    }
 
-    // Steps 1-3: resolve the conversation, persist the user message, load the window; commit.
-    auto begin = [&] { return db.run(mode, [&](soci::session& s) {
-        BegunTurn out;
-        detail::LockedConversation conv;
-        std::optional<std::string> existing = req.conversation_id;
-        if (!existing && key) { // a retried creating turn finds the conversation it created
-            existing = detail::find_conversation_by_create_key(db, s, req.user_id, *key);
-            out.created = existing.has_value();
+    /** Steps 1-3, committed: resolve the conversation, persist the user message, read the
+     *  window's rows — or find the turn completed (a replay). An identical keyed turn running
+     *  elsewhere is waited for. */
+    BegunTurn begin() {
+        std::optional<BegunTurn> begun;
+        if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w, run_token);
+        const auto wait_until = std::chrono::steady_clock::now() + duplicate_wait;
+        for (int attempt = 0; !begun || begun->running_elsewhere; ++attempt) {
+            if (begun) {
+                if (std::chrono::steady_clock::now() >= wait_until)
+                    throw Conflict(fmt::format("a turn with idempotency_key '{}' is still running on conversation "
+                                               "'{}'; retry later with the same key",
+                                               key->substr(0, 255), begun->conversation_id));
+                std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << std::min(attempt, 5), 100)));
+            }
+            begun = begin_general();
         }
-        // Keys and the active-run mark are checked under the conversation's row lock; a plain turn
-        // takes the lock with the seq allocation itself (detail::append).
-        const bool lock_first = key || reject;
-        if (existing) {
-            out.conversation_id = *existing;
-            if (lock_first) conv = detail::lock_conversation(db, s, req.user_id, out.conversation_id);
-        } else {
-            detail::insert_conversation(db, s, *fresh, key);
-            out.conversation_id = fresh->id;
-            out.created = true;
+        return std::move(*begun);
+    }
+
+    /** Step 4: the window chosen and the agent run, with no connection or lock held (the host's
+     *  token counter may call the library); returns its output checked, the reply last. The run
+     *  is released if anything fails. */
+    std::vector<Message> run_agent(BegunTurn& p, const Agent& agent) {
+        const std::string& id = p.conversation_id;
+        std::vector<Message> window;
+        try {
+            window = detail::finish_window(db, req.user_id, id, w, std::move(p.window_rows));
+        } catch (...) {
+            release(id);
+            throw;
         }
-        const std::string& id = out.conversation_id;
-        if (key) {
-            if (auto stored = detail::find_by_key(db, s, req.user_id, id, *key)) {
-                // A retry repeats its request; a key that names some other message is a mistake.
-                if (stored->role != Role::user || stored->content != req.message)
-                    throw Conflict(fmt::format("idempotency_key '{}' is already used on conversation '{}' by a "
-                                               "different message (seq {})", key->substr(0, 255), id, stored->seq));
-                out.user = std::move(*stored);
-                out.reply = detail::find_by_key(db, s, req.user_id, id, reply_key(*key));
-                if (out.reply) {
-                    out.steps = stored_steps(db, s, req.user_id, id, *key, out.user.seq, out.reply->seq);
-                    return out;
+        AgentReply reply;
+        try {
+            reply = agent(AgentInput{req.user_id, id, window});
+        } catch (const std::exception& e) {
+            release(id);
+            throw AgentError(e.what(), id, p.user.seq, p.created);
+        } catch (...) {
+            release(id);
+            throw AgentError("the agent threw something that is not a std::exception", id, p.user.seq, p.created);
+        }
+        try {
+            return checked_output(std::move(reply));
+        } catch (const InvalidArgument& e) {
+            release(id);
+            throw AgentError(std::string("the agent's output is invalid: ") + e.what(), id, p.user.seq, p.created);
+        }
+    }
+
+    /** Step 5: the agent's output stored, all or nothing. Returns what this turn stored (or, for
+     *  a keyed turn a racing duplicate completed first, what that one stored), the reply last. If
+     *  it fails, the run is released so that a retry with the key is not kept waiting (a stored
+     *  reply is found before the claim is looked at, so this is safe after OutcomeUnknown too). */
+    std::vector<Message> store(const BegunTurn& p, const std::vector<Message>& output) {
+        const std::string& id = p.conversation_id;
+        try {
+            std::optional<std::vector<Message>> stored;
+            if (fast) stored = pg_finish_turn(db, req, id, output);
+            if (!stored) stored = db.run(mode, [&](soci::session& s) {
+                if (!key && !reject) return detail::append(db, s, req.user_id, id, output);
+                detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
+                if (reject) {
+                    Stmt st(db, s, db.sql().conv_clear_active);
+                    st.use(req.user_id).use(id).use(run_token);
+                    st.execute();
                 }
-                // Not completed: a live run of this turn elsewhere owns the agent call.
-                const RunClaim claim = read_run(db, s, req.user_id, id, *key);
-                // (This call's own claim, from an attempt whose answer was lost, is not a rival.)
-                if (claim.owner && *claim.owner != run_token && claim.started > detail::now_us() - lease_us) {
-                    out.running_elsewhere = true;
-                    return out;
+                // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
+                if (key)
+                    if (auto theirs = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) {
+                        std::vector<Message> messages = stored_steps(db, s, req.user_id, id, *key, p.user.seq, theirs->seq);
+                        messages.push_back(std::move(*theirs));
+                        return messages;
+                    }
+                return detail::append_locked(db, s, req.user_id, id, conv, output);
+            });
+            return std::move(*stored);
+        } catch (...) {
+            release(id);
+            throw;
+        }
+    }
+
+private:
+    BegunTurn begin_general() {
+        return db.run(mode, [&](soci::session& s) {
+            BegunTurn out;
+            detail::LockedConversation conv;
+            std::optional<std::string> existing = req.conversation_id;
+            if (!existing && key) { // a retried creating turn finds the conversation it created
+                existing = detail::find_conversation_by_create_key(db, s, req.user_id, *key);
+                out.created = existing.has_value();
+            }
+            // Keys and the active-run mark are checked under the conversation's row lock; a plain turn
+            // takes the lock with the seq allocation itself (detail::append).
+            const bool lock_first = key || reject;
+            if (existing) {
+                out.conversation_id = *existing;
+                if (lock_first) conv = detail::lock_conversation(db, s, req.user_id, out.conversation_id);
+            } else {
+                detail::insert_conversation(db, s, *fresh, key);
+                out.conversation_id = fresh->id;
+                out.created = true;
+            }
+            const std::string& id = out.conversation_id;
+            if (key) {
+                if (auto stored = detail::find_by_key(db, s, req.user_id, id, *key)) {
+                    // A retry repeats its request; a key that names some other message is a mistake.
+                    if (stored->role != Role::user || stored->content != req.message)
+                        throw Conflict(fmt::format("idempotency_key '{}' is already used on conversation '{}' by a "
+                                                   "different message (seq {})", key->substr(0, 255), id, stored->seq));
+                    out.user = std::move(*stored);
+                    out.reply = detail::find_by_key(db, s, req.user_id, id, reply_key(*key));
+                    if (out.reply) {
+                        out.steps = stored_steps(db, s, req.user_id, id, *key, out.user.seq, out.reply->seq);
+                        return out;
+                    }
+                    // Not completed: a live run of this turn elsewhere owns the agent call.
+                    const RunClaim claim = read_run(db, s, req.user_id, id, *key);
+                    // (This call's own claim, from an attempt whose answer was lost, is not a rival.)
+                    if (claim.owner && *claim.owner != run_token && claim.started > detail::now_us() - lease_us) {
+                        out.running_elsewhere = true;
+                        return out;
+                    }
                 }
             }
-        }
-        if (reject) {
-            const long long now = detail::now_us();
-            if (conv.active_turn && conv.active_since > now - lease_us)
-                throw Conflict(fmt::format("a turn is already running on conversation '{}'", id));
-            Stmt st(db, s, db.sql().conv_set_active);
-            st.use(run_token).use(now).use(req.user_id).use(id);
-            st.execute();
-        }
-        if (out.user.seq == 0)
-            out.user = existing && !lock_first ? detail::append(db, s, req.user_id, id, {user_msg}).front()
-                                               : detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
-        if (key) claim_run(db, s, req.user_id, id, *key, run_token, detail::now_us());
-        out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
-        return out;
-    }); };
-    // An identical keyed turn running elsewhere: wait for its result (or for it to give up).
-    const auto wait_until = std::chrono::steady_clock::now() + options_.duplicate_wait;
-    for (int attempt = 0; !begun || begun->running_elsewhere; ++attempt) {
-        if (begun) {
-            if (std::chrono::steady_clock::now() >= wait_until)
-                throw Conflict(fmt::format("a turn with idempotency_key '{}' is still running on conversation '{}'; "
-                                           "retry later with the same key",
-                                           key->substr(0, 255), begun->conversation_id));
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << std::min(attempt, 5), 100)));
-        }
-        begun = begin();
+            if (reject) {
+                const long long now = detail::now_us();
+                if (conv.active_turn && conv.active_since > now - lease_us)
+                    throw Conflict(fmt::format("a turn is already running on conversation '{}'", id));
+                Stmt st(db, s, db.sql().conv_set_active);
+                st.use(run_token).use(now).use(req.user_id).use(id);
+                st.execute();
+            }
+            if (out.user.seq == 0)
+                out.user = existing && !lock_first ? detail::append(db, s, req.user_id, id, {user_msg}).front()
+                                                   : detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
+            if (key) claim_run(db, s, req.user_id, id, *key, run_token, detail::now_us());
+            out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
+            return out;
+        });
     }
-    BegunTurn& p = *begun;
-    const std::string& id = p.conversation_id;
-    if (p.reply)
-        return TurnResult{id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq, p.created, true,
-                          std::move(p.steps)};
+
+    std::vector<Message> checked_output(AgentReply reply) const {
+        const Limits& limits = db.limits();
+        std::vector<Message> output = std::move(reply.intermediate);
+        Message final_msg;
+        final_msg.role = Role::assistant;
+        final_msg.content = std::move(reply.content);
+        final_msg.tool_calls = std::move(reply.tool_calls);
+        final_msg.metadata_json = std::move(reply.metadata_json);
+        // The same bound as append_batch on every backend (PostgreSQL's one-statement finish
+        // could not bind many thousands of messages).
+        if (output.size() + 1 > limits.max_batch)
+            throw InvalidArgument("intermediate", fmt::format("holds {} messages; with the reply that is over the "
+                                                              "limit of {} messages a turn stores (Limits::max_batch)",
+                                                              output.size(), limits.max_batch));
+        for (std::size_t i = 0; i < output.size(); ++i) {
+            if (output[i].role != Role::assistant && output[i].role != Role::tool)
+                throw InvalidArgument(fmt::format("intermediate[{}].role", i), "must be assistant or tool");
+            output[i].idempotency_key.reset(); // the turn's own keys are set below
+        }
+        detail::check_batch(output, "intermediate", limits);
+        detail::check_message(final_msg, "reply.", limits);
+        for (std::size_t i = 0; key && i < output.size(); ++i) output[i].idempotency_key = step_key(*key, i);
+        if (key) final_msg.idempotency_key = reply_key(*key);
+        output.push_back(std::move(final_msg));
+        return output;
+    }
 
     // Ends this call's run after a failure: its ConcurrentTurns::reject mark, and its claim on a
     // keyed turn (so that a retry runs the agent again at once). Best effort: if it fails, the
     // lease expires.
-    auto release = [&] {
+    void release(const std::string& id) {
         if (!reject && !key) return;
         try {
             db.run(TxMode::write, [&](soci::session& s) {
@@ -339,88 +438,36 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
             });
         } catch (const Error&) {
         }
-    };
-
-    // Step 4: the agent, with no connection or lock held (nor while its window is chosen: the
-    // host's token counter may call the library).
-    std::vector<Message> window;
-    try {
-        window = detail::finish_window(db, req.user_id, id, w, std::move(p.window_rows));
-    } catch (...) {
-        release();
-        throw;
-    }
-    AgentReply reply;
-    try {
-        reply = agent(AgentInput{req.user_id, id, window});
-    } catch (const std::exception& e) {
-        release();
-        throw AgentError(e.what(), id, p.user.seq, p.created);
-    } catch (...) {
-        release();
-        throw AgentError("the agent threw something that is not a std::exception", id, p.user.seq, p.created);
     }
 
-    std::vector<Message> output = std::move(reply.intermediate);
-    Message final_msg;
-    final_msg.role = Role::assistant;
-    final_msg.content = std::move(reply.content);
-    final_msg.tool_calls = std::move(reply.tool_calls);
-    final_msg.metadata_json = std::move(reply.metadata_json);
-    try {
-        // The same bound as append_batch on every backend (PostgreSQL's one-statement finish
-        // could not bind many thousands of messages).
-        if (output.size() + 1 > limits.max_batch)
-            throw InvalidArgument("intermediate", fmt::format("holds {} messages; with the reply that is over the "
-                                                              "limit of {} messages a turn stores (Limits::max_batch)",
-                                                              output.size(), limits.max_batch));
-        for (std::size_t i = 0; i < output.size(); ++i) {
-            if (output[i].role != Role::assistant && output[i].role != Role::tool)
-                throw InvalidArgument(fmt::format("intermediate[{}].role", i), "must be assistant or tool");
-            output[i].idempotency_key.reset(); // the turn's own keys are set below
-        }
-        detail::check_batch(output, "intermediate", limits);
-        detail::check_message(final_msg, "reply.", limits);
-        for (std::size_t i = 0; key && i < output.size(); ++i) output[i].idempotency_key = step_key(*key, i);
-    } catch (const InvalidArgument& e) {
-        release();
-        throw AgentError(std::string("the agent's output is invalid: ") + e.what(), id, p.user.seq, p.created);
-    }
-    if (key) final_msg.idempotency_key = reply_key(*key);
-    output.push_back(std::move(final_msg));
+    DatabaseImpl& db;
+    const TurnRequest& req;
+    const HistoryWindow& w;
+    const std::optional<std::string>& key;
+    const TxMode mode;
+    const bool reject, fast;
+    const std::string run_token;
+    const long long lease_us;
+    const std::chrono::milliseconds duplicate_wait;
+    Message user_msg;
+    std::optional<Conversation> fresh;
+};
 
-    // Step 5: the agent's output, all or nothing. `stored` is what this turn stored (or, for a
-    // keyed turn a racing duplicate completed first, what that one stored), the reply last. If
-    // it fails, the run is released so that a retry with the key is not kept waiting (a stored
-    // reply is found before the claim is looked at, so this is safe after OutcomeUnknown too).
-    std::optional<std::vector<Message>> stored;
-    try {
-        if (fast) stored = pg_finish_turn(db, req, id, output);
-        if (!stored) stored = db.run(mode, [&](soci::session& s) {
-            if (!key && !reject) return detail::append(db, s, req.user_id, id, output);
-            detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
-            if (reject) {
-                Stmt st(db, s, db.sql().conv_clear_active);
-                st.use(req.user_id).use(id).use(run_token);
-                st.execute();
-            }
-            // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
-            if (key)
-                if (auto theirs = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) {
-                    std::vector<Message> messages = stored_steps(db, s, req.user_id, id, *key, p.user.seq, theirs->seq);
-                    messages.push_back(std::move(*theirs));
-                    return messages;
-                }
-            return detail::append_locked(db, s, req.user_id, id, conv, output);
-        });
-    } catch (...) {
-        release();
-        throw;
-    }
-    Message stored_reply = std::move(stored->back());
-    stored->pop_back();
-    return TurnResult{id, std::move(stored_reply.content), std::move(stored_reply.tool_calls), p.user.seq,
-                      stored_reply.seq, p.created, false, std::move(*stored)};
+} // namespace
+
+TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) const {
+    TurnRun run(db_.impl(), options_, req);
+    run.validate();
+    if (!agent) throw InvalidArgument("agent", "must be callable");
+    BegunTurn p = run.begin();
+    if (p.reply)
+        return TurnResult{p.conversation_id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq,
+                          p.created, true, std::move(p.steps)};
+    std::vector<Message> stored = run.store(p, run.run_agent(p, agent));
+    Message reply = std::move(stored.back());
+    stored.pop_back();
+    return TurnResult{p.conversation_id, std::move(reply.content), std::move(reply.tool_calls), p.user.seq, reply.seq,
+                      p.created, false, std::move(stored)};
 }
 
 } // namespace convstate
