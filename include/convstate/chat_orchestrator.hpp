@@ -15,30 +15,34 @@
 
 namespace convstate {
 
-/** What the agent gets: the window (ending with the user message of this turn). */
+/** What the agent gets: the window (ending with the user message of this turn). The members
+ *  refer to the turn's own data and are valid only during the agent call. */
 struct AgentInput {
-    const std::string& user_id;
-    const std::string& conversation_id;
-    const std::vector<Message>& history;
+    const std::string& user_id;         ///< the user the turn runs for (TurnRequest::user_id)
+    const std::string& conversation_id; ///< the turn's conversation (given, or created by this turn)
+    const std::vector<Message>& history; ///< the window, in seq order, ending with this turn's user message
 };
 
 /** What the agent returns. `intermediate` holds the messages of an agent loop that come before
  *  the final reply (assistant messages carrying tool_calls, tool messages with their
  *  tool_call_id); they are stored, in order, in the same transaction as the reply. */
 struct AgentReply {
-    std::string content;
-    std::vector<ToolCall> tool_calls;
+    std::string content;              ///< content of the final reply, stored as an assistant message
+    std::vector<ToolCall> tool_calls; ///< tool calls of the final reply (OpenAI format)
+    /** Agent-loop messages stored before the reply, in order: assistant or tool messages only (any
+     *  other role fails the turn with AgentError); their idempotency keys are ignored. */
     std::vector<Message> intermediate;
     std::string metadata_json = "{}"; ///< stored on the reply message
 };
 
 /** The host's agent. May throw: the turn then fails with AgentError carrying what() and stores
- *  nothing but the user message. Called without any database connection or lock held. */
+ *  nothing but the user message (so does a reply that fails validation, e.g. too many messages or
+ *  an invalid one). Called without any database connection or lock held. */
 using Agent = std::function<AgentReply(const AgentInput&)>;
 
 /** One turn's input. */
 struct TurnRequest {
-    std::string user_id;
+    std::string user_id;                        ///< the owning user; every lookup is scoped to it
     std::optional<std::string> conversation_id; ///< empty: create a conversation
     std::string message;                        ///< the user's content
     /** Retrying with the same key never stores the exchange twice: a completed turn returns the
@@ -51,11 +55,11 @@ struct TurnRequest {
 
 /** One turn's outcome. */
 struct TurnResult {
-    std::string conversation_id;
-    std::string reply;
-    std::vector<ToolCall> tool_calls;
-    std::int64_t user_seq = 0;
-    std::int64_t reply_seq = 0;
+    std::string conversation_id;      ///< the conversation the exchange is stored in
+    std::string reply;                ///< content of the stored reply
+    std::vector<ToolCall> tool_calls; ///< tool calls of the stored reply
+    std::int64_t user_seq = 0;        ///< seq of the stored user message
+    std::int64_t reply_seq = 0;       ///< seq of the stored reply
     bool created = false;  ///< this turn created the conversation
     bool replayed = false; ///< an idempotent retry of a completed turn: the agent was not called
     /** The agent-loop messages this turn stored before its reply (assistant tool-call messages
@@ -72,9 +76,10 @@ enum class ConcurrentTurns {
     reject,
 };
 
+/** Options of a ChatOrchestrator, applied to every turn it runs. */
 struct OrchestratorOptions {
-    HistoryWindow window = HistoryWindow::everything();
-    ConcurrentTurns concurrency = ConcurrentTurns::allow;
+    HistoryWindow window = HistoryWindow::everything(); ///< default window (TurnRequest::window overrides it)
+    ConcurrentTurns concurrency = ConcurrentTurns::allow; ///< policy for concurrent turns on one conversation
     /** How long a running turn counts as alive: its ConcurrentTurns::reject mark, and a keyed
      *  turn's claim on its agent run. A run whose process died is taken over after this, so it
      *  bounds how long a retry of a crashed keyed turn waits; an agent that runs longer may see
@@ -95,14 +100,23 @@ struct OrchestratorOptions {
  *  once (and in many processes against one database). */
 class CONVSTATE_API ChatOrchestrator {
 public:
+    /** An orchestrator over db (a shared handle) with options for every turn. Checks nothing and
+     *  touches no database; inputs are validated by each turn. */
     explicit ChatOrchestrator(Database db, OrchestratorOptions options = {})
         : db_(std::move(db)), options_(std::move(options)) {}
 
-    /** @throws InvalidArgument, NotFound (missing or foreign conversation), Conflict (policy
-     *          reject), AgentError (the agent threw; the user message stays), StorageError. */
+    /** Runs one turn (see the class description) and returns what it stored. With an idempotency
+     *  key, a completed turn is returned again (TurnResult::replayed) without calling the agent.
+     *  @throws InvalidArgument (bad request, or an empty agent; nothing written), NotFound (missing
+     *          or foreign conversation), Conflict (policy reject, an idempotency key used by a
+     *          different message, or an identical keyed turn still running after duplicate_wait),
+     *          AgentError (the agent threw or its reply was invalid; the user message stays),
+     *          StorageError, OutcomeUnknown. */
     TurnResult turn(const TurnRequest& request, const Agent& agent) const;
 
-    /** The window a turn would show the agent now (for inspection and tests). */
+    /** The window a turn would show the agent now (for inspection and tests), in seq order.
+     *  @throws InvalidArgument (ids, or a window with max_messages or token_budget below 1),
+     *          NotFound (missing or foreign conversation), StorageError. */
     std::vector<Message> window(const std::string& user_id, const std::string& conversation_id,
                                 const HistoryWindow& window) const;
 

@@ -17,6 +17,7 @@ namespace convstate {
  *  Thread-safety: a cheap handle over a shared Database; safe to use from many threads. */
 class CONVSTATE_API ConversationStore {
 public:
+    /** A store over db (a shared handle); touches no database. */
     explicit ConversationStore(Database db) : db_(std::move(db)) {}
 
     /** Creates a conversation with a new random id. @throws InvalidArgument (title, metadata). */

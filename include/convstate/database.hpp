@@ -15,7 +15,11 @@ namespace convstate {
 
 namespace detail { class DatabaseImpl; }
 
-enum class Dialect { sqlite, postgresql };
+/** The SQL backend of a Database, chosen by its URL's scheme. */
+enum class Dialect {
+    sqlite,    ///< `sqlite3://` (or `sqlite://`)
+    postgresql ///< `postgresql://` (or `postgres://`)
+};
 
 /** Counters since open, across all threads (see Database::stats). */
 struct DatabaseStats {
@@ -41,7 +45,7 @@ struct DatabaseOptions {
     /** PostgreSQL: keep each statement prepared on its connection (named prepared statements).
      *  Turn off behind a transaction-pooling proxy such as pgbouncer. SQLite always keeps them. */
     bool prepared_statements = true;
-    Limits limits;
+    Limits limits;                                       ///< input limits checked by every operation on this database
 };
 
 /** A database handle: URL parsing, a connection pool, the SQL dialect, transactions with
@@ -62,7 +66,9 @@ public:
      *          in the message) or when the schema is newer than this library. */
     static Database open(std::string_view url, const DatabaseOptions& options = {});
 
+    /** The backend named by the URL's scheme. */
     Dialect dialect() const noexcept;
+    /** The options the database was opened with. */
     const DatabaseOptions& options() const noexcept;
 
     /** Applies pending migrations. Idempotent; safe when several processes run it at once.

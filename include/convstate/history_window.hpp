@@ -36,21 +36,30 @@ CONVSTATE_API std::int64_t estimate_tokens(const Message& message);
  *  Thread-safety: a value; a const HistoryWindow may be shared between threads if its
  *  token_counter may. */
 struct CONVSTATE_API HistoryWindow {
-    enum class Kind { all, last_messages, token_budget };
+    /** How the window is chosen (see the list above). */
+    enum class Kind {
+        all,           ///< every message
+        last_messages, ///< the newest max_messages
+        token_budget   ///< the newest messages within token_budget
+    };
 
-    Kind kind = Kind::all;
+    Kind kind = Kind::all;           ///< which selection; all by default
     std::size_t max_messages = 0;    ///< for last_messages (>= 1)
     std::int64_t token_budget = 0;   ///< for token_budget (>= 1)
     TokenCounter token_counter;      ///< empty: estimate_tokens
-    bool keep_system = true;
+    bool keep_system = true;         ///< keep the leading system messages (see above)
 
+    /** Kind::all: every message. */
     static HistoryWindow everything() { return {}; }
+    /** Kind::last_messages: the newest n messages (n must be >= 1 when the window is used). */
     static HistoryWindow last(std::size_t n) {
         HistoryWindow w;
         w.kind = Kind::last_messages;
         w.max_messages = n;
         return w;
     }
+    /** Kind::token_budget: the newest messages within budget tokens (>= 1 when the window is
+     *  used), counted by counter (empty: estimate_tokens). */
     static HistoryWindow tokens(std::int64_t budget, TokenCounter counter = {}) {
         HistoryWindow w;
         w.kind = Kind::token_budget;

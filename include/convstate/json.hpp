@@ -19,21 +19,38 @@
 
 namespace convstate::json {
 
+/** A message as a compact JSON object. "role", "content" and "metadata" are always written;
+ *  "name", "tool_call_id", "token_count" and "idempotency_key" only when set, "tool_calls" when
+ *  non-empty, "conversation_id", "seq" and "created_at_us" when non-empty / non-zero.
+ *  @throws InvalidArgument naming "metadata" if metadata_json is not a JSON object. */
 CONVSTATE_API std::string to_json(const Message& message);
+/** Messages as a JSON array, in the given order (each as to_json(const Message&)). */
 CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
+/** {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}.
+ *  @throws InvalidArgument naming "metadata" if metadata_json is not a JSON object. */
 CONVSTATE_API std::string to_json(const Conversation& conversation);
+/** {"items": [conversations], "next_cursor": string, or null on the last page}. */
 CONVSTATE_API std::string to_json(const ConversationPage& page);
 
-/** {"conversation_id","reply","tool_calls","user_seq","reply_seq","created","replayed"}. */
+/** {"conversation_id","reply","tool_calls","user_seq","reply_seq","created","replayed",
+ *  "intermediate"}: tool_calls and intermediate (messages) are arrays. */
 CONVSTATE_API std::string to_json(const TurnResult& result);
 
-/** @throws InvalidArgument naming the field (e.g. "tool_calls[0].function.arguments"). */
+/** Decodes one message (a JSON object); "role" is required.
+ *  @throws InvalidArgument naming the field (e.g. "tool_calls[0].function.arguments"), or
+ *          "json" / "message" when the text is not valid JSON / not an object. */
 CONVSTATE_API Message message_from_json(std::string_view text);
+/** Decodes a JSON array of messages, in order.
+ *  @throws InvalidArgument naming the field by its path ("messages[2].role"). */
 CONVSTATE_API std::vector<Message> messages_from_json(std::string_view text);
+/** Decodes a conversation object (as to_json(const Conversation&) writes it); absent fields keep
+ *  their defaults. @throws InvalidArgument naming the field. */
 CONVSTATE_API Conversation conversation_from_json(std::string_view text);
 
 /** Tool calls alone (a JSON array in OpenAI format). */
 CONVSTATE_API std::string tool_calls_to_json(const std::vector<ToolCall>& calls);
+/** Decodes a JSON array of tool calls in OpenAI format; each call's "arguments" must be JSON
+ *  text. @throws InvalidArgument naming the field ("tool_calls[0].function.arguments"). */
 CONVSTATE_API std::vector<ToolCall> tool_calls_from_json(std::string_view text);
 
 } // namespace convstate::json

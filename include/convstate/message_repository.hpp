@@ -30,6 +30,7 @@ struct AppendOptions {
  *  Thread-safety: a cheap handle over a shared Database; safe to use from many threads. */
 class CONVSTATE_API MessageRepository {
 public:
+    /** A repository over db (a shared handle); touches no database. */
     explicit MessageRepository(Database db) : db_(std::move(db)) {}
 
     /** Appends one message; returns it as stored (or as previously stored, for a known key).

@@ -24,18 +24,19 @@ CONVSTATE_API Role role_from_string(std::string_view name);
  *  `{"id", "type": "function", "function": {"name", "arguments"}}`.
  *  `arguments` is JSON text (as the model produced it) and must parse as JSON. */
 struct ToolCall {
-    std::string id;
-    std::string type = "function";
-    std::string name;
-    std::string arguments = "{}";
+    std::string id;                ///< the call's id, answered by a tool message's tool_call_id
+    std::string type = "function"; ///< "function", the only type accepted
+    std::string name;              ///< the function's name
+    std::string arguments = "{}";  ///< the arguments as JSON text, kept exactly as given
+    /** Member-wise equality. */
     bool operator==(const ToolCall&) const = default;
 };
 
 /** A message. On input only the first block of fields is read; the library fills in
  *  conversation_id, seq and created_at_us when it stores the message. */
 struct Message {
-    Role role = Role::user;
-    std::string content;
+    Role role = Role::user;                    ///< who wrote it
+    std::string content;                       ///< the text (UTF-8; may be empty)
     std::optional<std::string> name;          ///< optional participant / tool name
     std::vector<ToolCall> tool_calls;          ///< assistant messages only
     std::optional<std::string> tool_call_id;   ///< required on (and only on) tool messages
@@ -47,25 +48,27 @@ struct Message {
     std::int64_t seq = 0;        ///< 1, 2, 3… per conversation, dense; set by the library
     std::int64_t created_at_us = 0; ///< UTC microseconds since the epoch; metadata, never the order
 
+    /** Member-wise equality (every field, including those the library sets). */
     bool operator==(const Message&) const = default;
 };
 
 /** A conversation, owned by exactly one user. */
 struct Conversation {
-    std::string id;
-    std::string user_id;
-    std::string title;
-    std::string metadata_json = "{}";
+    std::string id;                 ///< random id, assigned when the conversation is created
+    std::string user_id;            ///< the owning user
+    std::string title;              ///< free text; may be empty
+    std::string metadata_json = "{}"; ///< a JSON object; stored normalised (compact)
     std::int64_t last_seq = 0;      ///< seq of the newest message; doubles as the version
-    std::int64_t created_at_us = 0;
-    std::int64_t updated_at_us = 0;
+    std::int64_t created_at_us = 0; ///< UTC microseconds since the epoch
+    std::int64_t updated_at_us = 0; ///< UTC microseconds since the epoch; the list order
+    /** Member-wise equality. */
     bool operator==(const Conversation&) const = default;
 };
 
 /** What ConversationStore::create takes. */
 struct NewConversation {
-    std::string title;
-    std::string metadata_json = "{}";
+    std::string title;                ///< may be empty
+    std::string metadata_json = "{}"; ///< a JSON object
 };
 
 /** Keyset pagination request: most recently updated first. */
@@ -76,18 +79,18 @@ struct ListOptions {
 
 /** One page of conversations; next_cursor is empty on the last page. */
 struct ConversationPage {
-    std::vector<Conversation> items;
-    std::string next_cursor;
+    std::vector<Conversation> items; ///< most recently updated first
+    std::string next_cursor;         ///< pass as ListOptions::cursor for the next page
 };
 
 /** Input limits enforced before anything is written (bytes of UTF-8). */
 struct Limits {
-    std::size_t max_user_id_bytes = 255;
+    std::size_t max_user_id_bytes = 255;       ///< user ids
     std::size_t max_id_bytes = 255;            ///< conversation ids, tool call ids, idempotency keys, names
-    std::size_t max_title_bytes = 1024;
+    std::size_t max_title_bytes = 1024;        ///< conversation titles
     std::size_t max_content_bytes = 8u << 20;  ///< 8 MiB
-    std::size_t max_metadata_bytes = 256u << 10;
-    std::size_t max_tool_calls = 128;
+    std::size_t max_metadata_bytes = 256u << 10; ///< metadata JSON text; 256 KiB
+    std::size_t max_tool_calls = 128;          ///< tool calls per message
     std::size_t max_batch = 1000;              ///< messages per append_batch
 };
 

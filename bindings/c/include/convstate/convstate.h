@@ -1,5 +1,6 @@
-/*
- * convstate C API — stateless conversation handling for chat and agent servers.
+/**
+ * @file convstate.h
+ * The convstate C API: stateless conversation handling for chat and agent servers.
  *
  * A thin wrapper over the C++ library (convstate.hpp) for C hosts and for FFI from Python,
  * Rust and others. Conventions:
@@ -36,24 +37,33 @@
 #else
 #  define CONVSTATE_C_API __attribute__((visibility("default")))
 #endif
+/** @def CONVSTATE_C_API
+ *  Marks a function exported by the convstate C library (libconvstate_c): dllexport/dllimport
+ *  on Windows (CONVSTATE_C_BUILDING while building it), default visibility elsewhere. */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** @name Version — the same numbers as include/convstate/version.hpp: the C wrapper includes
- *  both, and a differing redefinition does not compile. */
+/** @name Version
+ *  CONVSTATE_VERSION_MAJOR, _MINOR, _PATCH and _NUMBER come from convstate/version.h, the one
+ *  file that defines them for C and C++ alike (convstate/version.hpp includes it too). */
+/** @{ */
 #include <convstate/version.h> /* CONVSTATE_VERSION_MAJOR, _MINOR, _PATCH, _NUMBER */
 
 /** The version of the library actually loaded; compare with CONVSTATE_VERSION_NUMBER to catch a
  *  header/library mismatch. */
 CONVSTATE_C_API int convstate_version_number(void);
-/** "MAJOR.MINOR.PATCH"; static storage, never freed. */
+/** "MAJOR.MINOR.PATCH" of the library actually loaded; static storage, never freed. */
 CONVSTATE_C_API const char *convstate_version_string(void);
+/** @} */
+
+/** @name Statuses, errors and memory */
+/** @{ */
 
 /** Status codes, one per C++ error kind. */
 typedef enum convstate_status {
-    CONVSTATE_OK = 0,
+    CONVSTATE_OK = 0,               /**< success */
     CONVSTATE_NOT_FOUND = 1,        /**< missing, or another user's (indistinguishable) */
     CONVSTATE_INVALID_ARGUMENT = 2, /**< bad input (see convstate_last_error_field); nothing written */
     CONVSTATE_CONFLICT = 3,         /**< expected_last_seq mismatch, or a concurrent turn rejected */
@@ -76,11 +86,21 @@ CONVSTATE_C_API const char *convstate_last_error_field(void);
 
 /** Frees a string returned through a `char**` out-parameter. convstate_free(NULL) does nothing. */
 CONVSTATE_C_API void convstate_free(void *p);
+/** @} */
 
 /** @name Database */
+/** @{ */
+
+/** An open database: a connection pool. Opaque; from convstate_db_open, released with
+ *  convstate_db_close. */
 typedef struct convstate_db convstate_db;
 
+/** The convstate_db_options::version this header knows. */
 #define CONVSTATE_DB_OPTIONS_VERSION 1
+/** Options of convstate_db_open; initialise with CONVSTATE_DB_OPTIONS_INIT. Every field but
+ *  max_content_bytes is used as given and checked as by the C++ Database::open (pool_size
+ *  1..1024, max_retries >= 0). The C++ options not listed here (pool timeout, statement timeout,
+ *  prepared statements, the other limits) keep their defaults. */
 typedef struct convstate_db_options {
     unsigned int version;            /**< CONVSTATE_DB_OPTIONS_VERSION */
     unsigned int pool_size;          /**< connections kept open (>= 1) */
@@ -90,68 +110,95 @@ typedef struct convstate_db_options {
     int max_retries;                 /**< transient-error retries per operation */
     uint64_t max_content_bytes;      /**< largest message content accepted; 0: the default (8 MiB) */
 } convstate_db_options;
+/** The defaults: pool of 4, 10 s timeouts, migrate on open, 8 retries, 8 MiB content. */
 #define CONVSTATE_DB_OPTIONS_INIT {CONVSTATE_DB_OPTIONS_VERSION, 4, 10000, 10000, 1, 8, 0}
 
 /** Opens a database: "sqlite3:///abs/path.db", "sqlite3://relative.db" or
  *  "postgresql://user:password@host:port/dbname?sslmode=…". options may be NULL (defaults).
- *  On success *out is a handle to close with convstate_db_close; on failure *out is NULL. */
+ *  On success *out is a handle to close with convstate_db_close; on failure *out is NULL.
+ *  Returns CONVSTATE_INVALID_ARGUMENT for a NULL url or out, a bad URL, option or options
+ *  version; CONVSTATE_STORAGE_ERROR when the database cannot be opened or its schema is newer
+ *  than this library. */
 CONVSTATE_C_API convstate_status convstate_db_open(const char *url, const convstate_db_options *options,
                                                    convstate_db **out);
 /** Closes the handle and its connections. convstate_db_close(NULL) does nothing. The handle must
  *  not be in use by another thread. */
 CONVSTATE_C_API void convstate_db_close(convstate_db *db);
-/** Applies pending migrations (idempotent; safe from several processes at once). */
+/** Applies pending migrations (idempotent; safe from several processes at once).
+ *  CONVSTATE_STORAGE_ERROR if the database's schema is newer than this library. */
 CONVSTATE_C_API convstate_status convstate_db_migrate(convstate_db *db);
-/** The schema version recorded in the database. */
+/** *out (required) receives the schema version recorded in the database (0 for an empty one). */
 CONVSTATE_C_API convstate_status convstate_db_schema_version(convstate_db *db, int *out);
+/** @} */
 
-/** @name Conversations — every call is scoped to user_id. Results are conversation JSON
- *  objects {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}. */
+/** @name Conversations
+ *  Every call is scoped to user_id: another user's conversation gives CONVSTATE_NOT_FOUND, like
+ *  a missing one. Results are conversation JSON objects
+ *  {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}, returned in
+ *  `*out_json` and freed with convstate_free(). */
+/** @{ */
 
-/** Creates a conversation. title and metadata_json (a JSON object) may be NULL. */
+/** Creates a conversation with a new random id. title and metadata_json (a JSON object) may be
+ *  NULL ("" and {}). out_json is required. */
 CONVSTATE_C_API convstate_status convstate_conversation_create(convstate_db *db, const char *user_id,
                                                                const char *title, const char *metadata_json,
                                                                char **out_json);
+/** Reads one conversation into *out_json (required). CONVSTATE_NOT_FOUND if it is missing or
+ *  another user's. */
 CONVSTATE_C_API convstate_status convstate_conversation_get(convstate_db *db, const char *user_id,
                                                             const char *conversation_id, char **out_json);
-/** Most recently updated first. cursor: NULL or "" for the first page, else a previous page's
- *  "next_cursor". limit: 1..100. Result: {"items":[…], "next_cursor": string or null}. */
+/** Lists the user's conversations, most recently updated first. cursor: NULL or "" for the first
+ *  page, else a previous page's "next_cursor". limit: 1..100. Result (out_json is required):
+ *  {"items":[…], "next_cursor": string, or null on the last page}. */
 CONVSTATE_C_API convstate_status convstate_conversation_list(convstate_db *db, const char *user_id,
                                                              const char *cursor, int limit, char **out_json);
-/** out_json may be NULL when the updated conversation is not wanted (also for set_metadata).
- *  Elsewhere a `char **out_json` is required. */
+/** Sets the title (required; may be ""). out_json receives the updated conversation; it may be
+ *  NULL when that is not wanted (also for set_metadata). Elsewhere in this group a
+ *  `char **out_json` is required. */
 CONVSTATE_C_API convstate_status convstate_conversation_rename(convstate_db *db, const char *user_id,
                                                                const char *conversation_id, const char *title,
                                                                char **out_json);
+/** Replaces the metadata with metadata_json (required; a JSON object). out_json receives the
+ *  updated conversation and may be NULL. */
 CONVSTATE_C_API convstate_status convstate_conversation_set_metadata(convstate_db *db, const char *user_id,
                                                                      const char *conversation_id,
                                                                      const char *metadata_json, char **out_json);
-/** Deletes the conversation and its messages. */
+/** Deletes the conversation and its messages in one transaction. */
 CONVSTATE_C_API convstate_status convstate_conversation_delete(convstate_db *db, const char *user_id,
                                                                const char *conversation_id);
 /** Deletes everything of the user; *out_count (may be NULL) receives the number of conversations. */
 CONVSTATE_C_API convstate_status convstate_conversation_delete_all(convstate_db *db, const char *user_id,
                                                                    uint64_t *out_count);
+/** @} */
 
-/** @name Messages — message JSON: {"role","content","name"?,"tool_calls"?,"tool_call_id"?,
- *  "metadata"?,"token_count"?,"idempotency_key"?}; stored messages add "conversation_id","seq",
- *  "created_at_us". Lists are JSON arrays in seq order. */
+/** @name Messages
+ *  Message JSON: {"role","content","name"?,"tool_calls"?,"tool_call_id"?,"metadata"?,
+ *  "token_count"?,"idempotency_key"?}; stored messages add "conversation_id","seq",
+ *  "created_at_us". Lists are JSON arrays in seq order. Every call is scoped to user_id
+ *  (CONVSTATE_NOT_FOUND for a missing or foreign conversation); `*out_json` results are freed
+ *  with convstate_free(). */
+/** @{ */
 
 /** Appends one message (a JSON object). expected_last_seq may be NULL; otherwise the append
  *  happens only if the conversation's last seq equals *expected_last_seq (else CONFLICT).
  *  A message whose idempotency_key is stored already is returned as stored, not appended.
- *  out_json (may be NULL, also for append_batch) receives the stored message. */
+ *  out_json (may be NULL, also for append_batch) receives the stored message.
+ *  CONVSTATE_OUTCOME_UNKNOWN: the connection was lost during COMMIT of a message without an
+ *  idempotency key (it may or may not be stored). */
 CONVSTATE_C_API convstate_status convstate_message_append(convstate_db *db, const char *user_id,
                                                           const char *conversation_id, const char *message_json,
                                                           const int64_t *expected_last_seq, char **out_json);
-/** Appends a non-empty JSON array of messages (at most 1000) atomically, with consecutive seqs. */
+/** Appends a non-empty JSON array of messages (at most 1000) atomically, with consecutive seqs;
+ *  out_json receives the array as stored. */
 CONVSTATE_C_API convstate_status convstate_message_append_batch(convstate_db *db, const char *user_id,
                                                                 const char *conversation_id,
                                                                 const char *messages_json,
                                                                 const int64_t *expected_last_seq, char **out_json);
+/** Every message of the conversation, in seq order, into *out_json (required). */
 CONVSTATE_C_API convstate_status convstate_message_load_all(convstate_db *db, const char *user_id,
                                                             const char *conversation_id, char **out_json);
-/** The last n messages (n = 0: an empty array, after checking the conversation exists). */
+/** The last n messages (n = 0: an empty array, after checking the conversation exists);
+ *  out_json is required (also for load_after and load_before). */
 CONVSTATE_C_API convstate_status convstate_message_load_last(convstate_db *db, const char *user_id,
                                                              const char *conversation_id, uint64_t n,
                                                              char **out_json);
@@ -163,16 +210,22 @@ CONVSTATE_C_API convstate_status convstate_message_load_after(convstate_db *db, 
 CONVSTATE_C_API convstate_status convstate_message_load_before(convstate_db *db, const char *user_id,
                                                                const char *conversation_id, int64_t before_seq,
                                                                uint64_t limit, char **out_json);
+/** *out (required) receives the number of messages in the conversation. */
 CONVSTATE_C_API convstate_status convstate_message_count(convstate_db *db, const char *user_id,
                                                          const char *conversation_id, int64_t *out);
+/** @} */
 
 /** @name History windows */
+/** @{ */
+
+/** The kinds of convstate_window. */
 typedef enum convstate_window_kind {
-    CONVSTATE_WINDOW_ALL = 0,
-    CONVSTATE_WINDOW_LAST_MESSAGES = 1,
-    CONVSTATE_WINDOW_TOKEN_BUDGET = 2
+    CONVSTATE_WINDOW_ALL = 0,           /**< every message */
+    CONVSTATE_WINDOW_LAST_MESSAGES = 1, /**< the newest max_messages */
+    CONVSTATE_WINDOW_TOKEN_BUDGET = 2   /**< the newest messages within token_budget */
 } convstate_window_kind;
 
+/** The convstate_window::version this header knows. */
 #define CONVSTATE_WINDOW_VERSION 1
 /** What an agent sees: all messages, the last max_messages, or as many of the newest as fit
  *  token_budget (estimated tokens: stored token_count, else ceil(bytes/4)+4). Leading system
@@ -180,44 +233,56 @@ typedef enum convstate_window_kind {
 typedef struct convstate_window {
     unsigned int version; /**< CONVSTATE_WINDOW_VERSION */
     int kind;             /**< a convstate_window_kind (an int: any value is checked, not trusted) */
-    uint64_t max_messages;
-    int64_t token_budget;
-    int keep_system;
+    uint64_t max_messages; /**< for CONVSTATE_WINDOW_LAST_MESSAGES (>= 1) */
+    int64_t token_budget;  /**< for CONVSTATE_WINDOW_TOKEN_BUDGET (>= 1) */
+    int keep_system;       /**< nonzero: keep the conversation's leading system messages */
 } convstate_window;
+/** Every message, leading system messages kept. */
 #define CONVSTATE_WINDOW_INIT {CONVSTATE_WINDOW_VERSION, CONVSTATE_WINDOW_ALL, 0, 0, 1}
 
-/** The window a turn would show the agent now, as a JSON array. window NULL: all. */
+/** The window a turn would show the agent now, as a JSON array into *out_json (required).
+ *  window NULL: all. CONVSTATE_INVALID_ARGUMENT for an unknown version or kind, or a
+ *  max_messages or token_budget below 1 for its kind. */
 CONVSTATE_C_API convstate_status convstate_window_load(convstate_db *db, const char *user_id,
                                                        const char *conversation_id, const convstate_window *window,
                                                        char **out_json);
+/** @} */
 
 /** @name The turn */
+/** @{ */
 
 /** The agent's reply under construction; valid only during the agent callback. */
 typedef struct convstate_reply convstate_reply;
 
-/** Sets the final reply's content (copied). */
+/** Sets the final reply's content (copied). Like every convstate_reply_ function:
+ *  CONVSTATE_INVALID_ARGUMENT for a NULL argument. */
 CONVSTATE_C_API convstate_status convstate_reply_set_content(convstate_reply *reply, const char *content);
-/** Sets the final reply's tool calls from a JSON array in OpenAI format (copied). */
+/** Sets the final reply's tool calls from a JSON array in OpenAI format (copied).
+ *  CONVSTATE_INVALID_ARGUMENT, naming the field, if it does not decode. */
 CONVSTATE_C_API convstate_status convstate_reply_set_tool_calls(convstate_reply *reply, const char *tool_calls_json);
 /** Adds an intermediate message (a JSON object: an assistant message carrying tool_calls or a
- *  tool message with tool_call_id), stored before the reply, in order. */
+ *  tool message with tool_call_id), stored before the reply, in order. Only decoding is checked
+ *  here; a message the turn cannot store fails the turn with CONVSTATE_AGENT_ERROR. */
 CONVSTATE_C_API convstate_status convstate_reply_add_message(convstate_reply *reply, const char *message_json);
 /** Sets the reply message's metadata (a JSON object; checked when the turn stores the reply). */
 CONVSTATE_C_API convstate_status convstate_reply_set_metadata(convstate_reply *reply, const char *metadata_json);
-/** Records why the agent failed; return a non-OK status from the callback to fail the turn. */
+/** Records why the agent failed (copied); return a non-OK status from the callback to fail the
+ *  turn. */
 CONVSTATE_C_API convstate_status convstate_reply_set_error(convstate_reply *reply, const char *message);
 
 /** The host's agent. history_json is the window as a JSON array ending with this turn's user
  *  message; user_id and conversation_id identify the turn. All three strings are borrowed for the
  *  duration of the call. Build the reply through `reply` and return CONVSTATE_OK; any other
- *  return value fails the turn with CONVSTATE_AGENT_ERROR (message from convstate_reply_set_error).
+ *  return value fails the turn with CONVSTATE_AGENT_ERROR (message from convstate_reply_set_error,
+ *  else "the agent returned " and the status's name). context is convstate_turn's, passed through.
  *  Called on the thread that called convstate_turn, with no database connection held. */
 typedef int (*convstate_agent_fn)(void *context, const char *history_json, const char *user_id,
                                   const char *conversation_id, convstate_reply *reply);
 
 /** Version 2 added run_lease_ms and duplicate_wait_ms; a version-1 struct is still accepted. */
 #define CONVSTATE_TURN_OPTIONS_VERSION 2
+/** Options of convstate_turn; initialise with CONVSTATE_TURN_OPTIONS_INIT. Strings are copied
+ *  during the call. */
 typedef struct convstate_turn_options {
     unsigned int version;                   /**< CONVSTATE_TURN_OPTIONS_VERSION */
     const char *conversation_id;            /**< NULL: create a conversation */
@@ -227,26 +292,33 @@ typedef struct convstate_turn_options {
     const char *message_metadata_json;      /**< metadata of the user message (NULL: {}) */
     const convstate_window *window;         /**< NULL: all messages */
     int reject_concurrent;                  /**< nonzero: CONFLICT while another turn runs on it */
-    /** How long a running turn counts as alive, in ms (0: the default, 120000): its
-     *  reject_concurrent mark, and a keyed turn's claim on running its agent; a turn whose
-     *  process died is taken over after this. */
+    /** How long a running turn counts as alive, in ms (0: the default, 120000; at most
+     *  86400000): its reject_concurrent mark, and a keyed turn's claim on running its agent; a
+     *  turn whose process died is taken over after this. */
     long long run_lease_ms;
     /** How long a keyed turn waits, in ms, while an identical turn (same key) runs its agent
-     *  elsewhere, then returns that turn's result (0: the default, 30000). Still running after
-     *  that: CONVSTATE_CONFLICT (retry later with the same key). */
+     *  elsewhere, then returns that turn's result (0: the default, 30000; at most 86400000).
+     *  Still running after that: CONVSTATE_CONFLICT (retry later with the same key). */
     long long duplicate_wait_ms;
 } convstate_turn_options;
+/** No conversation (create one), no key, all messages, concurrent turns allowed, default times. */
 #define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0}
 
 /** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
- *  the window, call agent(context, …), store its output atomically. options may be NULL.
- *  out_json receives {"conversation_id","reply","tool_calls","user_seq","reply_seq","created",
- *  "replayed"}. On CONVSTATE_AGENT_ERROR it receives {"conversation_id","user_seq","created",…}
+ *  the window, call agent(context, …), store its output atomically. options may be NULL; db,
+ *  user_id, message, agent and out_json are required. out_json receives {"conversation_id",
+ *  "reply","tool_calls","user_seq","reply_seq","created","replayed","intermediate"}, freed with
+ *  convstate_free(). On CONVSTATE_AGENT_ERROR it receives {"conversation_id","user_seq","created",…}
  *  too — where the user message was stored (free it as well) — so a turn that created its
- *  conversation can be continued. On any other failure *out_json is left unchanged. */
+ *  conversation can be continued. On any other failure *out_json is left unchanged.
+ *  Statuses: CONVSTATE_INVALID_ARGUMENT (nothing written), CONVSTATE_NOT_FOUND,
+ *  CONVSTATE_CONFLICT (reject_concurrent, a key used by a different message, or an identical
+ *  keyed turn still running), CONVSTATE_AGENT_ERROR (the agent failed or its reply was invalid),
+ *  CONVSTATE_STORAGE_ERROR, CONVSTATE_OUTCOME_UNKNOWN. */
 CONVSTATE_C_API convstate_status convstate_turn(convstate_db *db, const char *user_id, const char *message,
                                                 const convstate_turn_options *options, convstate_agent_fn agent,
                                                 void *context, char **out_json);
+/** @} */
 
 #ifdef __cplusplus
 }
