@@ -164,16 +164,8 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnR
         Stmt st(db, s, sql);
         st.into(seq).use(k).use(now).use(user).use(id).use(user).use(id).use(k).use(now);
         for (std::size_t i = 0; i < output.size(); ++i) {
-            const Message& m = output[i];
-            st.use(std::optional<long long>(static_cast<long long>(i + 1)))
-                .use(std::optional<std::string>(to_string(m.role)))
-                .use(std::optional<std::string>(m.content))
-                .use(m.name)
-                .use(m.tool_calls.empty() ? std::nullopt : std::optional(json::tool_calls_to_json(m.tool_calls)))
-                .use(m.tool_call_id)
-                .use(std::optional<std::string>(m.metadata_json))
-                .use(m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt)
-                .use(m.idempotency_key);
+            st.use(static_cast<long long>(i + 1));
+            detail::use_message_fields(st, output[i]);
         }
         try {
             if (!st.execute()) detail::throw_not_found(id); // deleted while the agent ran

@@ -43,16 +43,23 @@ std::vector<Message> fetch_messages(Stmt& st, MessageRow& row) {
     return out;
 }
 
+void use_message_fields(Stmt& st, const Message& m) {
+    // Stmt copies each value into its own buffer, so temporaries are fine here.
+    st.use(std::string(to_string(m.role)))
+        .use(m.content)
+        .use(m.name)
+        .use(m.tool_calls.empty() ? std::nullopt : std::optional(json::tool_calls_to_json(m.tool_calls)))
+        .use(m.tool_call_id)
+        .use(m.metadata_json)
+        .use(m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt)
+        .use(m.idempotency_key);
+}
+
 void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& m) {
-    const std::string role{to_string(m.role)};
-    const std::optional<std::string> tool_calls =
-        m.tool_calls.empty() ? std::nullopt : std::optional(json::tool_calls_to_json(m.tool_calls));
-    const long long seq = m.seq, created_at = m.created_at_us;
-    const std::optional<long long> token_count =
-        m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt;
     Stmt st(db, session, db.sql().msg_insert);
-    st.use(user_id).use(m.conversation_id).use(seq).use(role).use(m.content).use(m.name).use(tool_calls)
-        .use(m.tool_call_id).use(m.metadata_json).use(token_count).use(m.idempotency_key).use(created_at);
+    st.use(user_id).use(m.conversation_id).use(static_cast<long long>(m.seq));
+    use_message_fields(st, m);
+    st.use(static_cast<long long>(m.created_at_us));
     st.execute();
 }
 

@@ -31,6 +31,11 @@ struct ConversationRow {
 /** Executes st (already bound to row) and collects every row. */
 std::vector<Message> fetch_messages(Stmt& st, MessageRow& row);
 
+/** Binds a message's own fields, in the order of sql.cpp's CS_MSG_FIELDS (role, content, name,
+ *  tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key): the one binder
+ *  of every statement that writes messages. */
+void use_message_fields(Stmt& st, const Message& m);
+
 /** Inserts one message row (message already validated). */
 void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& message);
 

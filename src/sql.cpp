@@ -8,9 +8,9 @@ namespace {
 #define CS_MSG "convstate_messages"
 #define CS_VERSION "convstate_schema_version"
 #define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at"
-#define CS_MSG_COLS                                                                              \
-    "conversation_id, seq, role, content, name, tool_calls_json, tool_call_id, metadata_json, " \
-    "token_count, idempotency_key, created_at"
+// A message's own fields, in the order rows.cpp's use_message_fields binds them.
+#define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
+#define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
 
 SqlText common() {
