@@ -245,13 +245,8 @@ TEST_CASE("defect: a turn's window equals window() on every path (leading system
         });
         std::vector<Message> all = messages.load_all("u", c.id);
         all.pop_back(); // the reply; the window was taken with the user message last
-        std::vector<Message> prefix;
-        for (const Message& m : all) {
-            if (m.role != Role::system) break;
-            prefix.push_back(m);
-        }
         CAPTURE(round);
-        CHECK(seen == cstest::seqs(w.select(prefix, all)));
+        CHECK(seen == cstest::seqs(w.select(cstest::leading_system(all), all)));
     }
 }
 

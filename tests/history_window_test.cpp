@@ -11,6 +11,8 @@
 
 #include <convstate/history_window.hpp>
 
+#include "support.hpp"
+
 using convstate::estimate_tokens;
 using convstate::HistoryWindow;
 using convstate::Message;
@@ -72,21 +74,8 @@ std::vector<Message> numbered(std::vector<Message> ms) {
     return ms;
 }
 
-/** The conversation's leading system messages: those before its first non-system message. */
-std::vector<Message> leading_system(const std::vector<Message>& history) {
-    std::vector<Message> prefix;
-    for (const Message& m : history) {
-        if (m.role != Role::system) break;
-        prefix.push_back(m);
-    }
-    return prefix;
-}
-
-Seqs seqs(const std::vector<Message>& ms) {
-    Seqs out;
-    for (const Message& m : ms) out.push_back(m.seq);
-    return out;
-}
+using cstest::leading_system;
+using cstest::seqs;
 
 /** The seqs of the window selected over a whole in-memory history. */
 Seqs window_seqs(const HistoryWindow& w, const std::vector<Message>& history) {

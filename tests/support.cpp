@@ -93,6 +93,15 @@ void check_dense(const std::vector<convstate::Message>& messages) {
     for (std::size_t i = 0; i < messages.size(); ++i) REQUIRE(messages[i].seq == static_cast<std::int64_t>(i + 1));
 }
 
+std::vector<convstate::Message> leading_system(const std::vector<convstate::Message>& history) {
+    std::vector<convstate::Message> prefix;
+    for (const convstate::Message& m : history) {
+        if (m.role != convstate::Role::system) break;
+        prefix.push_back(m);
+    }
+    return prefix;
+}
+
 convstate::Message msg(convstate::Role role, std::string content) {
     convstate::Message m;
     m.role = role;

@@ -33,6 +33,8 @@ void exec(const FreshDb& db, const std::string& sql);
 
 /** The seqs of messages, in order. */
 std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages);
+/** A history's leading system messages: those before its first non-system message. */
+std::vector<convstate::Message> leading_system(const std::vector<convstate::Message>& history);
 /** Asserts (REQUIRE) that the seqs are exactly 1..n in order. */
 void check_dense(const std::vector<convstate::Message>& messages);
 
