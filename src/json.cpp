@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 
+#include "convstate/chat_orchestrator.hpp"
 #include "convstate/error.hpp"
 #include "validate.hpp"
 

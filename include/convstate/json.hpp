@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "convstate/export.hpp"
-#include "convstate/chat_orchestrator.hpp"
 #include "convstate/types.hpp"
+
+namespace convstate {
+struct TurnResult; // chat_orchestrator.hpp
+}
 
 namespace convstate::json {
 
