@@ -282,6 +282,7 @@ class Stats:
         self.retried = 0        # attempts after the first of a turn
         self.failed_503 = 0     # attempts answered 503
         self.retried_running = 0  # attempts answered 409: the same keyed turn running elsewhere
+        self.codes_503 = {}     # error.code of the 503 answers -> count
         self.failed_5xx = 0     # attempts answered another 5xx
         self.conn_errors = 0    # connection errors / timeouts
         self.unexpected = []    # non-retryable answers (4xx, bad JSON, ...)
@@ -386,6 +387,12 @@ class Client(threading.Thread):
                 return
             if status == 503:
                 self.stats.add(failed_503=1)
+                try:
+                    code = json.loads(data)["error"].get("code")
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    code = None
+                with self.stats.lock:
+                    self.stats.codes_503[code] = self.stats.codes_503.get(code, 0) + 1
                 continue
             if status == 409 and b"still running" in data:
                 # The same keyed turn is running on another instance: retry later, same key.
@@ -710,6 +717,13 @@ def main():
         checks.check("no unexpected (non-retryable) answers", not stats.unexpected,
                      "; ".join(stats.unexpected[:5]))
         checks.check("some turns acknowledged", len(acks) > 0)
+        # A 503 says which: the database is unavailable, or a write's outcome is unknown (retry
+        # with the same key). The PostgreSQL stop gives the first kind.
+        checks.check("every 503 names its kind (storage_unavailable or outcome_unknown)",
+                     set(stats.codes_503) <= {"storage_unavailable", "outcome_unknown"}, str(stats.codes_503))
+        if stats.failed_503:
+            checks.check("the database stop answered 503 storage_unavailable",
+                         stats.codes_503.get("storage_unavailable", 0) > 0, str(stats.codes_503))
         checks.check("every turn acknowledged within its attempts", not stats.failed_turns,
                      f"{len(stats.failed_turns)} given up: "
                      + ", ".join(f["key"] for f in stats.failed_turns[:5]))
@@ -732,7 +746,7 @@ def main():
         print(f"turns={turns_started} conn_errors={stats.conn_errors} other_5xx={stats.failed_5xx} "
               f"given_up={len(stats.failed_turns)} elapsed={elapsed:.1f}s")
         print(f"requests={stats.requests} acknowledged={len(acks)} retried={stats.retried} "
-              f"failed_503={stats.failed_503} waited_409={stats.retried_running} lost={lost} duplicated={duplicated}")
+              f"failed_503={stats.failed_503} {stats.codes_503} waited_409={stats.retried_running} lost={lost} duplicated={duplicated}")
         rc = 0 if (lost == 0 and duplicated == 0 and checks.failed == 0) else 1
     except KeyboardInterrupt:
         interrupted = True
