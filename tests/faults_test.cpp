@@ -70,10 +70,8 @@ TEST_CASE("faults: connections the server closed while idle are replaced, not re
         terminate_library_backends(admin);
         CHECK(error_kind([&] { chat.turn(request("u", std::nullopt, "creating after terminate"), agent); }) == "ok");
         terminate_library_backends(admin);
-        Message m;
-        m.role = Role::user;
-        m.content = "append after terminate";
-        CHECK(error_kind([&] { messages.append("u", c.id, m); }) == "ok");
+        CHECK(error_kind([&] { messages.append("u", c.id, cstest::msg(Role::user, "append after terminate")); }) ==
+              "ok");
     }
     cstest::check_dense(messages.load_all("u", c.id));
     CHECK(messages.count("u", c.id) == 3 * (2 + 2 + 1));
@@ -127,9 +125,7 @@ TEST_CASE("faults: a server that stops answering gives up after statement_timeou
     soci::session admin(soci::postgresql, fresh.connect);
     MessageRepository messages(db);
     const Conversation c = ConversationStore(db).create("u");
-    Message m;
-    m.role = Role::user;
-    m.content = "x";
+    const Message m = cstest::msg(Role::user, "x");
     messages.append("u", c.id, m);
 
     const ChatOrchestrator chat(db);

@@ -14,6 +14,7 @@ What one client, or many, must not be able to do to the process:
 Each server runs on a free port of 127.0.0.1 with a temporary SQLite database. Prints
 "N passed, M failed" and exits nonzero on any failure.
 """
+import contextlib
 import http.client
 import json
 import os
@@ -384,20 +385,40 @@ def wait_exit_after(srv, sig, seconds):
     return wait_exit(srv.proc, seconds)
 
 
+@contextlib.contextmanager
+def stuck_turn(binary, tmp, name, label, **start_kw):
+    """A server whose one turn in flight waits on the SQLite write lock, which the test holds.
+    Yields (server, status of a first chat before the lock), or None if the server did not start;
+    afterwards the lock is released, the server stopped and the turn's thread joined."""
+    path = os.path.join(tmp, name + ".db")
+    srv = start(binary, "sqlite3://" + path, label, **start_kw)
+    if not srv:
+        yield None
+        return
+    user = "stop-" + uuid.uuid4().hex[:8]
+    tok = token(user)
+    st, _ = srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
+    lock = hold_write_lock(path)
+    t = None
+    try:
+        t = blocked_turn(srv, user, tok)
+        time.sleep(0.5)
+        yield srv, st
+    finally:
+        lock.rollback()
+        lock.close()
+        srv.stop(timeout=5)
+        if t is not None:
+            t.join(timeout=5)
+
+
 def test_shutdown(binary, tmp):
     label = "shutdown"
     for threads in (4, 1):
-        path = os.path.join(tmp, f"shutdown-{threads}.db")
-        srv = start(binary, "sqlite3://" + path, label, threads=threads)
-        if not srv:
-            return
-        user = "stop-" + uuid.uuid4().hex[:8]
-        tok = token(user)
-        st, _ = srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
-        lock = hold_write_lock(path)
-        try:
-            t = blocked_turn(srv, user, tok)
-            time.sleep(0.5)
+        with stuck_turn(binary, tmp, f"shutdown-{threads}", label, threads=threads) as stuck:
+            if not stuck:
+                return
+            srv, st = stuck
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             check(f"{label} ({threads} threads): the first SIGTERM waits for the turn", srv.proc.poll() is None)
@@ -405,57 +426,29 @@ def test_shutdown(binary, tmp):
             code, spent = wait_exit(srv.proc, 2.0)
             check(f"{label} ({threads} threads): a second SIGTERM exits within 2 s, non-zero",
                   code is not None and code != 0, (code, f"{spent:.2f} s"))
-        finally:
-            lock.rollback()
-            lock.close()
-            srv.stop(timeout=5)
-        t.join(timeout=5)
         check(f"{label} ({threads} threads): the first chat worked", st == 200, st)
 
     # A second SIGINT after SIGTERM too.
-    path = os.path.join(tmp, "shutdown-int.db")
-    srv = start(binary, "sqlite3://" + path, label)
-    if srv:
-        user = "stop-" + uuid.uuid4().hex[:8]
-        tok = token(user)
-        srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
-        lock = hold_write_lock(path)
-        try:
-            t = blocked_turn(srv, user, tok)
-            time.sleep(0.5)
+    with stuck_turn(binary, tmp, "shutdown-int", label) as stuck:
+        if stuck:
+            srv, _ = stuck
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(0.3)
             srv.proc.send_signal(signal.SIGINT)
             code, spent = wait_exit(srv.proc, 2.0)
             check(f"{label}: SIGINT after SIGTERM exits within 2 s, non-zero", code is not None and code != 0,
                   (code, f"{spent:.2f} s"))
-        finally:
-            lock.rollback()
-            lock.close()
-            srv.stop(timeout=5)
-        t.join(timeout=5)
 
     # One SIGTERM: the graceful shutdown gives up after --shutdown-timeout.
-    path = os.path.join(tmp, "shutdown-timeout.db")
-    srv = start(binary, "sqlite3://" + path, label, args=("--shutdown-timeout", "2"))
-    if srv:
-        user = "stop-" + uuid.uuid4().hex[:8]
-        tok = token(user)
-        srv.request("POST", f"/api/{user}/chat", {"message": "hello"}, tok)
-        lock = hold_write_lock(path)
-        try:
-            t = blocked_turn(srv, user, tok)
-            time.sleep(0.5)
+    with stuck_turn(binary, tmp, "shutdown-timeout", label, args=("--shutdown-timeout", "2")) as stuck:
+        if stuck:
+            srv, _ = stuck
             srv.proc.send_signal(signal.SIGTERM)
             code, spent = wait_exit(srv.proc, 4.0)
             check(f"{label}: --shutdown-timeout 2 bounds the graceful shutdown (non-zero exit)",
                   code is not None and code != 0 and 1.5 <= spent <= 4.0, (code, f"{spent:.2f} s"))
-        finally:
-            lock.rollback()
-            lock.close()
-            srv.stop(timeout=5)
-        t.join(timeout=5)
-        events = [json.loads(line).get("event") for line in srv.log if line.startswith(b"{")]
+    if stuck:
+        events = [json.loads(line).get("event") for line in stuck[0].log if line.startswith(b"{")]
         check(f"{label}: the timeout is logged", "shutdown_timeout" in events, events)
 
     # Without a stuck turn, one SIGTERM is still a clean exit 0.
