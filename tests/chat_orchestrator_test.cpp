@@ -28,9 +28,9 @@ using cstest::seqs;
 } // namespace
 
 TEST_CASE("turn: creates a conversation, persists both sides in seq order, and keeps nothing") {
-    Database db = cstest::open_fresh();
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db);
-    MessageRepository messages(db);
     std::vector<std::vector<std::int64_t>> seen;
     auto agent = [&](const AgentInput& in) {
         seen.push_back(seqs(in.history));
@@ -98,9 +98,9 @@ TEST_CASE("turn: an agent that throws leaves exactly the user message") {
 }
 
 TEST_CASE("turn: idempotent retries — a completed turn is replayed without calling the agent") {
-    Database db = cstest::open_fresh();
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db);
-    MessageRepository messages(db);
     int calls = 0;
     auto agent = [&](const AgentInput& in) {
         ++calls;
@@ -143,11 +143,9 @@ TEST_CASE("turn: idempotent retries — a completed turn is replayed without cal
 TEST_CASE("turn: two identical keyed turns racing store one exchange") {
     DatabaseOptions options;
     options.pool_size = 4;
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw, options);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db);
-    MessageRepository messages(db);
-    ConversationStore store(db);
     for (int round = 0; round < 5; ++round) {
         const Conversation c = store.create("u");
         std::vector<std::thread> threads;
@@ -214,9 +212,8 @@ TEST_CASE("turn: another user's or a missing conversation is NotFound, and nothi
 TEST_CASE("turn: concurrent turns on one conversation — allowed by default, rejected on request") {
     DatabaseOptions options;
     options.pool_size = 4;
-    Database db = cstest::open_fresh(nullptr, options);
-    MessageRepository messages(db);
-    ConversationStore store(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     auto slow = [](const AgentInput& in) {
         std::this_thread::sleep_for(std::chrono::milliseconds(150));
         return cstest::echo_agent(in, 0);
@@ -263,8 +260,8 @@ TEST_CASE("turn: concurrent turns on one conversation — allowed by default, re
 }
 
 TEST_CASE("turn: the agent sees the configured window") {
-    Database db = cstest::open_fresh();
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = ConversationStore(db).create("u");
     messages.append("u", c.id, msg(Role::system, "system prompt"));
     for (int i = 0; i < 20; ++i) messages.append("u", c.id, msg(i % 2 ? Role::assistant : Role::user, std::to_string(i)));
@@ -287,9 +284,8 @@ TEST_CASE("turn: the agent sees the configured window") {
 }
 
 TEST_CASE("window: loading from the database equals selecting from the whole history") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db);
     std::mt19937 rng(20261124);
     auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
@@ -340,10 +336,8 @@ TEST_CASE("window: loading from the database equals selecting from the whole his
 }
 
 TEST_CASE("kill test: a child killed at random points leaves dense, complete, unduplicated turns") {
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     std::vector<std::string> conversations;
     for (int i = 0; i < 3; ++i) conversations.push_back(store.create("killme").id);
     const std::string list = conversations[0] + "," + conversations[1] + "," + conversations[2];
@@ -470,8 +464,8 @@ TEST_CASE("turn: round trips per turn") {
 }
 
 TEST_CASE("turn: a long system prefix is kept whole") {
-    Database db = cstest::open_fresh();
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = ConversationStore(db).create("u");
     std::vector<Message> batch;
     for (int i = 0; i < 20; ++i) batch.push_back(msg(Role::system, "rule " + std::to_string(i)));
@@ -494,9 +488,9 @@ TEST_CASE("turn: a long system prefix is kept whole") {
 TEST_CASE("turn: without statements kept prepared (pgbouncer mode) everything works the same") {
     DatabaseOptions options;
     options.prepared_statements = false;
-    Database db = cstest::open_fresh(nullptr, options);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db, {.window = HistoryWindow::last(4)});
-    MessageRepository messages(db);
     const TurnResult first = chat.turn(request("u", std::nullopt, "one", "k1"), [](const AgentInput& in) { return cstest::echo_agent(in, 1); });
     const std::uint64_t before = db.stats().statements;
     const TurnResult second = chat.turn(request("u", first.conversation_id, "two"), [](const AgentInput& in) { return cstest::echo_agent(in, 0); });

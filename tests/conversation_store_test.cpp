@@ -9,8 +9,8 @@
 using namespace convstate;
 
 TEST_CASE("conversations: create, get, rename, set metadata") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("alice", {.title = "Trip", .metadata_json = R"({ "lang" : "en", "n": [1, 2] })"});
     CHECK(c.id.size() == 36);
     CHECK(c.user_id == "alice");
@@ -32,9 +32,8 @@ TEST_CASE("conversations: create, get, rename, set metadata") {
 }
 
 TEST_CASE("conversations: list is most recently updated first, with a keyset cursor") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     std::vector<std::string> ids;
     for (int i = 0; i < 25; ++i) ids.push_back(store.create("bob", {.title = "c" + std::to_string(i)}).id);
     store.create("carol");
@@ -74,8 +73,8 @@ TEST_CASE("conversations: list is most recently updated first, with a keyset cur
 }
 
 TEST_CASE("conversations: list rejects a bad limit or cursor") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     for (int limit : {0, -1, 101}) {
         CAPTURE(limit);
         try {
@@ -97,10 +96,8 @@ TEST_CASE("conversations: list rejects a bad limit or cursor") {
 }
 
 TEST_CASE("conversations: delete takes the messages along; delete-all is per user") {
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation a1 = store.create("alice"), a2 = store.create("alice"), b1 = store.create("bob");
     for (const auto* c : {&a1, &a2}) messages.append("alice", c->id, {.role = Role::user, .content = "hi"});
     messages.append("bob", b1.id, {.role = Role::user, .content = "hi"});
@@ -120,10 +117,8 @@ TEST_CASE("conversations: delete takes the messages along; delete-all is per use
 }
 
 TEST_CASE("isolation: user B can neither read, list, append to, rename nor delete user A's conversation") {
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation a = store.create("user-a", {.title = "secret", .metadata_json = R"({"k":1})"});
     messages.append("user-a", a.id, {.role = Role::user, .content = "A's private words"});
     const Conversation before = store.get("user-a", a.id);

@@ -111,12 +111,10 @@ TEST_CASE("migrations: a database stamped with a future schema version is refuse
 
 TEST_CASE("database: a pooled connection that the server closed is replaced") {
     if (!cstest::is_postgres()) return; // SQLite has no server to drop connections
-    cstest::FreshDb raw;
     DatabaseOptions options;
     options.pool_size = 3;
-    Database db = cstest::open_fresh(&raw, options);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u1");
     for (int round = 0; round < 3; ++round) {
         // Kill every connection the library holds to this database.
@@ -134,10 +132,8 @@ TEST_CASE("database: a pooled connection that the server closed is replaced") {
 
 TEST_CASE("database: a connection lost during COMMIT is retried only for keyed writes") {
     if (!cstest::is_postgres()) return; // needs a server that can drop us mid-COMMIT
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u1");
     // A deferred constraint trigger runs inside COMMIT; it terminates its own backend the first
     // time it fires after the sequence is reset (nextval is not rolled back with the transaction).

@@ -44,10 +44,8 @@ const std::vector<std::string> inexact_numbers = {
 } // namespace
 
 TEST_CASE("defect: metadata a double cannot hold is refused before anything is written") {
-    cstest::FreshDb fresh;
-    Database db = cstest::open_fresh(&fresh);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [fresh, db, store, messages] = fx;
     ChatOrchestrator chat(db);
     const Conversation c = store.create("alice", {.title = "t", .metadata_json = R"({"keep":1})"});
     const auto conversations = [&] { return cstest::query_number(fresh, "SELECT COUNT(*) FROM convstate_conversations"); };
@@ -117,8 +115,8 @@ TEST_CASE("defect: duplicate keys in any JSON object are refused, not last-wins"
     // The same key in two different objects is fine.
     CHECK(json::message_from_json(R"({"role":"user","content":"x","metadata":{"content":{"content":1}}})").content == "x");
 
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     CHECK(invalid_field([&] { store.create("u", {.title = "t", .metadata_json = R"({"a":1,"b":{"x":1,"x":2}})"}); }) ==
           "metadata.b.x");
     CHECK(store.list("u").items.empty());
@@ -136,9 +134,9 @@ TEST_CASE("defect: two tool calls with one id in a message are refused") {
 }
 
 TEST_CASE("defect: client idempotency keys never meet the keys a turn derives") {
-    Database db = cstest::open_fresh();
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db);
-    MessageRepository messages(db);
     const Conversation c = ConversationStore(db).create("u");
     int calls = 0;
     auto agent = [&](const AgentInput& in) {
@@ -187,9 +185,8 @@ TEST_CASE("defect: client idempotency keys never meet the keys a turn derives") 
 }
 
 TEST_CASE("defect: a turn's window equals window() on every path (leading system messages kept)") {
-    Database db = cstest::open_fresh();
-    MessageRepository messages(db);
-    ConversationStore store(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     OrchestratorOptions reject_options;
     reject_options.concurrency = ConcurrentTurns::reject;
     const ChatOrchestrator fast(db), general(db, reject_options);
@@ -251,8 +248,8 @@ TEST_CASE("defect: a turn's window equals window() on every path (leading system
 }
 
 TEST_CASE("defect: token counts are bounded and window sums saturate") {
-    Database db = cstest::open_fresh();
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     ChatOrchestrator chat(db);
     const Conversation c = ConversationStore(db).create("u");
     Message big = msg(Role::user, "x");
@@ -276,8 +273,8 @@ TEST_CASE("defect: token counts are bounded and window sums saturate") {
 }
 
 TEST_CASE("defect: a cursor that is not UTF-8 or whose number overflows is refused naming cursor") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     store.create("u");
     for (const std::string& bad : {std::string("1.\xFF"), std::string("99999999999999999999.x"), std::string("-5.x"),
                                   std::string("1.a\0b", 5)}) {
@@ -316,9 +313,8 @@ TEST_CASE("defect: a token counter may call the library (no connection or lock i
     DatabaseOptions options;
     options.pool_size = 1;
     options.pool_timeout = std::chrono::milliseconds(2000);
-    Database db = cstest::open_fresh(nullptr, options);
-    MessageRepository messages(db);
-    ConversationStore store(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     const Conversation other = store.create("u");
     for (int i = 0; i < 100; ++i) messages.append("u", c.id, msg(i % 2 ? Role::assistant : Role::user, "m"));
@@ -351,9 +347,8 @@ TEST_CASE("defect: a token counter may call the library (no connection or lock i
 TEST_CASE("defect: identical keyed turns racing each other run the agent once") {
     DatabaseOptions options;
     options.pool_size = 8;
-    Database db = cstest::open_fresh(nullptr, options);
-    MessageRepository messages(db);
-    ConversationStore store(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     std::atomic<int> calls{0};
     auto slow = [&](const AgentInput& in) {
         ++calls;
@@ -389,10 +384,8 @@ TEST_CASE("defect: identical keyed turns racing each other run the agent once") 
 }
 
 TEST_CASE("defect: a keyed duplicate waits a bounded time, and a failed or dead run is taken over") {
-    cstest::FreshDb fresh;
-    Database db = cstest::open_fresh(&fresh);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [fresh, db, store, messages] = fx;
     const Conversation c = store.create("u");
     OrchestratorOptions o;
     o.duplicate_wait = std::chrono::milliseconds(300);

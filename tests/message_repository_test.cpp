@@ -22,9 +22,8 @@ using cstest::seqs;
 } // namespace
 
 TEST_CASE("messages: append allocates dense seqs and moves last_seq and updated_at") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     const Message sys = messages.append("u", c.id, {.role = Role::system, .content = "be brief"});
     CHECK(sys.seq == 1);
@@ -53,10 +52,8 @@ TEST_CASE("messages: append allocates dense seqs and moves last_seq and updated_
 }
 
 TEST_CASE("messages: a batch is atomic and consecutive") {
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     messages.append("u", c.id, user_msg("first"));
     const auto stored = messages.append_batch("u", c.id, {user_msg("a"), user_msg("b"), user_msg("c")});
@@ -76,9 +73,8 @@ TEST_CASE("messages: a batch is atomic and consecutive") {
 }
 
 TEST_CASE("messages: an idempotency key stores a message once") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     Message m = user_msg("hello");
     m.idempotency_key = "req-1";
@@ -110,9 +106,8 @@ TEST_CASE("messages: an idempotency key stores a message once") {
 TEST_CASE("messages: the same key appended from several threads at once stores one message") {
     DatabaseOptions options;
     options.pool_size = 8;
-    Database db = cstest::open_fresh(nullptr, options);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     for (int round = 0; round < 5; ++round) {
         const Conversation c = store.create("u");
         std::vector<Message> results(8);
@@ -130,10 +125,8 @@ TEST_CASE("messages: the same key appended from several threads at once stores o
 }
 
 TEST_CASE("messages: compare-and-append") {
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     CHECK(messages.append("u", c.id, user_msg("a"), {.expected_last_seq = 0}).seq == 1);
     CHECK(messages.append("u", c.id, user_msg("b"), {.expected_last_seq = 1}).seq == 2);
@@ -149,9 +142,8 @@ TEST_CASE("messages: compare-and-append") {
 }
 
 TEST_CASE("messages: loading all, the last n, and pages by seq") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     const Conversation empty = store.create("u");
     std::vector<Message> batch;
@@ -192,9 +184,8 @@ TEST_CASE("messages: loading all, the last n, and pages by seq") {
 }
 
 TEST_CASE("messages: 1,000 appends in quick succession read back in exact append order") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < 1000; ++i) messages.append("u", c.id, user_msg(std::to_string(i)));
@@ -213,9 +204,8 @@ TEST_CASE("messages: 1,000 appends in quick succession read back in exact append
 }
 
 TEST_CASE("messages: unicode and 1 MiB content round-trip byte-exact") {
-    Database db = cstest::open_fresh();
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     const std::vector<std::string> texts{
         "emoji 😀👍🏽👨‍👩‍👧‍👦", "CJK 漢字かなカナ한국어", "combining e\xCC\x81 a\xCC\x8A n\xCC\x83",
@@ -237,9 +227,8 @@ TEST_CASE("messages: unicode and 1 MiB content round-trip byte-exact") {
 TEST_CASE("concurrency: 8 threads appending 200 messages each to one conversation") {
     DatabaseOptions options;
     options.pool_size = 8;
-    Database db = cstest::open_fresh(nullptr, options);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t)
@@ -264,10 +253,8 @@ TEST_CASE("concurrency: 8 threads appending 200 messages each to one conversatio
 }
 
 TEST_CASE("concurrency: 4 processes appending 200 messages each to one conversation") {
-    cstest::FreshDb raw;
-    Database db = cstest::open_fresh(&raw);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
     std::vector<int> pids;
     for (int p = 0; p < 4; ++p) pids.push_back(cstest::spawn_worker({"append", raw.url, "u", c.id, "200", "p" + std::to_string(p)}));

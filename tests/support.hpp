@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <convstate/convstate.hpp>
@@ -25,6 +26,16 @@ FreshDb fresh_db();
 
 /** Opens a fresh database through the library. */
 convstate::Database open_fresh(FreshDb* out = nullptr, convstate::DatabaseOptions options = {});
+
+/** The usual set-up of a test: a fresh database, opened, with its store and repository.
+ *  Tests unpack it: `auto& [raw, db, store, messages] = fx;`. */
+struct Fixture {
+    explicit Fixture(convstate::DatabaseOptions options = {}) : db(open_fresh(&raw, std::move(options))) {}
+    FreshDb raw;
+    convstate::Database db;
+    convstate::ConversationStore store{db};
+    convstate::MessageRepository messages{db};
+};
 
 /** Raw SQL, bypassing convstate: one number (COUNT(*), MAX(…)). */
 long long query_number(const FreshDb& db, const std::string& sql);

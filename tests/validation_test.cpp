@@ -9,12 +9,10 @@
 using namespace convstate;
 
 TEST_CASE("validation: bad input is InvalidArgument naming the field, and nothing is written") {
-    cstest::FreshDb raw;
     DatabaseOptions options;
     options.limits.max_content_bytes = 1000;
-    Database db = cstest::open_fresh(&raw, options);
-    ConversationStore store(db);
-    MessageRepository messages(db);
+    cstest::Fixture fx{options};
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u", {.title = "t"});
     messages.append("u", c.id, {.role = Role::user, .content = "existing"});
 
