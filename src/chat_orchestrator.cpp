@@ -33,6 +33,20 @@ std::string step_key(const std::string& key, std::size_t i) {
 }
 constexpr std::size_t derived_key_room = 16;
 
+// What names a begun turn, enough to end it (store its output, or release its run): where its
+// user message is and how this run marked it.
+struct TurnIdentity {
+    std::string user_id;
+    std::string conversation_id;
+    std::int64_t user_seq = 0;
+    bool created = false;
+    std::optional<std::string> key; // the caller's idempotency key, on the user message
+    std::string run_token;          // names this run: its reject mark and its claim on a keyed turn
+    bool marked = false;            // holds a ConcurrentTurns::reject mark
+    // Base of the keys of the messages the turn stores (reply_key, step_key): the caller's key.
+    std::optional<std::string> outcome_key;
+};
+
 // Steps 1-3 done and committed: where the user message is, and the rows its window is chosen
 // from (finished and selected with no connection held).
 struct BegunTurn {
@@ -153,11 +167,12 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
 
 // PostgreSQL, step 5 in one autocommit statement: the agent's messages after last_seq.
 // nullopt: this keyed turn's reply is stored already (a racing duplicate finished first).
-std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnRequest& req, const std::string& id,
+std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnIdentity& turn,
                                                    const std::vector<Message>& output) {
-    const std::string& user = req.user_id;
+    const std::string& user = turn.user_id;
+    const std::string& id = turn.conversation_id;
     const std::string sql = detail::pg_turn_finish(output.size());
-    return db.run(req.idempotency_key ? TxMode::idempotent_single_write : TxMode::single_write,
+    return db.run(turn.outcome_key ? TxMode::idempotent_single_write : TxMode::single_write,
                   [&](soci::session& s) -> std::optional<std::vector<Message>> {
         const long long now = detail::now_us(), k = static_cast<long long>(output.size());
         long long seq = 0, last = 0;
@@ -205,8 +220,8 @@ std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const 
 
 namespace {
 
-// One call of ChatOrchestrator::turn, as named steps. Holds only what this call needs; nothing
-// outlives it.
+// The start of one turn, as named steps: its input checked, then steps 1-3. Holds only what this
+// call needs; nothing outlives it.
 class TurnRun {
 public:
     TurnRun(DatabaseImpl& database, const OrchestratorOptions& options, const TurnRequest& request)
@@ -214,8 +229,8 @@ public:
           key(request.idempotency_key),
           mode(key ? TxMode::idempotent_write : TxMode::write),
           reject(options.concurrency == ConcurrentTurns::reject),
-          // PostgreSQL takes steps 1-3 and step 5 in one statement each; the general path
-          // (SQLite, ConcurrentTurns::reject, replays of keyed turns) a transaction for each.
+          // PostgreSQL takes steps 1-3 in one statement; the general path (SQLite,
+          // ConcurrentTurns::reject, replays of keyed turns) a transaction.
           fast(database.dialect() == Dialect::postgresql && !reject),
           // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
           run_token(reject || key ? detail::new_uuid() : std::string{}),
@@ -259,68 +274,12 @@ public:
         return std::move(*begun);
     }
 
-    /** Step 4: the window chosen and the agent run, with no connection or lock held (the host's
-     *  token counter may call the library); returns its output checked, the reply last. The run
-     *  is released if anything fails. */
-    std::vector<Message> run_agent(BegunTurn& p, const Agent& agent) {
-        const std::string& id = p.conversation_id;
-        std::vector<Message> window;
-        try {
-            window = detail::finish_window(db, req.user_id, id, w, std::move(p.window_rows));
-        } catch (...) {
-            release(id);
-            throw;
-        }
-        AgentReply reply;
-        try {
-            reply = agent(AgentInput{req.user_id, id, window});
-        } catch (const std::exception& e) {
-            release(id);
-            throw AgentError(e.what(), id, p.user.seq, p.created);
-        } catch (...) {
-            release(id);
-            throw AgentError("the agent threw something that is not a std::exception", id, p.user.seq, p.created);
-        }
-        try {
-            return checked_output(std::move(reply));
-        } catch (const InvalidArgument& e) {
-            release(id);
-            throw AgentError(std::string("the agent's output is invalid: ") + e.what(), id, p.user.seq, p.created);
-        }
+    /** What names the begun turn p, for ending it. */
+    TurnIdentity identity(const BegunTurn& p) const {
+        return TurnIdentity{req.user_id, p.conversation_id, p.user.seq, p.created, key, run_token, reject, key};
     }
 
-    /** Step 5: the agent's output stored, all or nothing. Returns what this turn stored (or, for
-     *  a keyed turn a racing duplicate completed first, what that one stored), the reply last. If
-     *  it fails, the run is released so that a retry with the key is not kept waiting (a stored
-     *  reply is found before the claim is looked at, so this is safe after OutcomeUnknown too). */
-    std::vector<Message> store(const BegunTurn& p, const std::vector<Message>& output) {
-        const std::string& id = p.conversation_id;
-        try {
-            std::optional<std::vector<Message>> stored;
-            if (fast) stored = pg_finish_turn(db, req, id, output);
-            if (!stored) stored = db.run(mode, [&](soci::session& s) {
-                if (!key && !reject) return detail::append(db, s, req.user_id, id, output);
-                detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
-                if (reject) {
-                    Stmt st(db, s, db.sql().conv_clear_active);
-                    st.use(req.user_id).use(id).use(run_token);
-                    st.execute();
-                }
-                // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
-                if (key)
-                    if (auto theirs = detail::find_by_key(db, s, req.user_id, id, reply_key(*key))) {
-                        std::vector<Message> messages = stored_steps(db, s, req.user_id, id, *key, p.user.seq, theirs->seq);
-                        messages.push_back(std::move(*theirs));
-                        return messages;
-                    }
-                return detail::append_locked(db, s, req.user_id, id, conv, output);
-            });
-            return std::move(*stored);
-        } catch (...) {
-            release(id);
-            throw;
-        }
-    }
+    const HistoryWindow& window() const { return w; }
 
 private:
     BegunTurn begin_general() {
@@ -382,8 +341,45 @@ private:
         });
     }
 
+    DatabaseImpl& db;
+    const TurnRequest& req;
+    const HistoryWindow& w;
+    const std::optional<std::string>& key;
+    const TxMode mode;
+    const bool reject, fast;
+    const std::string run_token;
+    const long long lease_us;
+    const std::chrono::milliseconds duplicate_wait;
+    Message user_msg;
+    std::optional<Conversation> fresh;
+};
+
+// The end of a begun turn, from what names it: the window it shows, the output checked and
+// stored (step 5), or the run released after a failure.
+class TurnEnd {
+public:
+    TurnEnd(DatabaseImpl& database, TurnIdentity identity)
+        : db(database), turn(std::move(identity)),
+          // PostgreSQL stores the output in one statement; the general path (SQLite, a turn
+          // holding a ConcurrentTurns::reject mark, a racing duplicate's reply) a transaction.
+          fast(database.dialect() == Dialect::postgresql && !turn.marked) {}
+
+    /** Step 4a: the window chosen from the rows begin read, with no connection held (the host's
+     *  token counter may call the library). The run is released if this fails. */
+    std::vector<Message> window(const HistoryWindow& w, detail::WindowRows rows) {
+        try {
+            return detail::finish_window(db, turn.user_id, turn.conversation_id, w, std::move(rows));
+        } catch (...) {
+            release();
+            throw;
+        }
+    }
+
+    /** Step 4c: the agent's reply as the messages to store, checked, the reply last.
+     *  @throws InvalidArgument naming the field (nothing is released). */
     std::vector<Message> checked_output(AgentReply reply) const {
         const Limits& limits = db.limits();
+        const std::optional<std::string>& base = turn.outcome_key;
         std::vector<Message> output = std::move(reply.intermediate);
         Message final_msg;
         final_msg.role = Role::assistant;
@@ -403,47 +399,92 @@ private:
         }
         detail::check_batch(output, "intermediate", limits);
         detail::check_message(final_msg, "reply.", limits);
-        for (std::size_t i = 0; key && i < output.size(); ++i) output[i].idempotency_key = step_key(*key, i);
-        if (key) final_msg.idempotency_key = reply_key(*key);
+        for (std::size_t i = 0; base && i < output.size(); ++i) output[i].idempotency_key = step_key(*base, i);
+        if (base) final_msg.idempotency_key = reply_key(*base);
         output.push_back(std::move(final_msg));
         return output;
     }
 
-    // Ends this call's run after a failure: its ConcurrentTurns::reject mark, and its claim on a
-    // keyed turn (so that a retry runs the agent again at once). Best effort: if it fails, the
-    // lease expires.
-    void release(const std::string& id) {
-        if (!reject && !key) return;
+    /** Step 5: the output stored, all or nothing. Returns what this turn stored (or, for a turn
+     *  whose reply is stored already — a racing duplicate's — what that one stored), the reply
+     *  last. If it fails, the run is released so that a retry with the key is not kept waiting
+     *  (a stored reply is found before the claim is looked at, so this is safe after
+     *  OutcomeUnknown too). */
+    std::vector<Message> store(const std::vector<Message>& output) {
+        const std::string& user = turn.user_id;
+        const std::string& id = turn.conversation_id;
+        const std::optional<std::string>& base = turn.outcome_key;
         try {
-            db.run(TxMode::write, [&](soci::session& s) {
-                if (reject) {
+            std::optional<std::vector<Message>> stored;
+            if (fast) stored = pg_finish_turn(db, turn, output);
+            if (!stored) stored = db.run(base ? TxMode::idempotent_write : TxMode::write, [&](soci::session& s) {
+                if (!base && !turn.marked) return detail::append(db, s, user, id, output);
+                detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
+                if (turn.marked) {
                     Stmt st(db, s, db.sql().conv_clear_active);
-                    st.use(req.user_id).use(id).use(run_token);
+                    st.use(user).use(id).use(turn.run_token);
                     st.execute();
                 }
-                if (key) {
+                // A racing duplicate of this keyed turn may have stored its reply first: keep that one.
+                if (base)
+                    if (auto theirs = detail::find_by_key(db, s, user, id, reply_key(*base))) {
+                        std::vector<Message> messages = stored_steps(db, s, user, id, *base, turn.user_seq, theirs->seq);
+                        messages.push_back(std::move(*theirs));
+                        return messages;
+                    }
+                return detail::append_locked(db, s, user, id, conv, output);
+            });
+            return std::move(*stored);
+        } catch (...) {
+            release();
+            throw;
+        }
+    }
+
+    // Ends this run after a failure: its ConcurrentTurns::reject mark, and its claim on a keyed
+    // turn (so that a retry runs the agent again at once). Best effort: if it fails, the lease
+    // expires.
+    void release() noexcept {
+        if (!turn.marked && !turn.key) return;
+        try {
+            db.run(TxMode::write, [&](soci::session& s) {
+                if (turn.marked) {
+                    Stmt st(db, s, db.sql().conv_clear_active);
+                    st.use(turn.user_id).use(turn.conversation_id).use(turn.run_token);
+                    st.execute();
+                }
+                if (turn.key) {
                     Stmt st(db, s, db.sql().msg_end_run);
-                    st.use(req.user_id).use(id).use(*key).use(run_token);
+                    st.use(turn.user_id).use(turn.conversation_id).use(*turn.key).use(turn.run_token);
                     st.execute();
                 }
                 return 0;
             });
-        } catch (const Error&) {
+        } catch (...) {
         }
     }
 
+    const TurnIdentity& identity() const { return turn; }
+
+private:
     DatabaseImpl& db;
-    const TurnRequest& req;
-    const HistoryWindow& w;
-    const std::optional<std::string>& key;
-    const TxMode mode;
-    const bool reject, fast;
-    const std::string run_token;
-    const long long lease_us;
-    const std::chrono::milliseconds duplicate_wait;
-    Message user_msg;
-    std::optional<Conversation> fresh;
+    const TurnIdentity turn;
+    const bool fast;
 };
+
+TurnResult result_of(const TurnIdentity& turn, std::vector<Message> stored, bool replayed) {
+    Message reply = std::move(stored.back());
+    stored.pop_back();
+    return TurnResult{turn.conversation_id, std::move(reply.content), std::move(reply.tool_calls), turn.user_seq,
+                      reply.seq, turn.created, replayed, std::move(stored)};
+}
+
+// A completed keyed turn found by begin: its stored result.
+TurnResult replayed_result(const TurnIdentity& turn, BegunTurn& p) {
+    std::vector<Message> stored = std::move(p.steps);
+    stored.push_back(std::move(*p.reply));
+    return result_of(turn, std::move(stored), true);
+}
 
 } // namespace
 
@@ -452,14 +493,28 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     run.validate();
     if (!agent) throw InvalidArgument("agent", "must be callable");
     BegunTurn p = run.begin();
-    if (p.reply)
-        return TurnResult{p.conversation_id, p.reply->content, p.reply->tool_calls, p.user.seq, p.reply->seq,
-                          p.created, true, std::move(p.steps)};
-    std::vector<Message> stored = run.store(p, run.run_agent(p, agent));
-    Message reply = std::move(stored.back());
-    stored.pop_back();
-    return TurnResult{p.conversation_id, std::move(reply.content), std::move(reply.tool_calls), p.user.seq, reply.seq,
-                      p.created, false, std::move(stored)};
+    if (p.reply) return replayed_result(run.identity(p), p);
+    TurnEnd end(db_.impl(), run.identity(p));
+    const std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
+    const auto failed = [&](const std::string& why) {
+        end.release();
+        return AgentError(why, p.conversation_id, p.user.seq, p.created);
+    };
+    AgentReply reply;
+    try {
+        reply = agent(AgentInput{req.user_id, p.conversation_id, window});
+    } catch (const std::exception& e) {
+        throw failed(e.what());
+    } catch (...) {
+        throw failed("the agent threw something that is not a std::exception");
+    }
+    std::vector<Message> output;
+    try {
+        output = end.checked_output(std::move(reply));
+    } catch (const InvalidArgument& e) {
+        throw failed(std::string("the agent's output is invalid: ") + e.what());
+    }
+    return result_of(end.identity(), end.store(output), false);
 }
 
 } // namespace convstate
