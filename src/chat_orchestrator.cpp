@@ -10,6 +10,7 @@
 #include "convstate/json.hpp"
 #include "rows.hpp"
 #include "tokens.hpp"
+#include "turn_token.hpp"
 #include "util.hpp"
 #include "validate.hpp"
 #include "window_loader.hpp"
@@ -20,6 +21,7 @@ namespace convstate {
 using detail::DatabaseImpl;
 using detail::MessageRow;
 using detail::Stmt;
+using detail::TurnIdentity;
 using detail::TxMode;
 
 namespace {
@@ -32,20 +34,6 @@ std::string step_key(const std::string& key, std::size_t i) {
     return fmt::format("{}{}step:{}", key, detail::derived_key_separator, i);
 }
 constexpr std::size_t derived_key_room = 16;
-
-// What names a begun turn, enough to end it (store its output, or release its run): where its
-// user message is and how this run marked it.
-struct TurnIdentity {
-    std::string user_id;
-    std::string conversation_id;
-    std::int64_t user_seq = 0;
-    bool created = false;
-    std::optional<std::string> key; // the caller's idempotency key, on the user message
-    std::string run_token;          // names this run: its reject mark and its claim on a keyed turn
-    bool marked = false;            // holds a ConcurrentTurns::reject mark
-    // Base of the keys of the messages the turn stores (reply_key, step_key): the caller's key.
-    std::optional<std::string> outcome_key;
-};
 
 // Steps 1-3 done and committed: where the user message is, and the rows its window is chosen
 // from (finished and selected with no connection held).
@@ -177,13 +165,16 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnI
         const long long now = detail::now_us(), k = static_cast<long long>(output.size());
         long long seq = 0, last = 0;
         Stmt st(db, s, sql);
-        st.into(seq).use(k).use(now).use(user).use(id).use(user).use(id).use(k).use(now);
+        st.into(seq).use(k).use(now).use(user).use(id).use(user).use(id).use(turn.user_seq).use(turn.key).use(user).use(id)
+            .use(k).use(now);
         for (std::size_t i = 0; i < output.size(); ++i) {
             st.use(static_cast<long long>(i + 1));
             detail::use_message_fields(st, output[i]);
         }
         try {
-            if (!st.execute()) detail::throw_not_found(id); // deleted while the agent ran
+            // No row: the conversation was deleted while the agent ran, or a token names a
+            // user message that is not there.
+            if (!st.execute()) detail::throw_not_found(id);
             do last = std::max(last, seq);
             while (st.fetch());
         } catch (const soci::soci_error& e) {
@@ -224,7 +215,9 @@ namespace {
 // call needs; nothing outlives it.
 class TurnRun {
 public:
-    TurnRun(DatabaseImpl& database, const OrchestratorOptions& options, const TurnRequest& request)
+    /** split: begun by begin_turn, ended by a turn token (the run is always named, and what it
+     *  stores is keyed, so that completing twice stores once). */
+    TurnRun(DatabaseImpl& database, const OrchestratorOptions& options, const TurnRequest& request, bool split_turn)
         : db(database), req(request), w(request.window ? *request.window : options.window),
           key(request.idempotency_key),
           mode(key ? TxMode::idempotent_write : TxMode::write),
@@ -233,7 +226,7 @@ public:
           // ConcurrentTurns::reject, replays of keyed turns) a transaction.
           fast(database.dialect() == Dialect::postgresql && !reject),
           // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
-          run_token(reject || key ? detail::new_uuid() : std::string{}),
+          split(split_turn), run_token(split || reject || key ? detail::new_uuid() : std::string{}),
           lease_us(std::chrono::duration_cast<std::chrono::microseconds>(options.run_lease).count()),
           duplicate_wait(options.duplicate_wait) {}
 
@@ -276,7 +269,8 @@ public:
 
     /** What names the begun turn p, for ending it. */
     TurnIdentity identity(const BegunTurn& p) const {
-        return TurnIdentity{req.user_id, p.conversation_id, p.user.seq, p.created, key, run_token, reject, key};
+        return TurnIdentity{req.user_id, p.conversation_id, p.user.seq, p.created, key, run_token, reject,
+                            split ? std::optional(detail::split_outcome_key(key, run_token)) : key};
     }
 
     const HistoryWindow& window() const { return w; }
@@ -346,7 +340,7 @@ private:
     const HistoryWindow& w;
     const std::optional<std::string>& key;
     const TxMode mode;
-    const bool reject, fast;
+    const bool reject, fast, split;
     const std::string run_token;
     const long long lease_us;
     const std::chrono::milliseconds duplicate_wait;
@@ -358,8 +352,10 @@ private:
 // stored (step 5), or the run released after a failure.
 class TurnEnd {
 public:
-    TurnEnd(DatabaseImpl& database, TurnIdentity identity)
-        : db(database), turn(std::move(identity)),
+    /** verify: the identity comes from a turn token, so its user message is checked to be there
+     *  before anything is written. */
+    TurnEnd(DatabaseImpl& database, TurnIdentity identity, bool verify_user_message)
+        : db(database), turn(std::move(identity)), verify(verify_user_message),
           // PostgreSQL stores the output in one statement; the general path (SQLite, a turn
           // holding a ConcurrentTurns::reject mark, a racing duplicate's reply) a transaction.
           fast(database.dialect() == Dialect::postgresql && !turn.marked) {}
@@ -409,8 +405,9 @@ public:
      *  whose reply is stored already — a racing duplicate's — what that one stored), the reply
      *  last. If it fails, the run is released so that a retry with the key is not kept waiting
      *  (a stored reply is found before the claim is looked at, so this is safe after
-     *  OutcomeUnknown too). */
-    std::vector<Message> store(const std::vector<Message>& output) {
+     *  OutcomeUnknown too). *found_stored tells whether the reply was stored already.
+     *  @throws NotFound if the conversation is gone (or, verified, the user message is not there). */
+    std::vector<Message> store(const std::vector<Message>& output, bool* found_stored = nullptr) {
         const std::string& user = turn.user_id;
         const std::string& id = turn.conversation_id;
         const std::optional<std::string>& base = turn.outcome_key;
@@ -420,6 +417,7 @@ public:
             if (!stored) stored = db.run(base ? TxMode::idempotent_write : TxMode::write, [&](soci::session& s) {
                 if (!base && !turn.marked) return detail::append(db, s, user, id, output);
                 detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
+                if (verify) check_user_message(s);
                 if (turn.marked) {
                     Stmt st(db, s, db.sql().conv_clear_active);
                     st.use(user).use(id).use(turn.run_token);
@@ -430,6 +428,7 @@ public:
                     if (auto theirs = detail::find_by_key(db, s, user, id, reply_key(*base))) {
                         std::vector<Message> messages = stored_steps(db, s, user, id, *base, turn.user_seq, theirs->seq);
                         messages.push_back(std::move(*theirs));
+                        if (found_stored) *found_stored = true;
                         return messages;
                     }
                 return detail::append_locked(db, s, user, id, conv, output);
@@ -448,28 +447,52 @@ public:
         if (!turn.marked && !turn.key) return;
         try {
             db.run(TxMode::write, [&](soci::session& s) {
-                if (turn.marked) {
-                    Stmt st(db, s, db.sql().conv_clear_active);
-                    st.use(turn.user_id).use(turn.conversation_id).use(turn.run_token);
-                    st.execute();
-                }
-                if (turn.key) {
-                    Stmt st(db, s, db.sql().msg_end_run);
-                    st.use(turn.user_id).use(turn.conversation_id).use(*turn.key).use(turn.run_token);
-                    st.execute();
-                }
+                end_run(s);
                 return 0;
             });
         } catch (...) {
         }
     }
 
+    /** A failure reported by the host (fail_turn): the run released like release(), but the
+     *  turn is checked to exist and errors are thrown.
+     *  @throws NotFound, StorageError. */
+    void fail() {
+        db.run(TxMode::write, [&](soci::session& s) {
+            detail::lock_conversation(db, s, turn.user_id, turn.conversation_id);
+            check_user_message(s);
+            end_run(s);
+            return 0;
+        });
+    }
+
     const TurnIdentity& identity() const { return turn; }
 
 private:
+    // The user message the identity names is there: a user message with the turn's key.
+    void check_user_message(soci::session& s) {
+        const std::vector<Message> at =
+            detail::load_range(db, s, turn.user_id, turn.conversation_id, turn.user_seq - 1, turn.user_seq);
+        if (at.empty() || at.front().role != Role::user || at.front().idempotency_key != turn.key)
+            detail::throw_not_found(turn.conversation_id);
+    }
+
+    void end_run(soci::session& s) {
+        if (turn.marked) {
+            Stmt st(db, s, db.sql().conv_clear_active);
+            st.use(turn.user_id).use(turn.conversation_id).use(turn.run_token);
+            st.execute();
+        }
+        if (turn.key) {
+            Stmt st(db, s, db.sql().msg_end_run);
+            st.use(turn.user_id).use(turn.conversation_id).use(*turn.key).use(turn.run_token);
+            st.execute();
+        }
+    }
+
     DatabaseImpl& db;
     const TurnIdentity turn;
-    const bool fast;
+    const bool verify, fast;
 };
 
 TurnResult result_of(const TurnIdentity& turn, std::vector<Message> stored, bool replayed) {
@@ -489,12 +512,12 @@ TurnResult replayed_result(const TurnIdentity& turn, BegunTurn& p) {
 } // namespace
 
 TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) const {
-    TurnRun run(db_.impl(), options_, req);
+    TurnRun run(db_.impl(), options_, req, false);
     run.validate();
     if (!agent) throw InvalidArgument("agent", "must be callable");
     BegunTurn p = run.begin();
     if (p.reply) return replayed_result(run.identity(p), p);
-    TurnEnd end(db_.impl(), run.identity(p));
+    TurnEnd end(db_.impl(), run.identity(p), false);
     const std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
     const auto failed = [&](const std::string& why) {
         end.release();
@@ -515,6 +538,46 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
         throw failed(std::string("the agent's output is invalid: ") + e.what());
     }
     return result_of(end.identity(), end.store(output), false);
+}
+
+PendingTurn ChatOrchestrator::begin_turn(const TurnRequest& req) const {
+    TurnRun run(db_.impl(), options_, req, true);
+    run.validate();
+    BegunTurn p = run.begin();
+    const TurnIdentity turn = run.identity(p);
+    if (p.reply) return PendingTurn{p.conversation_id, p.user.seq, p.created, {}, {}, replayed_result(turn, p)};
+    TurnEnd end(db_.impl(), turn, false);
+    std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
+    return PendingTurn{p.conversation_id, p.user.seq, p.created, std::move(window), detail::encode_turn_token(turn),
+                       std::nullopt};
+}
+
+namespace {
+
+// The identity a caller's token names; a token of another user is a foreign conversation.
+TurnIdentity identity_for(DatabaseImpl& db, const std::string& user_id, const std::string& token) {
+    detail::check_user_id(user_id, db.limits());
+    TurnIdentity turn = detail::decode_turn_token(token, db.limits());
+    if (turn.user_id != user_id) detail::throw_not_found(turn.conversation_id);
+    return turn;
+}
+
+} // namespace
+
+TurnResult ChatOrchestrator::complete_turn(const std::string& user_id, const std::string& token,
+                                           AgentReply reply) const {
+    TurnEnd end(db_.impl(), identity_for(db_.impl(), user_id, token), true);
+    const std::vector<Message> output = end.checked_output(std::move(reply));
+    bool found_stored = false;
+    std::vector<Message> stored = end.store(output, &found_stored);
+    return result_of(end.identity(), std::move(stored), found_stored);
+}
+
+void ChatOrchestrator::fail_turn(const std::string& user_id, const std::string& token, const std::string& reason) const {
+    DatabaseImpl& db = db_.impl();
+    TurnEnd end(db, identity_for(db, user_id, token), true);
+    detail::check_text(reason, "reason", db.limits().max_content_bytes);
+    end.fail();
 }
 
 } // namespace convstate

@@ -170,7 +170,9 @@ std::string pg_turn_finish(std::size_t k) {
                                        " AS TEXT), CAST(:tokens" + n + " AS BIGINT), CAST(:key" + n + " AS TEXT))");
     }
     return "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + :k, updated_at = :now"
-           " WHERE user_id = :user_id AND id = :id RETURNING last_seq)"
+           " WHERE user_id = :user_id AND id = :id AND EXISTS (SELECT 1 FROM " CS_MSG " u WHERE u.user_id = :user_id3"
+           " AND u.conversation_id = :id3 AND u.seq = :user_seq AND u.role = 'user'"
+           " AND u.idempotency_key IS NOT DISTINCT FROM CAST(:user_key AS TEXT)) RETURNING last_seq)"
            " INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") SELECT :user_id2, :id2, conv.last_seq - :k2 + v.ord,"
            " v.role, v.content, v.name, v.tool_calls, v.tool_call_id, v.metadata, v.tokens, v.key, :now2"
            " FROM conv, (VALUES " + values + ") AS v(ord, role, content, name, tool_calls, tool_call_id, metadata,"

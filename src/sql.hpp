@@ -58,7 +58,8 @@ struct SqlText {
     std::string turn_create; // create the conversation with its first (user) message
 };
 
-/** PostgreSQL: store k agent messages after the conversation's last_seq in one statement. */
+/** PostgreSQL: store k agent messages after the conversation's last_seq in one statement, if
+ *  the turn's user message is there (a turn token names it). */
 std::string pg_turn_finish(std::size_t k);
 
 const SqlText& sql_for(Dialect dialect);

@@ -27,15 +27,7 @@ using cstest::tool_result;
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
-template <class F>
-std::string invalid_field(F&& f) {
-    try {
-        f();
-    } catch (const InvalidArgument& e) {
-        return e.field();
-    }
-    return "(no InvalidArgument)";
-}
+using cstest::invalid_field;
 
 const std::vector<std::string> inexact_numbers = {
     R"({"n":1e400})", R"({"n":-1e400})", R"({"n":1e-400})", R"({"n":123456789012345678901234567890})",

@@ -60,6 +60,17 @@ convstate::TurnRequest request(std::string user, std::optional<std::string> conv
                                std::optional<std::string> key = std::nullopt);
 convstate::AgentReply text_reply(std::string content);
 
+/** The field an InvalidArgument thrown by f names, or "(no InvalidArgument)". */
+template <class F>
+std::string invalid_field(F&& f) {
+    try {
+        f();
+    } catch (const convstate::InvalidArgument& e) {
+        return e.field();
+    }
+    return "(no InvalidArgument)";
+}
+
 /** A unique id for a test user or key. */
 std::string unique(const std::string& prefix);
 

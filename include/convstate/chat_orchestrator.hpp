@@ -67,6 +67,24 @@ struct TurnResult {
     std::vector<Message> intermediate;
 };
 
+/** A turn begun by ChatOrchestrator::begin_turn: the user message is stored and committed, and
+ *  `history` is what the model gets. The host runs its model — awaiting it, streaming it — and
+ *  then ends the turn with complete_turn or fail_turn, passing `token`, from any thread, process
+ *  or instance, minutes later if need be. Nothing about the turn is kept in memory. */
+struct PendingTurn {
+    std::string conversation_id;  ///< the turn's conversation (given, or created by this turn)
+    std::int64_t user_seq = 0;    ///< seq of the stored user message
+    bool created = false;         ///< this turn created the conversation
+    std::vector<Message> history; ///< the window, in seq order, ending with this turn's user message
+    /** The turn token: an opaque string naming the user, the conversation, the user message and
+     *  the idempotency key. It holds no secret and no server state; complete_turn and fail_turn
+     *  check it against their user id and the stored user message. Empty when `completed`. */
+    std::string token;
+    /** Set when a keyed retry finds this turn completed already: its stored result
+     *  (TurnResult::replayed). There is no model to run and no token; history is empty. */
+    std::optional<TurnResult> completed;
+};
+
 /** How two turns on one conversation at the same time are handled. */
 enum class ConcurrentTurns {
     /** Both run; both exchanges are stored, each reply after its own user message. */
@@ -113,6 +131,35 @@ public:
      *          AgentError (the agent threw or its reply was invalid; the user message stays),
      *          StorageError, OutcomeUnknown. */
     TurnResult turn(const TurnRequest& request, const Agent& agent) const;
+
+    /** Steps 1-3 of a turn (validate, resolve or create the conversation, store the user message,
+     *  load the window), committed; the host then calls complete_turn or fail_turn with the
+     *  token. turn() is begin_turn, the agent, complete_turn. A keyed retry of a completed turn
+     *  returns PendingTurn::completed instead; one of a turn still running elsewhere waits as
+     *  turn() does (OrchestratorOptions::duplicate_wait).
+     *  @throws InvalidArgument (nothing written), NotFound, Conflict, StorageError, OutcomeUnknown
+     *          — as turn(). */
+    PendingTurn begin_turn(const TurnRequest& request) const;
+
+    /** Step 5 of a begun turn: stores reply (its intermediate messages, then the reply) in one
+     *  transaction after the messages already there, and returns what was stored. Completing a
+     *  turn again stores nothing and returns the stored result (TurnResult::replayed). Any
+     *  ChatOrchestrator over the same database may complete a turn another one began.
+     *  @throws InvalidArgument naming the field: a token that begin_turn did not make
+     *          ("turn_token"), or an invalid reply ("reply.content", "intermediate[2].role", …);
+     *          nothing is written and the turn stays pending (complete or fail it).
+     *          NotFound: the token is another user's, names a user message that is not there, or
+     *          its conversation was deleted. StorageError, OutcomeUnknown (retry: it stores once). */
+    TurnResult complete_turn(const std::string& user_id, const std::string& token, AgentReply reply) const;
+
+    /** Ends a begun turn without a reply: the user message stays (as when turn()'s agent throws),
+     *  the turn's ConcurrentTurns::reject mark is cleared and a keyed turn's claim released, so a
+     *  retry with the key runs at once. `reason` (UTF-8, at most max_content_bytes) is checked but
+     *  not stored. Failing a completed turn changes nothing; completing a failed one still stores
+     *  its reply.
+     *  @throws InvalidArgument ("turn_token", "reason"), NotFound (as complete_turn),
+     *          StorageError. */
+    void fail_turn(const std::string& user_id, const std::string& token, const std::string& reason = {}) const;
 
     /** The window a turn would show the agent now (for inspection and tests), in seq order.
      *  @throws InvalidArgument (ids, or a window with max_messages or token_budget below 1),
