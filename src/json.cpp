@@ -197,6 +197,12 @@ Message decode_message(const bj::object& obj, const std::string& prefix) {
     return m;
 }
 
+std::vector<Message> decode_messages(const bj::value& v, const std::string& field) {
+    return decode_all(v, field, [](const bj::value& item, const std::string& path) {
+        return decode_message(as_object(item, path), path + ".");
+    });
+}
+
 Conversation decode_conversation(const bj::object& obj) {
     Conversation c;
     c.id = get_string(obj, "id").value_or("");
@@ -238,9 +244,7 @@ Message message_from_json(std::string_view text) {
 }
 
 std::vector<Message> messages_from_json(std::string_view text) {
-    return decode_all(parse_text(text, "messages"), "messages", [](const bj::value& v, const std::string& field) {
-        return decode_message(as_object(v, field), field + ".");
-    });
+    return decode_messages(parse_text(text, "messages"), "messages");
 }
 
 Conversation conversation_from_json(std::string_view text) {
@@ -258,6 +262,39 @@ std::string to_json(const TurnResult& r) {
     o["replayed"] = r.replayed;
     o["intermediate"] = encode_all(r.intermediate, message_value);
     return bj::serialize(o);
+}
+
+std::string to_json(const PendingTurn& t) {
+    bj::object o;
+    o["conversation_id"] = t.conversation_id;
+    o["user_seq"] = t.user_seq;
+    o["created"] = t.created;
+    o["history"] = encode_all(t.history, message_value);
+    if (t.completed) {
+        o["token"] = nullptr;
+        o["completed"] = bj::parse(to_json(*t.completed));
+    } else {
+        o["token"] = t.token;
+        o["completed"] = nullptr;
+    }
+    return bj::serialize(o);
+}
+
+AgentReply reply_from_json(std::string_view text) {
+    const bj::value parsed = parse_text(text, "reply");
+    const bj::object& obj = as_object(parsed, "reply");
+    for (const auto& field : obj)
+        if (field.key() != "content" && field.key() != "tool_calls" && field.key() != "intermediate" &&
+            field.key() != "metadata")
+            throw InvalidArgument("reply." + std::string(field.key().substr(0, 64)),
+                                  "is not a reply field (content, tool_calls, intermediate, metadata)");
+    AgentReply reply;
+    reply.content = get_string(obj, "content", "reply.").value_or("");
+    if (const bj::value* calls = find(obj, "tool_calls")) reply.tool_calls = decode_tool_calls(*calls, "tool_calls");
+    if (const bj::value* steps = find(obj, "intermediate"))
+        reply.intermediate = decode_messages(*steps, "intermediate");
+    reply.metadata_json = get_metadata(obj, "reply.");
+    return reply;
 }
 
 std::string tool_calls_to_json(const std::vector<ToolCall>& calls) {

@@ -17,7 +17,9 @@
 #include "convstate/types.hpp"
 
 namespace convstate {
-struct TurnResult; // chat_orchestrator.hpp
+struct TurnResult;
+struct PendingTurn;
+struct AgentReply; // chat_orchestrator.hpp
 }
 
 namespace convstate::json {
@@ -38,6 +40,16 @@ CONVSTATE_API std::string to_json(const ConversationPage& page);
 /** {"conversation_id","reply","tool_calls","user_seq","reply_seq","created","replayed",
  *  "intermediate"}: tool_calls and intermediate (messages) are arrays. */
 CONVSTATE_API std::string to_json(const TurnResult& result);
+/** {"conversation_id","user_seq","created","history","token","completed"}: history is an
+ *  array of messages, token a string (null when completed), completed a TurnResult object (as
+ *  to_json(const TurnResult&)) or null. */
+CONVSTATE_API std::string to_json(const PendingTurn& turn);
+/** Decodes an agent's reply: `{"content", "tool_calls"?, "intermediate"?, "metadata"?}` —
+ *  content a string (null or absent: ""), tool_calls an array in OpenAI format, intermediate an
+ *  array of messages, metadata an object. Unlike messages, an unknown field is refused (a typo
+ *  would otherwise drop what it meant to say).
+ *  @throws InvalidArgument naming the field ("reply.contnet", "intermediate[1].role", …). */
+CONVSTATE_API AgentReply reply_from_json(std::string_view text);
 
 /** Decodes one message (a JSON object); "role" is required.
  *  @throws InvalidArgument naming the field (e.g. "tool_calls[0].function.arguments"), or

@@ -2,7 +2,7 @@
  * c_test.h: what the areas of convstate_c_test share. The check harness and the run's globals,
  * the JSON probes and the conversation helpers are defined in c_test_support.c; each area's test
  * function in its own file (test_open.c, test_conversations.c, test_messages.c, test_windows.c,
- * test_turns.c); main() in main.c. Pure C99.
+ * test_turns.c, test_split_turns.c); main() in main.c. Pure C99.
  */
 #ifndef CONVSTATE_C_TEST_H
 #define CONVSTATE_C_TEST_H
@@ -77,5 +77,7 @@ void test_windows(convstate_db *db);
 void test_turns(convstate_db *db);
 void test_turn_options_v2(convstate_db *db);
 void test_outcome_unknown(convstate_db *db);
+/* test_split_turns.c */
+void test_split_turns(convstate_db *db);
 
 #endif /* CONVSTATE_C_TEST_H */

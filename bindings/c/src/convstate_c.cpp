@@ -114,6 +114,33 @@ std::optional<std::int64_t> optional_seq(const int64_t* p) {
     return p ? std::optional<std::int64_t>(*p) : std::nullopt;
 }
 
+// A turn's request and orchestrator options from convstate_turn's arguments.
+void to_turn(const char* user_id, const char* message, const convstate_turn_options* options,
+             convstate::TurnRequest& request, convstate::OrchestratorOptions& orchestrator) {
+    request.user_id = text(user_id, "user_id");
+    request.message = text(message, "message");
+    if (options) {
+        check_version(options->version, CONVSTATE_TURN_OPTIONS_VERSION, "options");
+        if (options->conversation_id) request.conversation_id = options->conversation_id;
+        if (options->idempotency_key) request.idempotency_key = options->idempotency_key;
+        if (options->title) request.new_conversation.title = options->title;
+        if (options->conversation_metadata_json) request.new_conversation.metadata_json = options->conversation_metadata_json;
+        if (options->message_metadata_json) request.message_metadata_json = options->message_metadata_json;
+        if (options->window) request.window = to_window(options->window);
+        if (options->reject_concurrent) orchestrator.concurrency = convstate::ConcurrentTurns::reject;
+        if (options->version >= 2) { // fields a version-1 caller's struct does not have
+            auto duration = [](long long ms, const char* field, std::chrono::milliseconds fallback) {
+                if (ms < 0 || ms > 86'400'000LL)
+                    throw convstate::InvalidArgument(std::string("options.") + field, "must be 0..86400000 (ms)");
+                return ms == 0 ? fallback : std::chrono::milliseconds(ms);
+            };
+            orchestrator.run_lease = duration(options->run_lease_ms, "run_lease_ms", orchestrator.run_lease);
+            orchestrator.duplicate_wait =
+                duration(options->duplicate_wait_ms, "duplicate_wait_ms", orchestrator.duplicate_wait);
+        }
+    }
+}
+
 } // namespace
 
 extern "C" {
@@ -343,29 +370,8 @@ convstate_status convstate_turn(convstate_db* db, const char* user_id, const cha
         require(out_json, "out_json");
         if (!agent) throw convstate::InvalidArgument("agent", "must not be NULL");
         convstate::TurnRequest request;
-        request.user_id = text(user_id, "user_id");
-        request.message = text(message, "message");
         convstate::OrchestratorOptions orchestrator;
-        if (options) {
-            check_version(options->version, CONVSTATE_TURN_OPTIONS_VERSION, "options");
-            if (options->conversation_id) request.conversation_id = options->conversation_id;
-            if (options->idempotency_key) request.idempotency_key = options->idempotency_key;
-            if (options->title) request.new_conversation.title = options->title;
-            if (options->conversation_metadata_json) request.new_conversation.metadata_json = options->conversation_metadata_json;
-            if (options->message_metadata_json) request.message_metadata_json = options->message_metadata_json;
-            if (options->window) request.window = to_window(options->window);
-            if (options->reject_concurrent) orchestrator.concurrency = convstate::ConcurrentTurns::reject;
-            if (options->version >= 2) { // fields a version-1 caller's struct does not have
-                auto duration = [](long long ms, const char* field, std::chrono::milliseconds fallback) {
-                    if (ms < 0 || ms > 86'400'000LL)
-                        throw convstate::InvalidArgument(std::string("options.") + field, "must be 0..86400000 (ms)");
-                    return ms == 0 ? fallback : std::chrono::milliseconds(ms);
-                };
-                orchestrator.run_lease = duration(options->run_lease_ms, "run_lease_ms", orchestrator.run_lease);
-                orchestrator.duplicate_wait =
-                    duration(options->duplicate_wait_ms, "duplicate_wait_ms", orchestrator.duplicate_wait);
-            }
-        }
+        to_turn(user_id, message, options, request, orchestrator);
         const convstate::ChatOrchestrator chat(database(db), orchestrator);
         convstate::TurnResult result;
         try {
@@ -389,6 +395,35 @@ convstate_status convstate_turn(convstate_db* db, const char* user_id, const cha
             throw;
         }
         put(out_json, convstate::json::to_json(result));
+    });
+}
+
+convstate_status convstate_turn_begin(convstate_db* db, const char* user_id, const char* message,
+                                      const convstate_turn_options* options, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        convstate::TurnRequest request;
+        convstate::OrchestratorOptions orchestrator;
+        to_turn(user_id, message, options, request, orchestrator);
+        put(out_json, convstate::json::to_json(convstate::ChatOrchestrator(database(db), orchestrator).begin_turn(request)));
+    });
+}
+
+convstate_status convstate_turn_complete(convstate_db* db, const char* user_id, const char* token,
+                                         const char* reply_json, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        const convstate::ChatOrchestrator chat(database(db));
+        put(out_json, convstate::json::to_json(chat.complete_turn(
+                          text(user_id, "user_id"), text(token, "token"),
+                          convstate::json::reply_from_json(text(reply_json, "reply_json")))));
+    });
+}
+
+convstate_status convstate_turn_fail(convstate_db* db, const char* user_id, const char* token, const char* reason) {
+    return guard([&] {
+        convstate::ChatOrchestrator(database(db)).fail_turn(text(user_id, "user_id"), text(token, "token"),
+                                                            reason ? reason : "");
     });
 }
 

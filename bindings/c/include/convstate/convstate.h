@@ -318,6 +318,38 @@ typedef struct convstate_turn_options {
 CONVSTATE_C_API convstate_status convstate_turn(convstate_db *db, const char *user_id, const char *message,
                                                 const convstate_turn_options *options, convstate_agent_fn agent,
                                                 void *context, char **out_json);
+
+/** The first half of a split turn, for hosts that await or stream their model: resolve (or
+ *  create) the conversation, store the user message and load the window, committed, then return.
+ *  options as for convstate_turn (may be NULL). *out_json receives {"conversation_id",
+ *  "user_seq","created","history","token","completed"}: run the model on history (ending with
+ *  this turn's user message), then call convstate_turn_complete or convstate_turn_fail with
+ *  token — from any thread, process or instance. When a keyed retry finds the turn completed,
+ *  token is null and completed holds its stored result (as convstate_turn's out_json, replayed
+ *  true): there is nothing to run. Free *out_json with convstate_free().
+ *  Statuses: as convstate_turn, without CONVSTATE_AGENT_ERROR. */
+CONVSTATE_C_API convstate_status convstate_turn_begin(convstate_db *db, const char *user_id, const char *message,
+                                                      const convstate_turn_options *options, char **out_json);
+
+/** The second half of a split turn: stores reply_json — {"content","tool_calls"?,
+ *  "intermediate"?,"metadata"?}, the reply an agent builds (an unknown field is refused) —
+ *  after the messages already there, atomically. *out_json receives the result as
+ *  convstate_turn's. Completing again stores nothing and returns the stored result (replayed).
+ *  Statuses: CONVSTATE_INVALID_ARGUMENT naming the field (a token not from convstate_turn_begin:
+ *  "turn_token"; an invalid reply: "reply.content", "intermediate[0].role", …; nothing is
+ *  written and the turn stays pending), CONVSTATE_NOT_FOUND (another user's token, or the
+ *  conversation was deleted), CONVSTATE_STORAGE_ERROR, CONVSTATE_OUTCOME_UNKNOWN (retrying
+ *  stores once). */
+CONVSTATE_C_API convstate_status convstate_turn_complete(convstate_db *db, const char *user_id, const char *token,
+                                                         const char *reply_json, char **out_json);
+
+/** Ends a split turn without a reply (the model failed, the client went away): the user
+ *  message stays, the turn's reject_concurrent mark is cleared and a keyed turn released, so a
+ *  retry with the key runs at once. reason may be NULL; it is checked (UTF-8) but not stored.
+ *  Failing a completed turn changes nothing. Statuses: CONVSTATE_INVALID_ARGUMENT
+ *  ("turn_token", "reason"), CONVSTATE_NOT_FOUND, CONVSTATE_STORAGE_ERROR. */
+CONVSTATE_C_API convstate_status convstate_turn_fail(convstate_db *db, const char *user_id, const char *token,
+                                                     const char *reason);
 /** @} */
 
 #ifdef __cplusplus
