@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import inspect
 import json
 import threading
 from ctypes import byref, c_int, c_int64, c_uint64, c_void_p
@@ -618,25 +619,9 @@ class Database:
         if not callable(agent):
             raise TypeError("agent must be callable: agent(history, user_id, conversation_id)")
         lib = _native.lib()
-        win = _window_from_dict(window)
-        strings = {  # kept alive until convstate_turn returns
-            "conversation_id": _text(conversation_id, "conversation_id", optional=True),
-            "idempotency_key": _text(idempotency_key, "idempotency_key", optional=True),
-            "title": _text(title, "title", optional=True),
-            "conversation_metadata_json": _opt_json_object(conversation_metadata, "conversation_metadata"),
-            "message_metadata_json": _opt_json_object(message_metadata, "message_metadata"),
-        }
-        options = _native.TurnOptions(
-            _native.TURN_OPTIONS_VERSION,
-            strings["conversation_id"],
-            strings["idempotency_key"],
-            strings["title"],
-            strings["conversation_metadata_json"],
-            strings["message_metadata_json"],
-            ctypes.pointer(win) if win is not None else None,
-            1 if reject_concurrent else 0,
-            _milliseconds(run_lease, "run_lease"),
-            _milliseconds(duplicate_wait, "duplicate_wait"),
+        options, strings = _turn_options(
+            conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
+            reject_concurrent, run_lease, duplicate_wait,
         )
         user = _text(user_id, "user_id")
         text = _text(message, "message")
@@ -677,6 +662,96 @@ class Database:
         result = _native.take_string(out)
         return json.loads(result) if result is not None else {}
 
+    def begin_turn(
+        self,
+        user_id: str,
+        message: str,
+        *,
+        conversation_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        title: Optional[str] = None,
+        conversation_metadata: Optional[Mapping[str, Any]] = None,
+        message_metadata: Optional[Mapping[str, Any]] = None,
+        window: Optional[Mapping[str, Any]] = None,
+        reject_concurrent: bool = False,
+        run_lease: Optional[float] = None,
+        duplicate_wait: Optional[float] = None,
+    ) -> Json:
+        """The first half of a split turn (options as :meth:`turn`): store the user message and
+        load the window, committed. Returns {"conversation_id","user_seq","created","history",
+        "token","completed"}: run the model on ``history``, then call :meth:`complete_turn` or
+        :meth:`fail_turn` with ``token`` — from any thread, process or server instance. When a
+        keyed retry finds the turn completed, ``token`` is None and ``completed`` holds the stored
+        result (as :meth:`turn` returns it, ``replayed`` True)."""
+        options, strings = _turn_options(
+            conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
+            reject_concurrent, run_lease, duplicate_wait,
+        )
+        result = self._call_json(
+            "convstate_turn_begin", _text(user_id, "user_id"), _text(message, "message"), byref(options)
+        )
+        del strings
+        return result
+
+    def complete_turn(self, user_id: str, token: str, reply: AgentReply) -> Json:
+        """Stores a begun turn's reply (a str, or a dict as an agent returns it) atomically and
+        returns the result as :meth:`turn` does. Completing again stores nothing and returns the
+        stored result (``replayed`` True). An invalid reply raises :class:`InvalidArgument`
+        naming the field and leaves the turn pending; another user's token, or a deleted
+        conversation, raises :class:`NotFound`."""
+        return self._call_json(
+            "convstate_turn_complete", _text(user_id, "user_id"), _text(token, "token"), _reply_json(reply)
+        )
+
+    def fail_turn(self, user_id: str, token: str, reason: Optional[str] = None) -> None:
+        """Ends a begun turn without a reply: the user message stays, a ``reject_concurrent``
+        mark is cleared and a keyed turn is released so that its retry runs at once. ``reason``
+        is checked but not stored. Failing a completed turn changes nothing."""
+        self._call(
+            "convstate_turn_fail", _text(user_id, "user_id"), _text(token, "token"),
+            _text(reason, "reason", optional=True),
+        )
+
+
+def _turn_options(
+    conversation_id: Optional[str],
+    idempotency_key: Optional[str],
+    title: Optional[str],
+    conversation_metadata: Optional[Mapping[str, Any]],
+    message_metadata: Optional[Mapping[str, Any]],
+    window: Optional[Mapping[str, Any]],
+    reject_concurrent: bool,
+    run_lease: Optional[float],
+    duplicate_wait: Optional[float],
+) -> tuple[_native.TurnOptions, list[Any]]:
+    """convstate_turn_options, and what it points to (keep that alive until the call returns)."""
+    win = _window_from_dict(window)
+    strings = [
+        _text(conversation_id, "conversation_id", optional=True),
+        _text(idempotency_key, "idempotency_key", optional=True),
+        _text(title, "title", optional=True),
+        _opt_json_object(conversation_metadata, "conversation_metadata"),
+        _opt_json_object(message_metadata, "message_metadata"),
+    ]
+    options = _native.TurnOptions(
+        _native.TURN_OPTIONS_VERSION,
+        *strings,
+        ctypes.pointer(win) if win is not None else None,
+        1 if reject_concurrent else 0,
+        _milliseconds(run_lease, "run_lease"),
+        _milliseconds(duplicate_wait, "duplicate_wait"),
+    )
+    return options, [strings, win]
+
+
+def _reply_json(reply: AgentReply) -> bytes:
+    """A reply as convstate_turn_complete takes it: a str is the content."""
+    if isinstance(reply, str):
+        return _json({"content": reply}, "reply")
+    if not isinstance(reply, Mapping):
+        raise TypeError(f"a reply is a str or a dict with 'content', not {type(reply).__name__}")
+    return _json(dict(reply), "reply")
+
 
 def _describe(e: BaseException) -> str:
     text = str(e)
@@ -693,6 +768,10 @@ def _fill_reply(lib: ctypes.CDLL, reply: Optional[int], result: AgentReply) -> N
     if isinstance(result, str):
         _reply_call(lib, "convstate_reply_set_content", reply, _text(result, "content"))
         return
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited: close it rather than leave a warning behind
+        raise TypeError("the agent returned an awaitable: an async agent needs convstate.aio.AsyncDatabase")
     if not isinstance(result, Mapping):
         raise TypeError(
             f"the agent must return a str or a dict with 'content', not {type(result).__name__}"

@@ -159,6 +159,9 @@ _SIGNATURES = {
     "convstate_reply_set_error": (convstate_status, [_reply_p, c_char_p]),
     "convstate_turn": (
         convstate_status, [_db_p, c_char_p, c_char_p, POINTER(TurnOptions), AGENT_FN, c_void_p, _out_str]),
+    "convstate_turn_begin": (convstate_status, [_db_p, c_char_p, c_char_p, POINTER(TurnOptions), _out_str]),
+    "convstate_turn_complete": (convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, _out_str]),
+    "convstate_turn_fail": (convstate_status, [_db_p, c_char_p, c_char_p, c_char_p]),
 }
 
 
