@@ -35,7 +35,7 @@ pub mod sys;
 mod types;
 
 pub use json::Value;
-pub use types::{Conversation, ConversationPage, Message, Role, ToolCall, TurnResult};
+pub use types::{Conversation, ConversationPage, Message, PendingTurn, Role, ToolCall, TurnResult};
 
 // ---- Errors ----------------------------------------------------------------------------------
 
@@ -394,6 +394,22 @@ impl AgentReply {
     pub fn text(content: impl Into<String>) -> AgentReply {
         AgentReply { content: content.into(), ..AgentReply::default() }
     }
+
+    /// The reply as convstate_turn_complete takes it: {"content","tool_calls","intermediate",
+    /// "metadata"}.
+    pub fn to_json(&self) -> Value {
+        let mut v = Value::object().with("content", self.content.as_str());
+        if !self.tool_calls.is_empty() {
+            v.set("tool_calls", ToolCall::list_to_json(&self.tool_calls));
+        }
+        if !self.intermediate.is_empty() {
+            v.set("intermediate", Value::Array(self.intermediate.iter().map(Message::input_json).collect()));
+        }
+        if !self.metadata.is_null() {
+            v.set("metadata", self.metadata.clone());
+        }
+        v
+    }
 }
 
 // ---- Database --------------------------------------------------------------------------------
@@ -703,39 +719,88 @@ impl Database {
     {
         let user = cstring("user_id", user_id)?;
         let text = cstring("message", message)?;
-        let conversation_id = opt_cstring("conversation_id", options.conversation_id.as_deref())?;
-        let key = opt_cstring("idempotency_key", options.idempotency_key.as_deref())?;
-        let title = opt_cstring("title", options.title.as_deref())?;
-        let conversation_metadata = opt_cstring(
-            "conversation_metadata",
-            options.conversation_metadata.as_ref().map(Value::to_json).as_deref(),
-        )?;
-        let message_metadata =
-            opt_cstring("message_metadata", options.message_metadata.as_ref().map(Value::to_json).as_deref())?;
-        let window = options.window.map(Window::to_sys);
-
-        let mut raw = sys::CONVSTATE_TURN_OPTIONS_INIT;
-        raw.conversation_id = opt_ptr(&conversation_id);
-        raw.idempotency_key = opt_ptr(&key);
-        raw.title = opt_ptr(&title);
-        raw.conversation_metadata_json = opt_ptr(&conversation_metadata);
-        raw.message_metadata_json = opt_ptr(&message_metadata);
-        raw.window = window.as_ref().map_or(ptr::null(), |w| w as *const sys::convstate_window);
-        raw.reject_concurrent = c_int::from(options.reject_concurrent);
-        // 0 asks for the library's default; the library refuses more than a day.
-        let ms = |d: Option<std::time::Duration>| d.map_or(0, |d| i64::try_from(d.as_millis().max(1)).unwrap_or(i64::MAX));
-        raw.run_lease_ms = ms(options.run_lease);
-        raw.duplicate_wait_ms = ms(options.duplicate_wait);
-
         let mut agent = agent;
         let context = (&mut agent as *mut F).cast::<c_void>();
-        let v = call_json(|out| unsafe {
-            // SAFETY: every pointer in `raw` points into locals that outlive the call; `context`
-            // is `&mut agent`, used only by trampoline::<F> on this thread during the call.
-            sys::convstate_turn(self.db(), user.as_ptr(), text.as_ptr(), &raw, Some(trampoline::<F>), context, out)
+        let v = with_raw_options(options, |raw| {
+            call_json(|out| unsafe {
+                // SAFETY: `raw` points into values that outlive the call; `context` is
+                // `&mut agent`, used only by trampoline::<F> on this thread during the call.
+                sys::convstate_turn(self.db(), user.as_ptr(), text.as_ptr(), raw, Some(trampoline::<F>), context, out)
+            })
         })?;
         decoded(TurnResult::from_json(&v))
     }
+
+    /// The first half of a split turn, for callers that await or stream their model (an async
+    /// runtime, another thread): resolves (or creates) the conversation, stores the user message
+    /// and loads the window, committed. Run the model on [`PendingTurn::history`], then call
+    /// [`Database::complete_turn`] or [`Database::fail_turn`] with [`PendingTurn::token`] — from
+    /// any thread, process or instance. A keyed retry of a completed turn returns
+    /// [`PendingTurn::completed`] instead (there is nothing to run).
+    pub fn begin_turn(&self, user_id: &str, message: &str, options: &TurnOptions) -> Result<PendingTurn, Error> {
+        let user = cstring("user_id", user_id)?;
+        let text = cstring("message", message)?;
+        let v = with_raw_options(options, |raw| {
+            // SAFETY: valid handle, C strings, options and out-pointer, all alive for the call.
+            call_json(|out| unsafe { sys::convstate_turn_begin(self.db(), user.as_ptr(), text.as_ptr(), raw, out) })
+        })?;
+        decoded(PendingTurn::from_json(&v))
+    }
+
+    /// Stores a begun turn's reply atomically and returns the result. Completing again stores
+    /// nothing and returns the stored result (`replayed`). An invalid reply is an
+    /// [`Error::InvalidArgument`] naming the field, and the turn stays pending; another user's
+    /// token, or a deleted conversation, is [`Error::NotFound`].
+    pub fn complete_turn(&self, user_id: &str, token: &str, reply: &AgentReply) -> Result<TurnResult, Error> {
+        let user = cstring("user_id", user_id)?;
+        let token = cstring("token", token)?;
+        let reply = cstring("reply", &reply.to_json().to_json())?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_turn_complete(self.db(), user.as_ptr(), token.as_ptr(), reply.as_ptr(), out)
+        })?;
+        decoded(TurnResult::from_json(&v))
+    }
+
+    /// Ends a begun turn without a reply: the user message stays, a `reject_concurrent` mark is
+    /// cleared and a keyed turn released, so that its retry runs at once. `reason` is checked
+    /// but not stored. Failing a completed turn changes nothing.
+    pub fn fail_turn(&self, user_id: &str, token: &str, reason: Option<&str>) -> Result<(), Error> {
+        let user = cstring("user_id", user_id)?;
+        let token = cstring("token", token)?;
+        let reason = opt_cstring("reason", reason)?;
+        // SAFETY: valid handle and C strings (reason may be NULL).
+        check(unsafe { sys::convstate_turn_fail(self.db(), user.as_ptr(), token.as_ptr(), opt_ptr(&reason)) })
+    }
+}
+
+/// Calls `f` with `options` as the C struct, whose pointers stay valid during the call.
+fn with_raw_options<T>(
+    options: &TurnOptions,
+    f: impl FnOnce(&sys::convstate_turn_options) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let conversation_id = opt_cstring("conversation_id", options.conversation_id.as_deref())?;
+    let key = opt_cstring("idempotency_key", options.idempotency_key.as_deref())?;
+    let title = opt_cstring("title", options.title.as_deref())?;
+    let conversation_metadata =
+        opt_cstring("conversation_metadata", options.conversation_metadata.as_ref().map(Value::to_json).as_deref())?;
+    let message_metadata =
+        opt_cstring("message_metadata", options.message_metadata.as_ref().map(Value::to_json).as_deref())?;
+    let window = options.window.map(Window::to_sys);
+
+    let mut raw = sys::CONVSTATE_TURN_OPTIONS_INIT;
+    raw.conversation_id = opt_ptr(&conversation_id);
+    raw.idempotency_key = opt_ptr(&key);
+    raw.title = opt_ptr(&title);
+    raw.conversation_metadata_json = opt_ptr(&conversation_metadata);
+    raw.message_metadata_json = opt_ptr(&message_metadata);
+    raw.window = window.as_ref().map_or(ptr::null(), |w| w as *const sys::convstate_window);
+    raw.reject_concurrent = c_int::from(options.reject_concurrent);
+    // 0 asks for the library's default; the library refuses more than a day.
+    let ms = |d: Option<std::time::Duration>| d.map_or(0, |d| i64::try_from(d.as_millis().max(1)).unwrap_or(i64::MAX));
+    raw.run_lease_ms = ms(options.run_lease);
+    raw.duplicate_wait_ms = ms(options.duplicate_wait);
+    f(&raw)
 }
 
 /// The C agent callback: calls the closure behind `context`. Never unwinds: a panic and an

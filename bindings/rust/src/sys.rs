@@ -298,6 +298,26 @@ extern "C" {
         context: *mut c_void,
         out_json: *mut *mut c_char,
     ) -> convstate_status;
+    pub fn convstate_turn_begin(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        message: *const c_char,
+        options: *const convstate_turn_options,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_turn_complete(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        token: *const c_char,
+        reply_json: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_turn_fail(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        token: *const c_char,
+        reason: *const c_char,
+    ) -> convstate_status;
 }
 
 #[cfg(test)]

@@ -479,6 +479,40 @@ impl TurnResult {
     }
 }
 
+/// A turn begun by `Database::begin_turn`: the user message is stored; run the model on
+/// `history`, then complete or fail the turn with `token`, from any thread or process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingTurn {
+    pub conversation_id: String,
+    pub user_seq: i64,
+    /// This turn created the conversation.
+    pub created: bool,
+    /// The window, in seq order, ending with this turn's user message.
+    pub history: Vec<Message>,
+    /// The turn token (opaque; no secret): `None` when `completed` is set.
+    pub token: Option<String>,
+    /// A keyed retry of a completed turn: its stored result; there is nothing to run.
+    pub completed: Option<TurnResult>,
+}
+
+impl PendingTurn {
+    pub fn from_json(v: &Value) -> Result<PendingTurn, Error> {
+        let o = Obj::new(v, "pending_turn", String::new())?;
+        let history = match o.find("history") {
+            None => Vec::new(),
+            Some(h) => Message::list_from_json(h)?,
+        };
+        Ok(PendingTurn {
+            conversation_id: o.string("conversation_id")?,
+            user_seq: o.opt_int("user_seq")?.unwrap_or(0),
+            created: o.opt_bool("created")?.unwrap_or(false),
+            history,
+            token: o.opt_string("token")?,
+            completed: o.find("completed").map(TurnResult::from_json).transpose()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

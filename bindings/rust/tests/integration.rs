@@ -29,6 +29,8 @@ backend_tests!(
     reject_concurrent_turns,
     keyed_duplicate_waits_for_the_running_turn,
     schema_and_migrate,
+    split_turn_across_threads,
+    split_turn_errors_and_fail,
 );
 
 fn user() -> String {
@@ -761,4 +763,61 @@ fn schema_and_migrate(db: TestDb) {
     // A second handle on the same database works alongside the first.
     let other = Database::open_with(&db.url, &Options { pool_size: 1, ..Options::default() }).unwrap();
     assert_eq!(other.schema_version().unwrap(), v);
+}
+
+fn split_turn_across_threads(db: TestDb) {
+    let u = user();
+    let begun = db.begin_turn(&u, "what is 6*7?", &TurnOptions::default()).unwrap();
+    assert!(begun.created);
+    assert_eq!(begun.user_seq, 1);
+    assert_eq!(begun.history.len(), 1);
+    assert_eq!(begun.history[0].content, "what is 6*7?");
+    assert!(begun.completed.is_none());
+    let token = begun.token.clone().expect("a token");
+    // The model runs elsewhere; another handle on the database (another instance) completes.
+    let url = db.url.clone();
+    let user_id = u.clone();
+    let result = std::thread::spawn(move || {
+        let other = Database::open_with(&url, &Options { pool_size: 1, ..Options::default() }).unwrap();
+        let mut reply = AgentReply::text("42");
+        reply.metadata = Value::object().with("model", "threaded");
+        other.complete_turn(&user_id, &token, &reply).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!((result.user_seq, result.reply_seq, result.reply.as_str()), (1, 2, "42"));
+    assert!(!result.replayed);
+    let token = begun.token.as_deref().unwrap();
+    let again = db.complete_turn(&u, token, &AgentReply::text("other")).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.reply, "42");
+    let stored = db.load_all(&u, &begun.conversation_id).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1].metadata.get("model").and_then(Value::as_str), Some("threaded"));
+}
+
+fn split_turn_errors_and_fail(db: TestDb) {
+    let u = user();
+    let c = db.create_conversation(&u, None, None).unwrap().id;
+    let options = TurnOptions::in_conversation(c.clone()).with_idempotency_key("rust-split");
+    let begun = db.begin_turn(&u, "hi", &options).unwrap();
+    let token = begun.token.clone().unwrap();
+    assert_not_found(db.complete_turn("someone-else", &token, &AgentReply::text("x")));
+    assert_invalid(db.complete_turn(&u, "cst1.nonsense", &AgentReply::text("x")), "turn_token");
+    let mut bad = AgentReply::text("x");
+    bad.intermediate.push(Message::new(Role::User, "not the agent's"));
+    assert_invalid(db.complete_turn(&u, &token, &bad), "intermediate[0].role");
+    assert_eq!(db.count(&u, &c).unwrap(), 1);
+    // Failed: the retry with the key begins at once and reuses the stored user message.
+    db.fail_turn(&u, &token, Some("the model timed out")).unwrap();
+    let retry = db.begin_turn(&u, "hi", &options).unwrap();
+    assert_eq!(retry.user_seq, begun.user_seq);
+    db.complete_turn(&u, retry.token.as_deref().unwrap(), &AgentReply::text("done")).unwrap();
+    let replay = db.begin_turn(&u, "hi", &options).unwrap();
+    assert!(replay.token.is_none());
+    let completed = replay.completed.expect("completed");
+    assert!(completed.replayed);
+    assert_eq!(completed.reply, "done");
+    db.delete_conversation(&u, &c).unwrap();
+    assert_not_found(db.fail_turn(&u, &token, None));
 }
