@@ -7,13 +7,16 @@
 #include <optional>
 #include <vector>
 
+#include <boost/asio.hpp>
 #include <boost/json.hpp>
 
 #include "../demo_agent.hpp"
 #include "jwt.hpp"
+#include "server.hpp"
 
 namespace http_server {
 namespace bj = boost::json;
+namespace asio = boost::asio;
 
 namespace {
 
@@ -195,14 +198,20 @@ Response error_response(http::status status, const std::string& message, const s
     return res;
 }
 
-Api::Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy, std::chrono::milliseconds run_lease)
+Api::Api(convstate::Database db, std::string jwt_secret, JwtPolicy jwt_policy, std::chrono::milliseconds run_lease,
+         std::size_t workers, std::optional<UpstreamOptions> upstream)
     : db_(db), chat_(db, {.window = convstate::HistoryWindow::last(50), .run_lease = run_lease}), conversations_(db),
-      messages_(db),
-      secret_(std::move(jwt_secret)), jwt_policy_(std::move(jwt_policy)) {}
+      messages_(db), secret_(std::move(jwt_secret)), jwt_policy_(std::move(jwt_policy)),
+      workers_(std::max<std::size_t>(workers, 1)) {
+    if (upstream) upstream_.emplace(std::move(*upstream));
+}
 
-Response Api::handle(const Request& req, std::string& user_out) const {
+namespace {
+
+// The response for an exception a handler threw.
+Response error_of(std::exception_ptr failure) {
     try {
-        return route(req, user_out);
+        std::rethrow_exception(failure);
     } catch (const HttpError& e) {
         return error_response(e.status, e.message, e.field);
     } catch (const convstate::InvalidArgument& e) {
@@ -213,6 +222,8 @@ Response Api::handle(const Request& req, std::string& user_out) const {
         return error_response(http::status::conflict, e.what());
     } catch (const convstate::AgentError&) {
         return error_response(http::status::bad_gateway, "the agent failed");
+    } catch (const ModelError& e) {
+        return error_response(http::status::bad_gateway, std::string("the model failed: ") + e.what(), {}, "model_failed");
     } catch (const convstate::OutcomeUnknown&) {
         // Maybe stored, maybe not: a retry with the same idempotency_key settles it safely.
         Response res = error_response(http::status::service_unavailable,
@@ -228,6 +239,57 @@ Response Api::handle(const Request& req, std::string& user_out) const {
     } catch (const std::exception&) {
         return error_response(http::status::internal_server_error, "internal error");
     }
+}
+
+// The body of a chat answer (and of the final event of a streamed one).
+std::string chat_json(const convstate::TurnResult& r) {
+    // The tool calls of this turn: those of its agent loop (what this turn stored, never a
+    // concurrent turn's), then the reply's own.
+    std::vector<convstate::ToolCall> calls;
+    for (const convstate::Message& msg : r.intermediate)
+        calls.insert(calls.end(), msg.tool_calls.begin(), msg.tool_calls.end());
+    calls.insert(calls.end(), r.tool_calls.begin(), r.tool_calls.end());
+    bj::object o;
+    o["conversation_id"] = r.conversation_id;
+    o["response"] = r.reply;
+    o["tool_calls"] = bj::parse(convstate::json::tool_calls_to_json(calls));
+    o["created"] = r.created;
+    o["replayed"] = r.replayed;
+    o["user_seq"] = r.user_seq;
+    o["reply_seq"] = r.reply_seq;
+    return bj::serialize(o);
+}
+
+// One Server-Sent Event.
+std::string event(std::string_view name, const std::string& json) {
+    return "event: " + std::string(name) + "\ndata: " + json + "\n\n";
+}
+
+std::string error_event(const Response& error) { return event("error", error.body()); }
+
+} // namespace
+
+Api::~Api() { workers_.join(); }
+
+Response Api::handle_blocking(const Request& req, std::string& user_out) const {
+    try {
+        return route(req, user_out);
+    } catch (...) {
+        return error_of(std::current_exception());
+    }
+}
+
+void Api::authenticate(const Request& req, const std::string& user, std::string& user_out) const {
+    // Authentication, then authorisation: the token's subject must be the path's user.
+    const auto auth = req[http::field::authorization];
+    constexpr std::string_view scheme = "bearer ";
+    if (auth.size() <= scheme.size() ||
+        !std::equal(scheme.begin(), scheme.end(), auth.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
+        throw HttpError{http::status::unauthorized, "missing bearer token"};
+    const auto verified = verify_hs256(auth.substr(scheme.size()), secret_, now_seconds(), jwt_policy_);
+    if (const auto* err = std::get_if<JwtError>(&verified)) throw HttpError{http::status::unauthorized, "invalid token: " + err->reason};
+    user_out = std::get<JwtClaims>(verified).sub; // the log names who was authenticated, never the path's claim
+    if (user_out != user) throw HttpError{http::status::forbidden, "token does not grant access to this user"};
 }
 
 Response Api::route(const Request& req, std::string& user_out) const {
@@ -262,49 +324,11 @@ Response Api::route(const Request& req, std::string& user_out) const {
     if (m != want) return wrong_method(allowed);
 
     const std::string& user = s[1];
-
-    // Authentication, then authorisation: the token's subject must be the path's user.
-    const auto auth = req[http::field::authorization];
-    constexpr std::string_view scheme = "bearer ";
-    if (auth.size() <= scheme.size() ||
-        !std::equal(scheme.begin(), scheme.end(), auth.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
-        throw HttpError{http::status::unauthorized, "missing bearer token"};
-    const auto verified = verify_hs256(auth.substr(scheme.size()), secret_, now_seconds(), jwt_policy_);
-    if (const auto* err = std::get_if<JwtError>(&verified)) throw HttpError{http::status::unauthorized, "invalid token: " + err->reason};
-    user_out = std::get<JwtClaims>(verified).sub; // the log names who was authenticated, never the path's claim
-    if (user_out != user) throw HttpError{http::status::forbidden, "token does not grant access to this user"};
+    authenticate(req, user, user_out);
 
     switch (route) {
-    case Route::chat: {
-        const bj::object body = parse_body(req);
-        const bj::value* message = body.if_contains("message");
-        if (!message) throw HttpError{http::status::bad_request, "message is required", "message"};
-        if (!message->is_string()) throw HttpError{http::status::bad_request, "message must be a string", "message"};
-        convstate::TurnRequest turn;
-        turn.user_id = user;
-        turn.message = std::string(message->as_string());
-        turn.conversation_id = optional_string(body, "conversation_id");
-        turn.idempotency_key = optional_string(body, "idempotency_key");
-        turn.new_conversation.title = title_of(turn.message);
-        const convstate::TurnResult r = chat_.turn(turn, demo::agent);
-
-        // The tool calls of this turn: those of its agent loop (what this turn stored, never a
-        // concurrent turn's), then the reply's own.
-        std::vector<convstate::ToolCall> calls;
-        for (const convstate::Message& msg : r.intermediate)
-            calls.insert(calls.end(), msg.tool_calls.begin(), msg.tool_calls.end());
-        calls.insert(calls.end(), r.tool_calls.begin(), r.tool_calls.end());
-
-        bj::object o;
-        o["conversation_id"] = r.conversation_id;
-        o["response"] = r.reply;
-        o["tool_calls"] = bj::parse(convstate::json::tool_calls_to_json(calls));
-        o["created"] = r.created;
-        o["replayed"] = r.replayed;
-        o["user_seq"] = r.user_seq;
-        o["reply_seq"] = r.reply_seq;
-        return json_response(http::status::ok, bj::serialize(o));
-    }
+    case Route::chat: // POST …/chat is served by Api::chat, on the caller's executor
+        throw std::logic_error("a chat request reached the blocking handler");
     case Route::list: {
         convstate::ListOptions opts;
         opts.cursor = t.param("cursor").value_or("");
@@ -323,6 +347,168 @@ Response Api::route(const Request& req, std::string& user_out) const {
     }
     }
     throw HttpError{http::status::not_found, "no such route"};
+}
+
+asio::awaitable<Answer> Api::handle(const Request& req, std::string& user_out, Exchange& exchange) const {
+    std::exception_ptr failure;
+    try {
+        const Target t = parse_target(req.target());
+        const auto& s = t.segments;
+        // Liveness: answered on the I/O thread at once, whatever the database and the model do
+        // (GET /healthz asks the database too).
+        if (s.size() == 1 && s[0] == "health" && req.method() == http::verb::get)
+            co_return Answer{json_response(http::status::ok, R"({"status":"ok"})")};
+        if (s.size() == 3 && s[0] == "api" && s[2] == "chat" && req.method() == http::verb::post) {
+            authenticate(req, s[1], user_out);
+            Answer answer = co_await chat(req, s[1], exchange);
+            co_return answer;
+        }
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) co_return Answer{error_of(failure)};
+    // (Every co_await here is a statement of its own: GCC 12 miscompiles some inside larger
+    // expressions, such as an aggregate initialiser.)
+    Response response = co_await on_workers([&] { return handle_blocking(req, user_out); });
+    co_return Answer{std::move(response)};
+}
+
+// POST /api/{user}/chat: begin the turn (a worker), the model (awaited, no thread held),
+// complete the turn (a worker). With "stream": true the answer is a chunked text/event-stream:
+// "begin", one "chunk" per piece, then "done" (the stored result) or "error".
+asio::awaitable<Answer> Api::chat(const Request& req, const std::string& user, Exchange& exchange) const {
+    const bj::object body = parse_body(req);
+    const bj::value* message = body.if_contains("message");
+    if (!message) throw HttpError{http::status::bad_request, "message is required", "message"};
+    if (!message->is_string()) throw HttpError{http::status::bad_request, "message must be a string", "message"};
+    bool stream = false;
+    if (const bj::value* v = body.if_contains("stream"); v && !v->is_null()) {
+        if (!v->is_bool()) throw HttpError{http::status::bad_request, "stream must be a boolean", "stream"};
+        stream = v->as_bool();
+    }
+    convstate::TurnRequest turn;
+    turn.user_id = user;
+    turn.message = std::string(message->as_string());
+    turn.conversation_id = optional_string(body, "conversation_id");
+    turn.idempotency_key = optional_string(body, "idempotency_key");
+    turn.new_conversation.title = title_of(turn.message);
+    const convstate::PendingTurn begun = co_await on_workers([&] { return chat_.begin_turn(turn); });
+
+    if (!stream) {
+        if (begun.completed) co_return Answer{json_response(http::status::ok, chat_json(*begun.completed))};
+        std::exception_ptr failure;
+        convstate::AgentReply reply;
+        try {
+            reply = co_await run_model(user, begun, nullptr);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (failure) {
+            const Response error = error_of(failure);
+            co_await fail(user, begun.token, error.body());
+            co_return Answer{error};
+        }
+        const convstate::TurnResult r =
+            co_await on_workers([&] { return chat_.complete_turn(user, begun.token, std::move(reply)); });
+        co_return Answer{json_response(http::status::ok, chat_json(r))};
+    }
+
+    // Streamed. From here on the status is sent: failures become an "error" event.
+    bj::object start;
+    start["conversation_id"] = begun.conversation_id;
+    start["user_seq"] = begun.user_seq;
+    start["created"] = begun.created;
+    std::vector<std::string> head{event("begin", bj::serialize(start))};
+    if (begun.completed) { // a retry of a completed turn: its stored reply, at once
+        bj::object piece;
+        piece["content"] = begun.completed->reply;
+        head.push_back(event("chunk", bj::serialize(piece)));
+        head.push_back(event("done", chat_json(*begun.completed)));
+    }
+    bool connected = co_await exchange.start_events();
+    for (const std::string& e : head)
+        if (connected) connected = co_await exchange.send(e);
+    if (begun.completed) {
+        if (connected) connected = co_await exchange.finish_events();
+        co_return Answer{std::nullopt, 200, connected};
+    }
+    const OnPiece on_piece = [&](const std::string& text) -> asio::awaitable<bool> {
+        bj::object piece;
+        piece["content"] = text;
+        const bool sent = co_await exchange.send(event("chunk", bj::serialize(piece)));
+        co_return sent;
+    };
+    std::exception_ptr failure;
+    convstate::AgentReply reply;
+    try {
+        if (!connected) throw Abandoned();
+        reply = co_await run_model(user, begun, on_piece);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (failure) {
+        // The user message stays; the turn is failed, so a keyed retry runs it again at once.
+        const Response error = error_of(failure);
+        bool gone = false;
+        try {
+            std::rethrow_exception(failure);
+        } catch (const Abandoned&) {
+            gone = true;
+        } catch (...) {
+        }
+        const std::string reason = gone ? "the client went away" : error.body();
+        co_await fail(user, begun.token, reason);
+        if (gone) co_return Answer{std::nullopt, 499, false}; // 499: the client closed the request
+        connected = co_await exchange.send(error_event(error));
+        if (connected) connected = co_await exchange.finish_events();
+        co_return Answer{std::nullopt, 200, connected};
+    }
+    std::string done;
+    try {
+        const convstate::TurnResult r =
+            co_await on_workers([&] { return chat_.complete_turn(user, begun.token, std::move(reply)); });
+        done = event("done", chat_json(r));
+    } catch (...) {
+        done = error_event(error_of(std::current_exception())); // stored or not: a keyed retry tells
+    }
+    connected = co_await exchange.send(done);
+    if (connected) connected = co_await exchange.finish_events();
+    co_return Answer{std::nullopt, 200, connected};
+}
+
+// The model: the upstream when there is one, else the demo agent (on a worker: it is code).
+asio::awaitable<convstate::AgentReply> Api::run_model(const std::string& user, const convstate::PendingTurn& turn,
+                                                      const OnPiece& on_piece) const {
+    if (upstream_) {
+        convstate::AgentReply reply;
+        reply.content = co_await upstream_->complete(turn.history, on_piece);
+        co_return reply;
+    }
+    convstate::AgentReply reply = co_await on_workers([&] {
+        try {
+            return demo::agent(convstate::AgentInput{user, turn.conversation_id, turn.history});
+        } catch (const std::exception& e) {
+            throw ModelError(std::string("the demo agent failed: ") + e.what());
+        }
+    });
+    if (on_piece) // in pieces, as a model streams them (cut at character boundaries)
+        for (std::size_t at = 0; at < reply.content.size();) {
+            std::size_t n = std::min<std::size_t>(16, reply.content.size() - at);
+            while (at + n < reply.content.size() && (static_cast<unsigned char>(reply.content[at + n]) & 0xC0) == 0x80) ++n;
+            const bool sent = co_await on_piece(reply.content.substr(at, n));
+            if (!sent) throw Abandoned();
+            at += n;
+        }
+    co_return reply;
+}
+
+// Best effort: if failing the turn fails too, its run lease expires instead.
+asio::awaitable<void> Api::fail(const std::string& user, const std::string& token, const std::string& reason) const {
+    try {
+        co_await on_workers([&] { chat_.fail_turn(user, token, reason.substr(0, 4096)); });
+    } catch (const std::exception& e) {
+        log_event("fail_turn_error", ",\"error\":" + json_quote(e.what()));
+    }
 }
 
 } // namespace http_server

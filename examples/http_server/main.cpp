@@ -11,6 +11,7 @@
 // the environment.
 #include <chrono>
 #include <csignal>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -39,12 +40,16 @@ struct Config {
     unsigned long run_lease = 120;
     std::string jwt_audience;
     std::string jwt_issuer;
+    std::string upstream;
+    std::string upstream_model = "gpt-4o-mini";
+    unsigned long upstream_timeout = 120;
 };
 
 constexpr const char* kUsage =
     "usage: http_server [--listen ADDR] [--port N] [--db URL] [--threads N] [--pool N] [--max-body BYTES]\n"
     "                   [--max-connections N] [--shutdown-timeout S] [--run-lease S]\n"
     "                   [--jwt-audience AUD] [--jwt-issuer ISS]\n"
+    "                   [--upstream URL] [--upstream-model NAME] [--upstream-timeout S]\n"
     "  --listen ADDR          address to listen on (default 127.0.0.1; env CONVSTATE_LISTEN)\n"
     "  --port N               TCP port (default 8080; env CONVSTATE_PORT)\n"
     "  --db URL               database (default sqlite3://convstate-server.db; env CONVSTATE_DB)\n"
@@ -62,6 +67,11 @@ constexpr const char* kUsage =
     "  --jwt-audience AUD     tokens must carry \"aud\": AUD, or an array holding it (default: not\n"
     "                         checked; env CONVSTATE_JWT_AUDIENCE)\n"
     "  --jwt-issuer ISS       tokens must carry \"iss\": ISS (default: not checked; env CONVSTATE_JWT_ISSUER)\n"
+    "  --upstream URL         the model: an OpenAI-compatible chat-completions URL, http://host[:port]/path\n"
+    "                         (default: the built-in demo agent; env CONVSTATE_UPSTREAM); its API key, if\n"
+    "                         any, from env CONVSTATE_UPSTREAM_KEY\n"
+    "  --upstream-model NAME  the model name sent upstream (default gpt-4o-mini; env CONVSTATE_UPSTREAM_MODEL)\n"
+    "  --upstream-timeout S   how long the upstream may be silent (default 120; env CONVSTATE_UPSTREAM_TIMEOUT)\n"
     "  --help                 print this help\n"
     "CONVSTATE_JWT_SECRET (at least 16 bytes) must be set: the HS256 key of the bearer tokens.\n";
 
@@ -94,6 +104,10 @@ int main(int argc, char** argv) try {
         else if (name == "jwt-audience") return !(cfg.jwt_audience = value).empty();
         else if (name == "run-lease") return to_number(value, cfg.run_lease) && cfg.run_lease >= 1 && cfg.run_lease <= 86400;
         else if (name == "jwt-issuer") return !(cfg.jwt_issuer = value).empty();
+        else if (name == "upstream") return !(cfg.upstream = value).empty();
+        else if (name == "upstream-model") return !(cfg.upstream_model = value).empty();
+        else if (name == "upstream-timeout")
+            return to_number(value, cfg.upstream_timeout) && cfg.upstream_timeout >= 1 && cfg.upstream_timeout <= 3600;
         else return false;
         return true;
     };
@@ -101,7 +115,9 @@ int main(int argc, char** argv) try {
         {"CONVSTATE_DB", "db"}, {"CONVSTATE_THREADS", "threads"}, {"CONVSTATE_POOL", "pool"},
         {"CONVSTATE_MAX_BODY", "max-body"}, {"CONVSTATE_MAX_CONNECTIONS", "max-connections"},
         {"CONVSTATE_SHUTDOWN_TIMEOUT", "shutdown-timeout"}, {"CONVSTATE_JWT_AUDIENCE", "jwt-audience"},
-        {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}, {"CONVSTATE_RUN_LEASE", "run-lease"}};
+        {"CONVSTATE_JWT_ISSUER", "jwt-issuer"}, {"CONVSTATE_RUN_LEASE", "run-lease"},
+        {"CONVSTATE_UPSTREAM", "upstream"}, {"CONVSTATE_UPSTREAM_MODEL", "upstream-model"},
+        {"CONVSTATE_UPSTREAM_TIMEOUT", "upstream-timeout"}};
     for (const auto& [var, name] : env)
         if (const char* v = std::getenv(var); v && *v && !set(name, v)) return usage((std::string("bad ") + var).c_str());
     for (int i = 1; i < argc; ++i)
@@ -121,8 +137,19 @@ int main(int argc, char** argv) try {
     convstate::DatabaseOptions db_options;
     db_options.pool_size = cfg.pool;
     const convstate::Database db = convstate::Database::open(cfg.db, db_options);
+    std::optional<http_server::UpstreamOptions> upstream;
+    if (!cfg.upstream.empty()) {
+        const char* key = std::getenv("CONVSTATE_UPSTREAM_KEY");
+        upstream = http_server::UpstreamOptions{cfg.upstream, cfg.upstream_model, key ? key : "",
+                                                std::chrono::seconds(cfg.upstream_timeout)};
+        try {
+            http_server::Upstream check(*upstream);
+        } catch (const std::invalid_argument& e) {
+            return usage(e.what());
+        }
+    }
     const http_server::Api api(db, secret, {.audience = cfg.jwt_audience, .issuer = cfg.jwt_issuer},
-                               std::chrono::seconds(cfg.run_lease));
+                               std::chrono::seconds(cfg.run_lease), cfg.pool, upstream);
 
     boost::asio::io_context ioc(static_cast<int>(cfg.threads));
     const boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.listen),

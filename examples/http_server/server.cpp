@@ -101,7 +101,7 @@ void log_event(std::string_view event, const std::string& fields) {
     write_line("{\"ts\":" + json_quote(timestamp()) + ",\"event\":" + json_quote(event) + fields + "}");
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, public Exchange {
 public:
     Session(tcp::socket socket, Server& server) : stream_(std::move(socket)), server_(server) {}
     ~Session() { server_.remove(this); }
@@ -152,13 +152,63 @@ private:
             return;
         }
         busy_ = true;
+        // Handled as a coroutine on this session's strand: database calls go to the API's
+        // workers and the model is awaited, so this I/O thread serves other connections meanwhile.
+        asio::co_spawn(stream_.get_executor(), serve(start), [self = shared_from_this()](std::exception_ptr e) {
+            if (e) self->close(); // serve() does not throw; if it did, drop the connection
+        });
+    }
+
+    asio::awaitable<void> serve(std::chrono::steady_clock::time_point start) {
+        const auto self = shared_from_this();
         const Request& req = parser_->get();
+        const std::string method(req.method_string()), target(req.target());
         std::string user;
-        Response res = server_.api().handle(req, user);
-        res.version(req.version());
+        Answer answer = co_await server_.api().handle(req, user, *this);
+        if (answer.response) {
+            Response res = std::move(*answer.response);
+            res.version(req.version());
+            res.keep_alive(req.keep_alive() && !server_.stopping());
+            if (req.method() == http::verb::head) res.body().clear();
+            finish(std::move(res), method, target, user, start, false);
+            co_return;
+        }
+        // Streamed: the response is written already.
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        log_request(method, target.substr(0, target.find('?')), answer.status, ms, user);
+        busy_ = false;
+        if (answer.keep_alive && req.keep_alive() && !server_.stopping()) read();
+        else close();
+    }
+
+    // Exchange: a chunked text/event-stream answer, written on this session's strand while the
+    // session is busy (nothing else reads or writes the stream meanwhile).
+    asio::awaitable<bool> start_events() override {
+        const Request& req = parser_->get();
+        http::response<http::empty_body> res{http::status::ok, req.version()};
+        res.set(http::field::content_type, "text/event-stream");
+        res.set(http::field::cache_control, "no-store");
         res.keep_alive(req.keep_alive() && !server_.stopping());
-        if (req.method() == http::verb::head) res.body().clear();
-        finish(std::move(res), std::string(req.method_string()), std::string(req.target()), user, start, false);
+        res.chunked(true);
+        http::response_serializer<http::empty_body> serializer{res};
+        beast::error_code ec;
+        stream_.expires_after(std::chrono::seconds(30));
+        co_await http::async_write_header(stream_, serializer, asio::redirect_error(asio::use_awaitable, ec));
+        co_return !ec;
+    }
+
+    asio::awaitable<bool> send(std::string data) override {
+        beast::error_code ec;
+        stream_.expires_after(std::chrono::seconds(30));
+        co_await asio::async_write(stream_, http::make_chunk(asio::buffer(data)), asio::redirect_error(asio::use_awaitable, ec));
+        co_return !ec;
+    }
+
+    asio::awaitable<bool> finish_events() override {
+        beast::error_code ec;
+        stream_.expires_after(std::chrono::seconds(30));
+        co_await asio::async_write(stream_, http::make_chunk_last(), asio::redirect_error(asio::use_awaitable, ec));
+        co_return !ec;
     }
 
     void finish(Response res, const std::string& method, const std::string& target, const std::string& user,

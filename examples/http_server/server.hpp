@@ -27,8 +27,9 @@ struct ServerOptions {
     std::size_t max_connections = 1024;
 };
 
-/** Accepts connections and runs one Session per connection; handlers run on the io_context's
- *  threads (a turn blocks its thread while it talks to the database). */
+/** Accepts connections and runs one Session per connection. Requests are parsed and answered on
+ *  the io_context's threads; the Api runs database calls on its own workers and awaits the
+ *  model, so no I/O thread waits for either. */
 class Server {
 public:
     Server(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint, const Api& api,

@@ -2,7 +2,8 @@
 
 POST any path with {"messages": [...], "stream": bool}. What it answers depends on the last
 message's content: containing "fail" → HTTP 500; "slow" → waits `slow_seconds` first; "cut" →
-(streaming) sends two chunks and closes the connection without [DONE]. Otherwise the reply is
+(streaming) sends two chunks and closes the connection without [DONE]; "drip" → (streaming)
+waits 0.1 s before each chunk. Otherwise the reply is
 "upstream: <content>", sent as a JSON completion or, with "stream": true, as Server-Sent Events
 of three-character deltas ending with "data: [DONE]".
 """
@@ -51,9 +52,15 @@ class FakeUpstream:
                         self.wfile.flush()
                         self.close_connection = True
                         return
+                    if "drip" in said:
+                        time.sleep(0.1)
                     chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    except OSError:  # the caller went away
+                        self.close_connection = True
+                        return
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True
