@@ -14,7 +14,7 @@
 #include "util.hpp"
 #include "validate.hpp"
 #include "window_loader.hpp"
-#include "writes.hpp"
+#include "tx_steps.hpp"
 
 namespace convstate {
 

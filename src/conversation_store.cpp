@@ -9,7 +9,7 @@
 #include "rows.hpp"
 #include "util.hpp"
 #include "validate.hpp"
-#include "writes.hpp"
+#include "tx_steps.hpp"
 
 namespace convstate {
 

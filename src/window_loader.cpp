@@ -6,7 +6,7 @@
 #include "convstate/error.hpp"
 #include "rows.hpp"
 #include "tokens.hpp"
-#include "writes.hpp"
+#include "tx_steps.hpp"
 
 namespace convstate::detail {
 namespace {

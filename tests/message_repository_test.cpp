@@ -61,12 +61,7 @@ TEST_CASE("messages: a batch is atomic and consecutive") {
     CHECK(stored[0].seq == 2);
     CHECK(stored[2].seq == 4);
     // One bad message: nothing of the batch is written.
-    try {
-        messages.append_batch("u", c.id, {user_msg("ok"), {.role = Role::tool, .content = "no call id"}});
-        FAIL("no error");
-    } catch (const InvalidArgument& e) {
-        CHECK(e.field() == "messages[1].tool_call_id");
-    }
+    CHECK(cstest::invalid_field([&] { messages.append_batch("u", c.id, {user_msg("ok"), {.role = Role::tool, .content = "no call id"}}); }) == "messages[1].tool_call_id");
     CHECK(messages.count("u", c.id) == 4);
     CHECK(cstest::query_number(raw, "SELECT COUNT(*) FROM convstate_messages") == 4);
     check_dense(messages.load_all("u", c.id));
@@ -95,12 +90,7 @@ TEST_CASE("messages: an idempotency key stores a message once") {
     const Conversation other = store.create("u");
     CHECK(messages.append("u", other.id, m).seq == 1);
     // A duplicate key inside one batch is a caller bug.
-    try {
-        messages.append_batch("u", c.id, {k2, k2});
-        FAIL("no error");
-    } catch (const InvalidArgument& e) {
-        CHECK(e.field() == "messages[1].idempotency_key");
-    }
+    CHECK(cstest::invalid_field([&] { messages.append_batch("u", c.id, {k2, k2}); }) == "messages[1].idempotency_key");
 }
 
 TEST_CASE("messages: the same key appended from several threads at once stores one message") {
@@ -174,12 +164,7 @@ TEST_CASE("messages: loading all, the last n, and pages by seq") {
     CHECK_THROWS_AS(messages.load_last("u", "no-such-conversation", 0), NotFound);
     CHECK_THROWS_AS(messages.count("u", "no-such-conversation"), NotFound);
     for (std::size_t bad : {std::size_t{0}, std::size_t{10001}}) {
-        try {
-            messages.load_after("u", c.id, 0, bad);
-            FAIL("no error");
-        } catch (const InvalidArgument& e) {
-            CHECK(e.field() == "limit");
-        }
+        CHECK(cstest::invalid_field([&] { messages.load_after("u", c.id, 0, bad); }) == "limit");
     }
 }
 

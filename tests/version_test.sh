@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The version is defined once, in include/convstate/version.h; the Python and Rust packages
-# (whose manifests cannot include it) must say the same.
+# (whose manifests and lockfiles cannot include it) must say the same, everywhere they say it.
 # Usage: version_test.sh SOURCE_DIR
 set -euo pipefail
 src=$1
@@ -14,4 +14,10 @@ check bindings/python/pyproject.toml "$(sed -n 's/^version = "\(.*\)"$/\1/p' "$s
 check bindings/rust/Cargo.toml "$(sed -n '0,/^version = /s/^version = "\(.*\)"$/\1/p' "$src/bindings/rust/Cargo.toml")"
 rs() { sed -n "s/^pub const CONVSTATE_VERSION_$1: c_int = \([0-9]*\);$/\1/p" "$src/bindings/rust/src/sys.rs"; }
 check bindings/rust/src/sys.rs "$(rs MAJOR).$(rs MINOR).$(rs PATCH)"
+check bindings/python/convstate/__init__.py "$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$src/bindings/python/convstate/__init__.py")"
+py() { sed -n "s/^HEADER_VERSION_$1 = \([0-9]*\)$/\1/p" "$src/bindings/python/convstate/_native.py"; }
+check bindings/python/convstate/_native.py "$(py MAJOR).$(py MINOR).$(py PATCH)"
+for lock in bindings/rust/Cargo.lock examples/rust/Cargo.lock; do
+    check "$lock" "$(sed -n '/^name = "convstate"$/{n;s/^version = "\(.*\)"$/\1/p}' "$src/$lock")"
+done
 exit "$fail"

@@ -1,4 +1,4 @@
-#include "writes.hpp"
+#include "tx_steps.hpp"
 
 #include <algorithm>
 

@@ -1,6 +1,7 @@
 #pragma once
-// The write steps shared by the repositories and the orchestrator. Each runs inside a
-// transaction the caller opened with DatabaseImpl::run.
+// The transaction steps shared by the repositories and the orchestrator: writes, and the reads
+// they need (a key lookup, a range). Each runs inside a transaction the caller opened with
+// DatabaseImpl::run.
 
 #include <cstdint>
 #include <optional>
