@@ -262,3 +262,24 @@ TEST_CASE("split turn: round trips") {
         CHECK(complete == 80);
     }
 }
+
+TEST_CASE("split turn: the window never splits a tool-call group and keeps the system prefix") {
+    cstest::Fixture fx;
+    [[maybe_unused]] auto& [raw, db, store, messages] = fx;
+    OrchestratorOptions o;
+    o.window = HistoryWindow::last(4);
+    const ChatOrchestrator chat(db, o);
+    const Conversation c = store.create("u");
+    messages.append_batch("u", c.id, {cstest::msg(Role::system, "rules"), cstest::msg(Role::user, "weather?")});
+    const PendingTurn first = chat.begin_turn(request("u", c.id, "in Paris?"));
+    AgentReply reply = text_reply("sunny");
+    reply.intermediate = {cstest::tool_calls_msg({"a", "b"}), cstest::tool_result("18C", "a"),
+                          cstest::tool_result("rain 0%", "b")};
+    chat.complete_turn("u", first.token, reply); // seqs 3 user, 4 calls, 5-6 results, 7 reply
+    // The last 4 before this turn's message would start inside the group (5, 6, 7, 8): the group
+    // is dropped whole; the system message stays first.
+    const PendingTurn second = chat.begin_turn(request("u", c.id, "and tomorrow?"));
+    CHECK(seqs(second.history) == std::vector<std::int64_t>{1, 7, 8});
+    CHECK(seqs(second.history) == seqs(chat.window("u", c.id, o.window)));
+    chat.fail_turn("u", second.token);
+}
