@@ -403,6 +403,27 @@ Result s1(Impl& impl, const Scale& sc, CrossCheck* cc) {
     return r;
 }
 
+// pg_stat_wal.wal_sync, once it has stopped moving: backends and the WAL writer report their
+// counts at most once a second (and a backend at the latest when it exits).
+long long settled_wal_sync(PgAdmin& admin) {
+    long long last = -1;
+    for (int i = 0; i < 20; ++i) {
+        const long long now = std::stoll(admin.query("SELECT wal_sync FROM pg_stat_wal")[0][0]);
+        if (now == last) return now;
+        last = now;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    }
+    return last;
+}
+
+// WAL flushes per S1 turn (PostgreSQL): a fresh store, one S1 run, its connections closed.
+double wal_syncs_per_turn(std::unique_ptr<Impl> impl, PgAdmin& admin, const Scale& sc) {
+    const long long before = settled_wal_sync(admin);
+    s1(*impl, sc, nullptr);
+    impl.reset(); // the backends exit, reporting their counts
+    return static_cast<double>(settled_wal_sync(admin) - before) / static_cast<double>(sc.s1_users * sc.s1_turns);
+}
+
 Result s2(Impl& impl, const Scale& sc, Window w) {
     auto client = impl.client(w);
     const std::string user = user_name("S2", 0);
@@ -650,6 +671,13 @@ void run_backend(Backend b, const Options& opt, std::vector<CsvSeries>& csv) {
         block(env, "S1", [&](Impl& impl, int run, bool cs) {
             return s1(impl, sc, cs && run == 0 && cc ? &*cc : nullptr);
         });
+        if (b == Backend::postgres) {
+            double per[2] = {};
+            for (const bool cs : {true, false}) per[cs] = wal_syncs_per_turn(env.fresh(cs, "S1-wal"), *env.admin, sc);
+            for (const bool cs : {true, false})
+                out(fmt::format("# wal_sync backend=postgres scenario=S1 impl={} wal_sync_per_turn={:.2f}",
+                                cs ? "convstate" : "raw", per[cs]));
+        }
     }
     if (wants(opt, "S2")) {
         for (const auto& [variant, w] : {std::pair{"full", Window::everything()}, std::pair{"last50", Window::last(sc.window)}}) {

@@ -94,7 +94,8 @@ constexpr long long prefix_cap = 16;
 // is stored already (or a racing creator won) — the general path replays or resumes the turn.
 std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
                                       const std::optional<Conversation>& fresh, const HistoryWindow& w,
-                                      const std::string& run_token) {
+                                      const std::string& run_token, bool defer_flush) {
+    const long long defer = defer_flush ? 1 : 0;
     const std::optional<std::string>& key = req.idempotency_key;
     const std::optional<std::string> run_owner = key ? std::optional(run_token) : std::nullopt;
     const std::string& user = req.user_id;
@@ -110,7 +111,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 row.bind(st);
                 st.use(fresh->id).use(user).use(fresh->title).use(fresh->metadata_json).use(now).use(now).use(key)
                     .use(user).use(user_msg.content).use(user_msg.metadata_json).use(key).use(now).use(run_owner)
-                    .use(run_started);
+                    .use(run_started).use(defer);
                 st.execute();
                 out.conversation_id = fresh->id;
                 out.created = true;
@@ -122,7 +123,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             const long long n = detail::first_chunk(w), keep = w.keep_system ? 1 : 0;
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
-            st.use(now).use(user).use(id).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
+            st.use(now).use(user).use(id).use(defer).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
                 .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id);
             std::vector<Message> rows = detail::fetch_messages(st, row);
             if (rows.empty()) detail::throw_not_found(id);
@@ -228,7 +229,7 @@ public:
           // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
           split(split_turn), run_token(split || reject || key ? detail::new_uuid() : std::string{}),
           lease_us(std::chrono::duration_cast<std::chrono::microseconds>(options.run_lease).count()),
-          duplicate_wait(options.duplicate_wait) {}
+          duplicate_wait(options.duplicate_wait), defer_flush(!options.flush_user_message) {}
 
     /** Step 0: every input checked, nothing written yet. */
     void validate() {
@@ -252,7 +253,7 @@ public:
      *  elsewhere is waited for. */
     BegunTurn begin() {
         std::optional<BegunTurn> begun;
-        if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w, run_token);
+        if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w, run_token, defer_flush);
         const auto wait_until = std::chrono::steady_clock::now() + duplicate_wait;
         for (int attempt = 0; !begun || begun->running_elsewhere; ++attempt) {
             if (begun) {
@@ -344,6 +345,7 @@ private:
     const std::string run_token;
     const long long lease_us;
     const std::chrono::milliseconds duplicate_wait;
+    const bool defer_flush;
     Message user_msg;
     std::optional<Conversation> fresh;
 };

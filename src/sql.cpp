@@ -12,6 +12,9 @@ namespace {
 #define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
 #define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
+#define CS_DEFER_FLUSH                                                                                         \
+    "set_config('synchronous_commit', CASE WHEN CAST(:defer_flush AS INTEGER) = 1 THEN 'off'"                  \
+    " ELSE current_setting('synchronous_commit') END, true)"
 
 SqlText common() {
     SqlText s;
@@ -133,9 +136,14 @@ SqlText postgresql_text() {
     // the caller checks the range for holes (a writer that committed meanwhile) and re-reads.
     // The bounds are scalar subqueries, not a join with conv: the planner then uses them as index
     // conditions even without statistics (a join filter would read the whole conversation).
+    //
+    // Both statements may set synchronous_commit for their own transaction (:defer_flush = 1:
+    // off, so the commit does not wait for the WAL flush; the turn's reply, committed with the
+    // session's setting, flushes it). set_config(..., true) is local to the statement's
+    // transaction and read at its commit; with :defer_flush = 0 it keeps the session's value.
     s.turn_begin =
         "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + 1, updated_at = :now"
-        " WHERE user_id = :user_id AND id = :id RETURNING last_seq),"
+        " WHERE user_id = :user_id AND id = :id AND " CS_DEFER_FLUSH " IS NOT NULL RETURNING last_seq),"
         " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json,"
         " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, :id2, last_seq, 'user', :content,"
         " :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
@@ -154,7 +162,7 @@ SqlText postgresql_text() {
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :create_key) RETURNING id)"
         " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at,"
         " run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3,"
-        " :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS;
+        " :run_owner, :run_started FROM conv WHERE " CS_DEFER_FLUSH " IS NOT NULL RETURNING " CS_MSG_COLS;
     return s;
 }
 

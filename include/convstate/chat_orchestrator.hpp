@@ -108,6 +108,17 @@ struct OrchestratorOptions {
      *  (replayed); if the other run is still going after this long, it fails with Conflict
      *  (retry later with the same key). The agent never runs twice at once for one key. */
     std::chrono::milliseconds duplicate_wait{std::chrono::seconds(30)};
+    /** PostgreSQL: make the commit of a turn's user message wait for its WAL flush, as the
+     *  reply's does (two flushes per turn). Off (the default), that first commit does not wait:
+     *  the message is committed and visible to every instance before the agent runs, and the
+     *  reply's commit, which waits, flushes it too — one flush per turn. What changes: if the
+     *  database server crashes (or its machine loses power) within about three
+     *  wal_writer_delay (0.6 s by default) of a user message whose turn has not completed, that
+     *  message may be lost; a completed turn never is, and a keyed retry stores the turn again.
+     *  The same holds for begin_turn's commit until complete_turn. Turns that take the general
+     *  path (ConcurrentTurns::reject, keyed retries) always flush both commits. No effect on
+     *  SQLite. */
+    bool flush_user_message = false;
 };
 
 /** Runs stateless turns: resolve the conversation (scoped to the user), persist the user message
