@@ -570,7 +570,7 @@ void test_turn_options_v2(convstate_db *db) {
     nested_ctx n;
     char key[96], conv[128], *out = NULL;
     time_t t0;
-    CHECK(o.version == 2 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0);
+    CHECK(o.version == 3 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0 && o.flush_user_message == 0);
     CHECK_OK(convstate_conversation_create(db, g_user, "options v2", NULL, &out));
     CHECK(json_string_field(out, "id", conv, sizeof conv));
     FREE(out);
@@ -588,6 +588,11 @@ void test_turn_options_v2(convstate_db *db) {
     FREE(out);
     o.version = CONVSTATE_TURN_OPTIONS_VERSION;
     o.duplicate_wait_ms = 0;
+    /* Version 3: both flush settings store the turn. */
+    o.flush_user_message = 1;
+    CHECK_OK(convstate_turn(db, g_user, "flushed twice", &o, plain_agent, NULL, &out));
+    o.flush_user_message = 0;
+    FREE(out);
 
     /* The outer run is alive: the nested duplicate waits duplicate_wait_ms, then CONFLICT. */
     snprintf(key, sizeof key, "nested-%s", g_unique);

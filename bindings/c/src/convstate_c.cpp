@@ -138,6 +138,7 @@ void to_turn(const char* user_id, const char* message, const convstate_turn_opti
             orchestrator.duplicate_wait =
                 duration(options->duplicate_wait_ms, "duplicate_wait_ms", orchestrator.duplicate_wait);
         }
+        if (options->version >= 3) orchestrator.flush_user_message = options->flush_user_message != 0;
     }
 }
 

@@ -595,6 +595,7 @@ class Database:
         reject_concurrent: bool = False,
         run_lease: Optional[float] = None,
         duplicate_wait: Optional[float] = None,
+        flush_user_message: bool = False,
     ) -> Json:
         """Runs one stateless turn: resolve (or create, when conversation_id is None) the
         conversation, store the user message, load the window, call
@@ -614,6 +615,10 @@ class Database:
         died is taken over after it. ``duplicate_wait`` (seconds, default 30): how long a keyed
         turn waits while an identical turn (same key) runs elsewhere before :class:`Conflict`.
 
+        ``flush_user_message`` (PostgreSQL): make the user message's commit wait for its WAL
+        flush too (two flushes per turn). By default the reply's commit flushes it: a server
+        crash before the turn completes may lose the user message, never a completed turn.
+
         Returns {"conversation_id","reply","tool_calls","user_seq","reply_seq","created",
         "replayed"}."""
         if not callable(agent):
@@ -621,7 +626,7 @@ class Database:
         lib = _native.lib()
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
-            reject_concurrent, run_lease, duplicate_wait,
+            reject_concurrent, run_lease, duplicate_wait, flush_user_message,
         )
         user = _text(user_id, "user_id")
         text = _text(message, "message")
@@ -676,6 +681,7 @@ class Database:
         reject_concurrent: bool = False,
         run_lease: Optional[float] = None,
         duplicate_wait: Optional[float] = None,
+        flush_user_message: bool = False,
     ) -> Json:
         """The first half of a split turn (options as :meth:`turn`): store the user message and
         load the window, committed. Returns {"conversation_id","user_seq","created","history",
@@ -685,7 +691,7 @@ class Database:
         result (as :meth:`turn` returns it, ``replayed`` True)."""
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
-            reject_concurrent, run_lease, duplicate_wait,
+            reject_concurrent, run_lease, duplicate_wait, flush_user_message,
         )
         result = self._call_json(
             "convstate_turn_begin", _text(user_id, "user_id"), _text(message, "message"), byref(options)
@@ -723,6 +729,7 @@ def _turn_options(
     reject_concurrent: bool,
     run_lease: Optional[float],
     duplicate_wait: Optional[float],
+    flush_user_message: bool,
 ) -> tuple[_native.TurnOptions, list[Any]]:
     """convstate_turn_options, and what it points to (keep that alive until the call returns)."""
     win = _window_from_dict(window)
@@ -740,6 +747,7 @@ def _turn_options(
         1 if reject_concurrent else 0,
         _milliseconds(run_lease, "run_lease"),
         _milliseconds(duplicate_wait, "duplicate_wait"),
+        1 if flush_user_message else 0,
     )
     return options, [strings, win]
 

@@ -56,7 +56,7 @@ WINDOW_TOKEN_BUDGET = 2
 
 DB_OPTIONS_VERSION = 1
 WINDOW_VERSION = 1
-TURN_OPTIONS_VERSION = 2
+TURN_OPTIONS_VERSION = 3
 
 convstate_status = c_int  # a C enum: int-sized on every ABI we target
 convstate_window_kind = c_int
@@ -102,6 +102,7 @@ class TurnOptions(Structure):
         ("reject_concurrent", c_int),
         ("run_lease_ms", ctypes.c_longlong),
         ("duplicate_wait_ms", ctypes.c_longlong),
+        ("flush_user_message", c_int),
     ]
 
 

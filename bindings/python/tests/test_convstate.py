@@ -669,6 +669,13 @@ class _Cases:
                 self.db.turn(self.user, "x", lambda *a: "y", conversation_id=cid, run_lease=bad)
             self.assertEqual(cm.exception.field, "run_lease")
 
+    def test_flush_user_message_either_way_stores_the_turn(self) -> None:
+        for flush in (True, False):
+            r = self.db.turn(self.user, f"flush {flush}", lambda *a: "ok", flush_user_message=flush)
+            self.assertEqual((r["user_seq"], r["reply_seq"]), (1, 2))
+            t = self.db.begin_turn(self.user, "split", conversation_id=r["conversation_id"], flush_user_message=flush)
+            self.assertEqual(self.db.complete_turn(self.user, t["token"], "done")["reply_seq"], 4)
+
     def test_turn_invalid_arguments(self) -> None:
         with self.assertRaises(InvalidArgument) as cm:
             self.db.turn("", "hi", lambda *a: "x")

@@ -345,6 +345,10 @@ pub struct TurnOptions {
     /// How long a keyed turn waits while an identical turn (same key) runs its agent elsewhere,
     /// then returns that turn's result (`None`: 30 s); still running after that: `Conflict`.
     pub duplicate_wait: Option<std::time::Duration>,
+    /// PostgreSQL: make the user message's commit wait for its WAL flush too (two flushes per
+    /// turn). `false` (default): the reply's commit flushes it; a server crash before the turn
+    /// completes may lose the user message, never a completed turn.
+    pub flush_user_message: bool,
 }
 
 impl TurnOptions {
@@ -800,6 +804,7 @@ fn with_raw_options<T>(
     let ms = |d: Option<std::time::Duration>| d.map_or(0, |d| i64::try_from(d.as_millis().max(1)).unwrap_or(i64::MAX));
     raw.run_lease_ms = ms(options.run_lease);
     raw.duplicate_wait_ms = ms(options.duplicate_wait);
+    raw.flush_user_message = c_int::from(options.flush_user_message);
     f(&raw)
 }
 

@@ -116,7 +116,7 @@ pub type convstate_agent_fn = Option<
     ) -> c_int, // a convstate_status value
 >;
 
-pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 2;
+pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 3;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +131,7 @@ pub struct convstate_turn_options {
     pub reject_concurrent: c_int,
     pub run_lease_ms: c_longlong,
     pub duplicate_wait_ms: c_longlong,
+    pub flush_user_message: c_int,
 }
 
 /** `CONVSTATE_TURN_OPTIONS_INIT`. */
@@ -145,6 +146,7 @@ pub const CONVSTATE_TURN_OPTIONS_INIT: convstate_turn_options = convstate_turn_o
     reject_concurrent: 0,
     run_lease_ms: 0,
     duplicate_wait_ms: 0,
+    flush_user_message: 0,
 };
 
 // ---- Functions -------------------------------------------------------------------------------
@@ -332,7 +334,7 @@ mod tests {
         assert_eq!(size_of::<convstate_db_options>(), 32);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 32);
-        assert_eq!(size_of::<convstate_turn_options>(), 80);
+        assert_eq!(size_of::<convstate_turn_options>(), 88);
         assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
     }
 }

@@ -767,6 +767,8 @@ fn schema_and_migrate(db: TestDb) {
 
 fn split_turn_across_threads(db: TestDb) {
     let u = user();
+    let flushed = TurnOptions { flush_user_message: true, ..TurnOptions::default() };
+    assert_eq!(db.turn(&u, "flushed", &flushed, echo).unwrap().reply_seq, 2);
     let begun = db.begin_turn(&u, "what is 6*7?", &TurnOptions::default()).unwrap();
     assert!(begun.created);
     assert_eq!(begun.user_seq, 1);

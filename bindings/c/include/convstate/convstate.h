@@ -279,8 +279,9 @@ CONVSTATE_C_API convstate_status convstate_reply_set_error(convstate_reply *repl
 typedef int (*convstate_agent_fn)(void *context, const char *history_json, const char *user_id,
                                   const char *conversation_id, convstate_reply *reply);
 
-/** Version 2 added run_lease_ms and duplicate_wait_ms; a version-1 struct is still accepted. */
-#define CONVSTATE_TURN_OPTIONS_VERSION 2
+/** Version 2 added run_lease_ms and duplicate_wait_ms, version 3 flush_user_message; structs of
+ *  earlier versions are still accepted (their missing fields take the defaults). */
+#define CONVSTATE_TURN_OPTIONS_VERSION 3
 /** Options of convstate_turn; initialise with CONVSTATE_TURN_OPTIONS_INIT. Strings are copied
  *  during the call. */
 typedef struct convstate_turn_options {
@@ -300,9 +301,15 @@ typedef struct convstate_turn_options {
      *  elsewhere, then returns that turn's result (0: the default, 30000; at most 86400000).
      *  Still running after that: CONVSTATE_CONFLICT (retry later with the same key). */
     long long duplicate_wait_ms;
+    /** PostgreSQL: nonzero makes the user message's commit wait for its WAL flush (two flushes per
+     *  turn). 0 (the default): one flush per turn — the reply's commit flushes the user message
+     *  too; a server crash before the turn completes may lose that user message, never a
+     *  completed turn (see OrchestratorOptions::flush_user_message). */
+    int flush_user_message;
 } convstate_turn_options;
-/** No conversation (create one), no key, all messages, concurrent turns allowed, default times. */
-#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0}
+/** No conversation (create one), no key, all messages, concurrent turns allowed, default times,
+ *  one WAL flush per turn. */
+#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
 
 /** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
  *  the window, call agent(context, …), store its output atomically. options may be NULL; db,
