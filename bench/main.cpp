@@ -671,6 +671,16 @@ void run_backend(Backend b, const Options& opt, std::vector<CsvSeries>& csv) {
         block(env, "S1", [&](Impl& impl, int run, bool cs) {
             return s1(impl, sc, cs && run == 0 && cc ? &*cc : nullptr);
         });
+        if (b == Backend::sqlite) { // the cost of durability across power loss (PRAGMA synchronous=FULL)
+            std::vector<Result> full;
+            for (int run = 0; run < opt.runs; ++run) {
+                const std::string path = env.sqlite_path(fmt::format("convstate_S1_full_{}", run));
+                full.push_back(s1(*make_convstate("sqlite3://" + path + "?synchronous=full"), sc, nullptr));
+            }
+            out(fmt::format("# sqlite synchronous=FULL scenario=S1 impl=convstate turns_per_s={:.1f} p50_ms={:.3f} "
+                            "p99_ms={:.3f} (the lines above: NORMAL)",
+                            median_of(full).tps, median_of(full).p50, median_of(full).p99));
+        }
         if (b == Backend::postgres) {
             double per[2] = {};
             for (const bool cs : {true, false}) per[cs] = wal_syncs_per_turn(env.fresh(cs, "S1-wal"), *env.admin, sc);

@@ -84,10 +84,10 @@ void DatabaseImpl::open_session(soci::session& session) {
     if (target_.dialect == Dialect::sqlite) {
         session.open(soci::sqlite3, target_.connect_string);
         // WAL lets readers run beside the writer; NORMAL is durable across process crashes
-        // (a power loss may lose the last commits, never corrupt).
+        // (a power loss may lose the last commits, never corrupt); FULL syncs every commit.
         std::string mode;
         session << "PRAGMA journal_mode=WAL", soci::into(mode);
-        session << "PRAGMA synchronous=NORMAL";
+        session << (target_.sqlite_full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
         session << fmt::format("PRAGMA busy_timeout={}", options_.busy_timeout.count());
     } else {
         session.open(soci::postgresql, target_.connect_string);

@@ -43,12 +43,20 @@ std::string pq_quote(std::string_view v) {
 }
 
 ConnectionTarget parse_sqlite(std::string_view rest, const DatabaseOptions& options) {
-    if (rest.find('?') != std::string_view::npos)
-        bad_url("sqlite3 URLs take no query parameters (use DatabaseOptions)");
+    ConnectionTarget t;
+    t.sqlite_full_sync = options.sqlite_synchronous == SqliteSynchronous::full;
+    // One query parameter, synchronous=normal|full (overrides DatabaseOptions, so that every
+    // language can choose it through the URL alone).
+    if (const auto q = rest.find('?'); q != std::string_view::npos) {
+        const std::string_view query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+        if (query == "synchronous=full") t.sqlite_full_sync = true;
+        else if (query == "synchronous=normal") t.sqlite_full_sync = false;
+        else bad_url("the one query parameter of a sqlite3 URL is synchronous=normal or synchronous=full");
+    }
     std::string path = percent_decode(rest, "path");
     if (path.empty()) bad_url("sqlite3 URL has no file path (sqlite3:///abs/path.db or sqlite3://rel.db)");
     if (path.find('"') != std::string::npos) bad_url("sqlite3 path must not contain a double quote");
-    ConnectionTarget t;
     t.dialect = Dialect::sqlite;
     const auto seconds = (options.busy_timeout.count() + 999) / 1000;
     t.connect_string = fmt::format("db=\"{}\" timeout={}", path, seconds);

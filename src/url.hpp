@@ -13,6 +13,7 @@ struct ConnectionTarget {
     std::string connect_string; ///< SOCI backend connection string (may hold the password)
     std::string display;        ///< for error messages: never holds the password
     std::string password;       ///< scrubbed from any driver message
+    bool sqlite_full_sync = false; ///< SQLite: PRAGMA synchronous=FULL (else NORMAL)
 };
 
 /** @throws InvalidArgument naming "url". */

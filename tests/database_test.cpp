@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "support.hpp"
+#include "url.hpp"
 
 using namespace convstate;
 
@@ -157,4 +158,25 @@ TEST_CASE("database: a connection lost during COMMIT is retried only for keyed w
     REQUIRE(!all.empty());
     CHECK(all.back().content == "die:keyed");
     for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].seq == static_cast<std::int64_t>(i + 1));
+}
+
+TEST_CASE("database: SQLite durability is NORMAL unless the options or the URL ask for FULL") {
+    DatabaseOptions options;
+    CHECK_FALSE(detail::parse_url("sqlite3:///tmp/x.db", options).sqlite_full_sync);
+    CHECK(detail::parse_url("sqlite3:///tmp/x.db?synchronous=full", options).sqlite_full_sync);
+    options.sqlite_synchronous = SqliteSynchronous::full;
+    CHECK(detail::parse_url("sqlite3:///tmp/x.db", options).sqlite_full_sync);
+    CHECK_FALSE(detail::parse_url("sqlite3:///tmp/x.db?synchronous=normal", options).sqlite_full_sync);
+    CHECK(detail::parse_url("sqlite3:///tmp/x.db?synchronous=full", options).connect_string.find('?') ==
+          std::string::npos);
+    for (const char* bad : {"sqlite3:///tmp/x.db?synchronous=off", "sqlite3:///tmp/x.db?mode=ro",
+                            "sqlite3:///tmp/x.db?synchronous=full&x=1"})
+        CHECK(cstest::invalid_field([&] { detail::parse_url(bad, options); }) == "url");
+    if (cstest::is_postgres()) return;
+    // A FULL database works as any other.
+    const cstest::FreshDb raw = cstest::fresh_db();
+    Database db = Database::open(raw.url + "?synchronous=full");
+    const TurnResult r = ChatOrchestrator(db).turn(cstest::request("u", std::nullopt, "hi"),
+                                                    [](const AgentInput&) { return cstest::text_reply("ok"); });
+    CHECK(MessageRepository(db).count("u", r.conversation_id) == 2);
 }

@@ -28,6 +28,15 @@ struct DatabaseStats {
     std::uint64_t retries = 0;      ///< operations retried after a transient error
 };
 
+/** SQLite's durability (PRAGMA synchronous, in WAL mode). */
+enum class SqliteSynchronous {
+    /** Every commit survives a crash of the application; a power loss or OS crash may lose the
+     *  last commits (never corrupts the database). No fsync per commit. */
+    normal,
+    /** Every commit also survives a power loss: each commit waits for an fsync of the WAL. */
+    full,
+};
+
 /** Options for Database::open. */
 struct DatabaseOptions {
     std::size_t pool_size = 4;                           ///< connections kept open (>= 1)
@@ -45,6 +54,8 @@ struct DatabaseOptions {
     /** PostgreSQL: keep each statement prepared on its connection (named prepared statements).
      *  Turn off behind a transaction-pooling proxy such as pgbouncer. SQLite always keeps them. */
     bool prepared_statements = true;
+    /** SQLite's durability; the URL's `?synchronous=normal|full` overrides it. */
+    SqliteSynchronous sqlite_synchronous = SqliteSynchronous::normal;
     Limits limits;                                       ///< input limits checked by every operation on this database
 };
 
