@@ -6,11 +6,16 @@
 //   impl=raw        the same work written by hand against the sqlite3 C API / libpq with
 //                   prepared statements: the floor.
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace bench {
@@ -134,5 +139,35 @@ private:
 
 /** url with its database name replaced by db (postgresql://user@host:port/db?params). */
 std::string pg_url_with_db(const std::string& url, const std::string& db);
+/** url with its host and port replaced (postgresql://user@HOST:PORT/db?params). */
+std::string pg_url_with_host(const std::string& url, const std::string& host, int port);
+/** The host and port of a postgresql:// URL (port "5432" when it names none). */
+std::pair<std::string, std::string> pg_url_host_port(const std::string& url);
+
+/** S6: a TCP proxy on 127.0.0.1 (port()) to host:port that delays every chunk, each way. */
+class DelayProxy {
+public:
+    DelayProxy(const std::string& host, const std::string& port, std::chrono::microseconds delay);
+    ~DelayProxy();
+    DelayProxy(const DelayProxy&) = delete;
+    DelayProxy& operator=(const DelayProxy&) = delete;
+    int port() const { return port_; }
+
+private:
+    void accept_loop();
+    void pump(int from, int to);
+
+    std::chrono::microseconds delay_;
+    sockaddr_storage upstream_{};
+    socklen_t upstream_len_ = 0;
+    int upstream_family_ = 0;
+    int listen_fd_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<int> fds_;
+    std::vector<std::thread> pumps_;
+};
 
 } // namespace bench

@@ -1,4 +1,4 @@
-// convstate_bench: the scenarios of docs/benchmark.md (S1-S5) for impl=convstate and
+// convstate_bench: the scenarios of docs/benchmark.md (S1-S6) for impl=convstate and
 // impl=raw (the hand-written floor), on SQLite and PostgreSQL, in one process.
 //
 //   convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]
@@ -52,7 +52,7 @@ constexpr Scale smoke_scale{"smoke", 5, 4, 40, 5, 8, 10, 8, 10, 200, 10, 100, 10
 
 struct Options {
     std::vector<Backend> backends{Backend::sqlite, Backend::postgres};
-    std::vector<std::string> scenarios{"S1", "S2", "S3", "S4", "S5"};
+    std::vector<std::string> scenarios{"S1", "S2", "S3", "S4", "S5", "S6"};
     std::string pg_url;
     std::string dir;
     std::string csv;
@@ -62,7 +62,7 @@ struct Options {
 };
 
 constexpr const char* kUsage =
-    "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]\n"
+    "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5,S6]\n"
     "                       [--pg-url postgresql://...] [--dir DIR] [--scale full|smoke]\n"
     "                       [--runs N] [--csv FILE] [--impl convstate|raw|both]\n"
     "  The benchmark workload of docs/benchmark.md for convstate and a hand-written floor.\n"
@@ -93,7 +93,7 @@ Options parse(int argc, char** argv) {
             o.scenarios.clear();
             std::stringstream ss(value());
             for (std::string s; std::getline(ss, s, ',');) {
-                if (s != "S1" && s != "S2" && s != "S3" && s != "S4" && s != "S5") usage("unknown scenario " + s);
+                if (s != "S1" && s != "S2" && s != "S3" && s != "S4" && s != "S5" && s != "S6") usage("unknown scenario " + s);
                 o.scenarios.push_back(s);
             }
         } else if (a == "--pg-url") {
@@ -332,7 +332,9 @@ public:
             return cs ? make_convstate("sqlite3://" + p) : make_raw_sqlite(p);
         }
         const std::string url = pg_url(cs ? pg_db_cs : pg_db_raw);
-        std::unique_ptr<Impl> impl = cs ? make_convstate(url) : make_raw_pg(url);
+        // S6: the implementation reaches the server through the delaying proxy.
+        const std::string via = via_port ? pg_url_with_host(url, "127.0.0.1", via_port) : url;
+        std::unique_ptr<Impl> impl = cs ? make_convstate(via) : make_raw_pg(via);
         PgAdmin db(url);
         db.exec(cs ? "TRUNCATE convstate_conversations, convstate_messages" : "TRUNCATE raw_conversations, raw_messages");
         admin->try_exec("CHECKPOINT"); // start every run from the same WAL state
@@ -341,6 +343,7 @@ public:
 
     Backend backend;
     const Options& opt;
+    int via_port = 0; // nonzero: implementations connect through the S6 proxy on this port
     std::unique_ptr<PgAdmin> admin;
     bool pgss = false;
     std::vector<std::string> files;
@@ -701,6 +704,18 @@ void run_backend(Backend b, const Options& opt, std::vector<CsvSeries>& csv) {
         else out("# S3 (8 concurrent clients, one pool) runs on PostgreSQL only");
     }
     if (wants(opt, "S4")) block(env, "S4", [&](Impl& impl, int, bool) { return s4(impl, sc); });
+    if (wants(opt, "S6")) {
+        if (b == Backend::postgres) {
+            // S1's workload with the database one network hop away: 0.25 ms each way.
+            const auto [host, port] = pg_url_host_port(opt.pg_url);
+            DelayProxy proxy(host, port, std::chrono::microseconds(250));
+            env.via_port = proxy.port();
+            block(env, "S6", [&](Impl& impl, int, bool) { return s1(impl, sc, nullptr); });
+            env.via_port = 0;
+        } else {
+            out("# S6 (the database across a network) runs on PostgreSQL only");
+        }
+    }
     if (wants(opt, "S5")) {
         std::vector<bool> impls;
         if (opt.run_cs) impls.push_back(true);

@@ -280,6 +280,31 @@ std::string pg_url_with_db(const std::string& url, const std::string& db) {
     return (slash == std::string::npos ? head : head.substr(0, slash)) + "/" + db + tail;
 }
 
+// The authority of a postgresql:// URL: [user@]host[:port], the user info ending at the last '@'.
+namespace {
+std::pair<std::size_t, std::size_t> host_span(const std::string& url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string::npos) fail("--pg-url must be a postgresql:// URL, got: " + url);
+    const std::size_t start = scheme + 3, end = url.find_first_of("/?", start);
+    const std::size_t auth_end = end == std::string::npos ? url.size() : end;
+    const std::size_t at = url.rfind('@', auth_end);
+    return {at == std::string::npos || at < start ? start : at + 1, auth_end};
+}
+} // namespace
+
+std::string pg_url_with_host(const std::string& url, const std::string& host, int port) {
+    const auto [from, to] = host_span(url);
+    return url.substr(0, from) + host + ":" + std::to_string(port) + url.substr(to);
+}
+
+std::pair<std::string, std::string> pg_url_host_port(const std::string& url) {
+    const auto [from, to] = host_span(url);
+    const std::string hostport = url.substr(from, to - from);
+    const auto colon = hostport.rfind(':');
+    if (colon == std::string::npos) return {hostport.empty() ? "127.0.0.1" : hostport, "5432"};
+    return {hostport.substr(0, colon), hostport.substr(colon + 1)};
+}
+
 void build_store_pg(const std::string& url, const std::string& prefix, long long convs, long long per_conv) {
     PgAdmin db(url);
     const long long users = std::max<long long>(1, convs / 10);
