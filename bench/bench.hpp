@@ -103,6 +103,8 @@ public:
 std::unique_ptr<Impl> make_convstate(const std::string& url);
 std::unique_ptr<Impl> make_raw_sqlite(const std::string& path);
 std::unique_ptr<Impl> make_raw_pg(const std::string& url);
+/** The classic flow (S6 reference): separate autocommit statements, 6 round trips per turn. */
+std::unique_ptr<Impl> make_classic_pg(const std::string& url);
 
 /** The raw floor's schema: the same columns, keys and indexes as convstate's (src/sql.cpp),
  *  prefixed raw_. Valid on SQLite and PostgreSQL. */

@@ -326,7 +326,7 @@ public:
     std::string pg_url(const char* db) const { return pg_url_with_db(opt.pg_url, db); }
 
     /** A fresh, empty store for one scenario run. */
-    std::unique_ptr<Impl> fresh(bool cs, const std::string& tag) {
+    std::unique_ptr<Impl> fresh(bool cs, const std::string& tag, bool classic = false) {
         if (backend == Backend::sqlite) {
             const std::string p = sqlite_path(fmt::format("{}_{}", cs ? "convstate" : "raw", tag));
             return cs ? make_convstate("sqlite3://" + p) : make_raw_sqlite(p);
@@ -334,7 +334,7 @@ public:
         const std::string url = pg_url(cs ? pg_db_cs : pg_db_raw);
         // S6: the implementation reaches the server through the delaying proxy.
         const std::string via = via_port ? pg_url_with_host(url, "127.0.0.1", via_port) : url;
-        std::unique_ptr<Impl> impl = cs ? make_convstate(via) : make_raw_pg(via);
+        std::unique_ptr<Impl> impl = cs ? make_convstate(via) : classic ? make_classic_pg(via) : make_raw_pg(via);
         PgAdmin db(url);
         db.exec(cs ? "TRUNCATE convstate_conversations, convstate_messages" : "TRUNCATE raw_conversations, raw_messages");
         admin->try_exec("CHECKPOINT"); // start every run from the same WAL state
@@ -711,6 +711,12 @@ void run_backend(Backend b, const Options& opt, std::vector<CsvSeries>& csv) {
             DelayProxy proxy(host, port, std::chrono::microseconds(250));
             env.via_port = proxy.port();
             block(env, "S6", [&](Impl& impl, int, bool) { return s1(impl, sc, nullptr); });
+            std::vector<Result> classic; // for reference: the classic flow's 6 statements
+            for (int run = 0; run < opt.runs; ++run) {
+                progress(fmt::format("postgres S6 run {}/{}: classic", run + 1, opt.runs));
+                classic.push_back(s1(*env.fresh(false, "S6", true), sc, nullptr));
+            }
+            out(result_line("classic", b, "S6", median_of(classic)));
             env.via_port = 0;
         } else {
             out("# S6 (the database across a network) runs on PostgreSQL only");

@@ -193,14 +193,112 @@ private:
     std::atomic<std::uint64_t>& rereads_;
 };
 
+// The classic flow, for reference (S6): what a chat endpoint written without convstate
+// typically sends — separate autocommit statements, 6 round trips and 4 commits per turn: load
+// the conversation, load its last messages, insert the user message (seq = MAX + 1), update the
+// conversation, insert the reply, update the conversation. One sequential client only (MAX + 1
+// is not safe under concurrency, which is part of why it is the classic flow and not the floor).
+const char* const sql_classic_conv = "SELECT id FROM raw_conversations WHERE user_id = $1 AND id = $2";
+const char* const sql_classic_create =
+    "INSERT INTO raw_conversations (user_id, id, title, metadata_json, last_seq, created_at, updated_at)"
+    " VALUES ($1, $2, '', '{}', 0, $3, $3)";
+// $3 the number of earlier messages to load
+const char* const sql_classic_history =
+    "SELECT " RAW_COLS " FROM (SELECT " RAW_COLS " FROM raw_messages WHERE user_id = $1 AND conversation_id = $2"
+    " ORDER BY seq DESC LIMIT $3) h ORDER BY seq";
+// $3 now, $4 role, $5 content
+const char* const sql_classic_insert =
+    "INSERT INTO raw_messages (user_id, conversation_id, seq, role, content, metadata_json, created_at)"
+    " SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $4, $5, '{}', $3 FROM raw_messages"
+    " WHERE user_id = $1 AND conversation_id = $2 RETURNING " RAW_COLS;
+// $3 last_seq, $4 now
+const char* const sql_classic_touch =
+    "UPDATE raw_conversations SET last_seq = $3, updated_at = $4 WHERE user_id = $1 AND id = $2";
+
+class ClassicPgClient final : public Client {
+public:
+    ClassicPgClient(const std::string& url, Window w, std::atomic<std::uint64_t>& statements)
+        : c_(connect(url)), w_(w), statements_(statements) {
+        const Oid two[] = {text_oid, text_oid}, create_t[] = {text_oid, text_oid, int8_oid};
+        const Oid history_t[] = {text_oid, text_oid, int8_oid};
+        const Oid insert_t[] = {text_oid, text_oid, int8_oid, text_oid, text_oid};
+        const Oid touch_t[] = {text_oid, text_oid, int8_oid, int8_oid};
+        prepare("conv", sql_classic_conv, 2, two);
+        prepare("create", sql_classic_create, 3, create_t);
+        prepare("history", sql_classic_history, 3, history_t);
+        prepare("insert", sql_classic_insert, 5, insert_t);
+        prepare("touch", sql_classic_touch, 4, touch_t);
+    }
+    ~ClassicPgClient() override { PQfinish(c_); }
+
+    TurnOut turn(const std::string& user, const std::string& conversation_id, const std::string& text) override {
+        TurnOut out;
+        out.conversation_id = conversation_id.empty() ? random_uuid() : conversation_id;
+        const std::string& id = out.conversation_id;
+        const std::string now = std::to_string(now_us());
+        if (conversation_id.empty()) {
+            const char* params[] = {user.c_str(), id.c_str(), now.c_str()};
+            exec("create", 3, params);
+        } else {
+            const char* params[] = {user.c_str(), id.c_str()};
+            if (exec("conv", 2, params).rows() != 1) fail("classic postgres: conversation " + id + " not found");
+        }
+        std::vector<Row> window;
+        {
+            const std::string n = std::to_string(w_.all ? 1'000'000'000 : w_.n - 1);
+            const char* params[] = {user.c_str(), id.c_str(), n.c_str()};
+            Result r = exec("history", 3, params);
+            for (int i = 0; i < r.rows(); ++i) window.push_back(r.row(i));
+        }
+        out.user_seq = insert(user, id, "user", text, &window);
+        check_window(w_, window, text, "classic");
+        out.reply_seq = insert(user, id, "assistant", reply_text(), nullptr);
+        return out;
+    }
+
+    void load_last(const std::string&, const std::string&, int, long long) override {
+        fail("classic postgres: S5 is not run for the classic flow");
+    }
+
+private:
+    // INSERT then UPDATE the conversation: two round trips, two commits. Returns the seq.
+    long long insert(const std::string& user, const std::string& id, const char* role, const std::string& content,
+                     std::vector<Row>* window) {
+        const std::string now = std::to_string(now_us());
+        const char* params[] = {user.c_str(), id.c_str(), now.c_str(), role, content.c_str()};
+        Result r = exec("insert", 5, params);
+        const long long seq = r.int64(0, 0);
+        if (window) window->push_back(r.row(0));
+        const std::string last = std::to_string(seq);
+        const char* touch[] = {user.c_str(), id.c_str(), last.c_str(), now.c_str()};
+        exec("touch", 4, touch);
+        return seq;
+    }
+    void prepare(const char* name, const char* sql, int n, const Oid* types) {
+        Result r(PQprepare(c_, name, sql, n, types));
+        check(c_, r, std::string("prepare ") + name);
+    }
+    Result exec(const char* name, int n, const char* const* params) {
+        ++statements_;
+        Result r(PQexecPrepared(c_, name, n, params, nullptr, nullptr, 0));
+        check(c_, r, name);
+        return r;
+    }
+
+    PGconn* c_;
+    Window w_;
+    std::atomic<std::uint64_t>& statements_;
+};
+
 class RawPg final : public Impl {
 public:
-    explicit RawPg(std::string url) : url_(std::move(url)) {
+    RawPg(std::string url, bool classic) : url_(std::move(url)), classic_(classic) {
         PgAdmin admin(url_);
         for (const std::string& ddl : raw_schema()) admin.exec(ddl);
     }
-    const char* name() const override { return "raw"; }
+    const char* name() const override { return classic_ ? "classic" : "raw"; }
     std::unique_ptr<Client> client(const Window& w) override {
+        if (classic_) return std::make_unique<ClassicPgClient>(url_, w, statements_);
         return std::make_unique<RawPgClient>(url_, w, statements_, rereads_);
     }
     std::uint64_t round_trips() const override { return statements_.load(); }
@@ -229,13 +327,15 @@ public:
 
 private:
     std::string url_;
+    bool classic_;
     std::atomic<std::uint64_t> statements_{0};
     std::atomic<std::uint64_t> rereads_{0};
 };
 
 } // namespace
 
-std::unique_ptr<Impl> make_raw_pg(const std::string& url) { return std::make_unique<RawPg>(url); }
+std::unique_ptr<Impl> make_raw_pg(const std::string& url) { return std::make_unique<RawPg>(url, false); }
+std::unique_ptr<Impl> make_classic_pg(const std::string& url) { return std::make_unique<RawPg>(url, true); }
 
 // --- harness helpers ----------------------------------------------------------------------
 
