@@ -50,6 +50,8 @@ struct TurnOut {
 [[noreturn]] void fail(const std::string& what);
 
 long long now_us();
+/** C++ heap allocations so far, in the whole process (the bench replaces operator new). */
+std::uint64_t heap_allocations();
 /** A random UUIDv4-shaped string (thread-safe). */
 std::string random_uuid();
 

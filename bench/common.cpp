@@ -1,6 +1,8 @@
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -78,3 +80,49 @@ std::string store_conv_id(long long k) { return fmt::format("{:08d}-5a3e-4f0b-9c
 std::string store_user(long long k, long long users) { return fmt::format("user{:05d}", k % users); }
 
 } // namespace bench
+
+// --- heap allocations ----------------------------------------------------------------------
+// The program replaces the global operator new, so every C++ allocation in the process — the
+// library's, SOCI's, the floor's — is counted. (C allocations inside libpq and sqlite3 are not.)
+
+namespace bench {
+namespace {
+std::atomic<std::uint64_t> allocations{0};
+} // namespace
+
+std::uint64_t heap_allocations() { return allocations.load(std::memory_order_relaxed); }
+
+} // namespace bench
+
+namespace {
+void* counted(std::size_t n) {
+    bench::allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void* counted_aligned(std::size_t n, std::align_val_t a) {
+    bench::allocations.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t al = static_cast<std::size_t>(a);
+    if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+    throw std::bad_alloc();
+}
+} // namespace
+
+void* operator new(std::size_t n) { return counted(n); }
+void* operator new[](std::size_t n) { return counted(n); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted_aligned(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted_aligned(n, a); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    try { return counted(n); } catch (...) { return nullptr; }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+    try { return counted(n); } catch (...) { return nullptr; }
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }

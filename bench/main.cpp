@@ -59,12 +59,13 @@ struct Options {
     Scale scale = full_scale;
     int runs = 0; // 0: 3 at full scale, 1 at smoke scale
     bool run_cs = true, run_raw = true; // --impl (for profiling one side; no ratio lines then)
+    bool default_malloc = false;        // --default-malloc: leave glibc's settings alone
 };
 
 constexpr const char* kUsage =
     "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5,S6]\n"
     "                       [--pg-url postgresql://...] [--dir DIR] [--scale full|smoke]\n"
-    "                       [--runs N] [--csv FILE] [--impl convstate|raw|both]\n"
+    "                       [--runs N] [--csv FILE] [--impl convstate|raw|both] [--default-malloc]\n"
     "  The benchmark workload of docs/benchmark.md for convstate and a hand-written floor.\n"
     "  PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL); bench/run.sh starts one for you.\n";
 
@@ -115,6 +116,8 @@ Options parse(int argc, char** argv) {
             if (v != "convstate" && v != "raw" && v != "both") usage("unknown impl " + v);
             o.run_cs = v != "raw";
             o.run_raw = v != "convstate";
+        } else if (a == "--default-malloc") {
+            o.default_malloc = true;
         } else if (a == "--help" || a == "-h") {
             std::fputs(kUsage, stdout);
             std::exit(0);
@@ -149,6 +152,7 @@ struct Result {
     long long turns = 0;
     double tps = 0, p50 = 0, p99 = 0;
     double early = -1, late = -1, rt = -1, rss = -1;
+    double allocs = -1; // C++ heap allocations per turn (S1, S6)
     std::vector<double> per_turn; // S2: ms per turn
 };
 
@@ -193,6 +197,7 @@ Result median_of(const std::vector<Result>& runs) {
     m.late = field(&Result::late);
     m.rt = field(&Result::rt);
     m.rss = field(&Result::rss);
+    m.allocs = field(&Result::allocs);
     for (std::size_t i = 0; i < runs.front().per_turn.size(); ++i) {
         std::vector<double> v;
         for (const Result& r : runs) v.push_back(r.per_turn.at(i));
@@ -207,6 +212,7 @@ std::string result_line(const char* impl, Backend b, const std::string& scenario
     if (r.early >= 0) s += fmt::format(" early_ms={:.3f} late_ms={:.3f}", r.early, r.late);
     if (b == Backend::postgres && r.rt >= 0) s += fmt::format(" round_trips_per_turn={:.2f}", r.rt);
     if (r.rss >= 0) s += fmt::format(" peak_rss_mb={:.1f}", r.rss);
+    if (r.allocs >= 0) s += fmt::format(" allocs_per_turn={:.1f}", r.allocs);
     return s;
 }
 
@@ -383,7 +389,7 @@ Result s1(Impl& impl, const Scale& sc, CrossCheck* cc) {
     std::vector<double> lat;
     lat.reserve(static_cast<std::size_t>(sc.s1_users * sc.s1_turns));
     if (cc) cc->begin();
-    const std::uint64_t rt0 = impl.round_trips();
+    const std::uint64_t rt0 = impl.round_trips(), a0 = heap_allocations();
     const auto t0 = Clock::now();
     for (int t = 0; t < sc.s1_turns; ++t)
         for (int u = 0; u < sc.s1_users; ++u) {
@@ -396,11 +402,13 @@ Result s1(Impl& impl, const Scale& sc, CrossCheck* cc) {
             if (t == 0) convs[u] = o.conversation_id;
         }
     const double wall = ms_since(t0);
-    const std::uint64_t rt = impl.round_trips() - rt0;
+    const std::uint64_t rt = impl.round_trips() - rt0, allocs = heap_allocations() - a0;
     if (cc) cc->end(rt, static_cast<long long>(lat.size()));
     Result r;
     summarize(r, lat, wall);
     r.rt = static_cast<double>(rt) / static_cast<double>(lat.size());
+    // (the latency vector was reserved up front, so its own growth is not counted)
+    r.allocs = static_cast<double>(allocs) / static_cast<double>(lat.size());
     for (int u = 0; u < sc.s1_users; ++u)
         verify_sequential(impl, user_name("S1", u), convs[u], sc.s1_turns, [u](int t) { return s1_text(u, t); }, "S1");
     return r;
@@ -767,8 +775,8 @@ int main(int argc, char** argv) {
     // a turn's memory back to the kernel (trim / munmap) only to fault it in again on the next
     // turn: that cost, not the SQL, dominated history-heavy turns of BOTH implementations (and
     // kept the raw floor 5x above the reference figures). Keep freed memory mapped, for both.
-    const bool malloc_tuned = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 &&
-                              mallopt(M_TOP_PAD, 64 << 20) == 1;
+    const bool malloc_tuned = !opt.default_malloc && mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 &&
+                              mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 && mallopt(M_TOP_PAD, 64 << 20) == 1;
     bool temp_dir = false;
     if (std::find(opt.backends.begin(), opt.backends.end(), Backend::sqlite) != opt.backends.end()) {
         if (opt.dir.empty()) {
@@ -795,7 +803,8 @@ int main(int argc, char** argv) {
                     sc.s5_big_convs * sc.s5_per_conv, sc.s5_small_convs * sc.s5_per_conv));
     out(malloc_tuned ? "# malloc: M_MMAP_THRESHOLD=32M M_TRIM_THRESHOLD=256M M_TOP_PAD=64M for both implementations "
                        "(freed memory stays mapped: no page-fault storm per turn)"
-                     : "# malloc: tuning FAILED, glibc defaults in use");
+                     : opt.default_malloc ? "# malloc: glibc defaults (--default-malloc)"
+                                          : "# malloc: tuning FAILED, glibc defaults in use");
     out(fmt::format("# disk: fdatasync of an 8 kB write, p50 {:.3f} ms (each PostgreSQL commit waits for one)",
                     fdatasync_p50_ms(opt.dir.empty() ? fs::temp_directory_path().string() : opt.dir)));
     std::vector<CsvSeries> csv;
