@@ -105,23 +105,47 @@ const char* const sql_last =
     "SELECT " RAW_COLS " FROM raw_messages WHERE user_id = $1 AND conversation_id = $2"
     " AND seq > (SELECT last_seq FROM raw_conversations WHERE user_id = $1 AND id = $2) - $3 ORDER BY seq";
 
+// One connection of a client: its prepared statements, each execution counted.
+class PgConnection {
+public:
+    PgConnection(const std::string& url, std::atomic<std::uint64_t>& statements)
+        : c_(connect(url)), statements_(statements) {}
+    ~PgConnection() { PQfinish(c_); }
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+
+    void prepare(const char* name, const char* sql, int n, const Oid* types) {
+        Result r(PQprepare(c_, name, sql, n, types));
+        check(c_, r, std::string("prepare ") + name);
+    }
+    Result exec(const char* name, int n, const char* const* params) {
+        ++statements_;
+        Result r(PQexecPrepared(c_, name, n, params, nullptr, nullptr, 0));
+        check(c_, r, name);
+        return r;
+    }
+
+private:
+    PGconn* c_;
+    std::atomic<std::uint64_t>& statements_;
+};
+
 class RawPgClient final : public Client {
 public:
     RawPgClient(const std::string& url, Window w, std::atomic<std::uint64_t>& statements,
                 std::atomic<std::uint64_t>& rereads)
-        : c_(connect(url)), w_(w), statements_(statements), rereads_(rereads) {
+        : pg_(url, statements), w_(w), rereads_(rereads) {
         const Oid create_t[] = {text_oid, text_oid, int8_oid, text_oid};
         const Oid user_t[] = {text_oid, text_oid, int8_oid, text_oid, int8_oid};
         const Oid range_t[] = {text_oid, text_oid, int8_oid, int8_oid};
         const Oid last_t[] = {text_oid, text_oid, int8_oid};
-        prepare("create", sql_create, 4, create_t);
-        prepare("user_last", sql_user_last, 5, user_t);
-        prepare("user_full", sql_user_full, 4, user_t);
-        prepare("reply", sql_reply, 4, create_t);
-        prepare("range", sql_range, 4, range_t);
-        prepare("last", sql_last, 3, last_t);
+        pg_.prepare("create", sql_create, 4, create_t);
+        pg_.prepare("user_last", sql_user_last, 5, user_t);
+        pg_.prepare("user_full", sql_user_full, 4, user_t);
+        pg_.prepare("reply", sql_reply, 4, create_t);
+        pg_.prepare("range", sql_range, 4, range_t);
+        pg_.prepare("last", sql_last, 3, last_t);
     }
-    ~RawPgClient() override { PQfinish(c_); }
 
     TurnOut turn(const std::string& user, const std::string& conversation_id, const std::string& text) override {
         TurnOut out;
@@ -133,7 +157,7 @@ public:
             // Steps 1-3: one statement.
             const char* params[] = {user.c_str(), id.c_str(), now.c_str(), text.c_str(), n.c_str()};
             const char* stmt = conversation_id.empty() ? "create" : w_.all ? "user_full" : "user_last";
-            Result r = exec(stmt, conversation_id.empty() || w_.all ? 4 : 5, params);
+            Result r = pg_.exec(stmt, conversation_id.empty() || w_.all ? 4 : 5, params);
             if (r.rows() == 0) fail("raw postgres: conversation " + id + " not found");
             window.reserve(static_cast<std::size_t>(r.rows()));
             for (int i = 0; i < r.rows(); ++i) window.push_back(r.row(i));
@@ -146,7 +170,7 @@ public:
             ++rereads_;
             const std::string lo = std::to_string(out.user_seq - expect), hi = std::to_string(out.user_seq);
             const char* params[] = {user.c_str(), id.c_str(), lo.c_str(), hi.c_str()};
-            Result r = exec("range", 4, params);
+            Result r = pg_.exec("range", 4, params);
             window.clear();
             for (int i = 0; i < r.rows(); ++i) window.push_back(r.row(i));
         }
@@ -157,7 +181,7 @@ public:
             // Step 5: one statement.
             const std::string now2 = std::to_string(now_us());
             const char* params[] = {user.c_str(), id.c_str(), now2.c_str(), reply.c_str()};
-            Result r = exec("reply", 4, params);
+            Result r = pg_.exec("reply", 4, params);
             if (r.rows() != 1) fail("raw postgres: conversation " + id + " vanished");
             out.reply_seq = r.int64(0, 0);
         }
@@ -167,7 +191,7 @@ public:
     void load_last(const std::string& user, const std::string& conversation_id, int n, long long last_seq) override {
         const std::string ns = std::to_string(n);
         const char* params[] = {user.c_str(), conversation_id.c_str(), ns.c_str()};
-        Result r = exec("last", 3, params);
+        Result r = pg_.exec("last", 3, params);
         std::vector<Row> rows;
         rows.reserve(static_cast<std::size_t>(r.rows()));
         for (int i = 0; i < r.rows(); ++i) rows.push_back(r.row(i));
@@ -176,20 +200,9 @@ public:
     }
 
 private:
-    void prepare(const char* name, const char* sql, int n, const Oid* types) {
-        Result r(PQprepare(c_, name, sql, n, types));
-        check(c_, r, std::string("prepare ") + name);
-    }
-    Result exec(const char* name, int n, const char* const* params) {
-        ++statements_;
-        Result r(PQexecPrepared(c_, name, n, params, nullptr, nullptr, 0));
-        check(c_, r, name);
-        return r;
-    }
 
-    PGconn* c_;
+    PgConnection pg_;
     Window w_;
-    std::atomic<std::uint64_t>& statements_;
     std::atomic<std::uint64_t>& rereads_;
 };
 
@@ -218,18 +231,17 @@ const char* const sql_classic_touch =
 class ClassicPgClient final : public Client {
 public:
     ClassicPgClient(const std::string& url, Window w, std::atomic<std::uint64_t>& statements)
-        : c_(connect(url)), w_(w), statements_(statements) {
+        : pg_(url, statements), w_(w) {
         const Oid two[] = {text_oid, text_oid}, create_t[] = {text_oid, text_oid, int8_oid};
         const Oid history_t[] = {text_oid, text_oid, int8_oid};
         const Oid insert_t[] = {text_oid, text_oid, int8_oid, text_oid, text_oid};
         const Oid touch_t[] = {text_oid, text_oid, int8_oid, int8_oid};
-        prepare("conv", sql_classic_conv, 2, two);
-        prepare("create", sql_classic_create, 3, create_t);
-        prepare("history", sql_classic_history, 3, history_t);
-        prepare("insert", sql_classic_insert, 5, insert_t);
-        prepare("touch", sql_classic_touch, 4, touch_t);
+        pg_.prepare("conv", sql_classic_conv, 2, two);
+        pg_.prepare("create", sql_classic_create, 3, create_t);
+        pg_.prepare("history", sql_classic_history, 3, history_t);
+        pg_.prepare("insert", sql_classic_insert, 5, insert_t);
+        pg_.prepare("touch", sql_classic_touch, 4, touch_t);
     }
-    ~ClassicPgClient() override { PQfinish(c_); }
 
     TurnOut turn(const std::string& user, const std::string& conversation_id, const std::string& text) override {
         TurnOut out;
@@ -238,16 +250,16 @@ public:
         const std::string now = std::to_string(now_us());
         if (conversation_id.empty()) {
             const char* params[] = {user.c_str(), id.c_str(), now.c_str()};
-            exec("create", 3, params);
+            pg_.exec("create", 3, params);
         } else {
             const char* params[] = {user.c_str(), id.c_str()};
-            if (exec("conv", 2, params).rows() != 1) fail("classic postgres: conversation " + id + " not found");
+            if (pg_.exec("conv", 2, params).rows() != 1) fail("classic postgres: conversation " + id + " not found");
         }
         std::vector<Row> window;
         {
             const std::string n = std::to_string(w_.all ? 1'000'000'000 : w_.n - 1);
             const char* params[] = {user.c_str(), id.c_str(), n.c_str()};
-            Result r = exec("history", 3, params);
+            Result r = pg_.exec("history", 3, params);
             for (int i = 0; i < r.rows(); ++i) window.push_back(r.row(i));
         }
         out.user_seq = insert(user, id, "user", text, &window);
@@ -266,28 +278,17 @@ private:
                      std::vector<Row>* window) {
         const std::string now = std::to_string(now_us());
         const char* params[] = {user.c_str(), id.c_str(), now.c_str(), role, content.c_str()};
-        Result r = exec("insert", 5, params);
+        Result r = pg_.exec("insert", 5, params);
         const long long seq = r.int64(0, 0);
         if (window) window->push_back(r.row(0));
         const std::string last = std::to_string(seq);
         const char* touch[] = {user.c_str(), id.c_str(), last.c_str(), now.c_str()};
-        exec("touch", 4, touch);
+        pg_.exec("touch", 4, touch);
         return seq;
     }
-    void prepare(const char* name, const char* sql, int n, const Oid* types) {
-        Result r(PQprepare(c_, name, sql, n, types));
-        check(c_, r, std::string("prepare ") + name);
-    }
-    Result exec(const char* name, int n, const char* const* params) {
-        ++statements_;
-        Result r(PQexecPrepared(c_, name, n, params, nullptr, nullptr, 0));
-        check(c_, r, name);
-        return r;
-    }
 
-    PGconn* c_;
+    PgConnection pg_;
     Window w_;
-    std::atomic<std::uint64_t>& statements_;
 };
 
 class RawPg final : public Impl {
