@@ -82,6 +82,12 @@ void claim_run(DatabaseImpl& db, soci::session& s, const std::string& user, cons
     st.execute();
 }
 
+// Binds sql.cpp's CS_TURN_USER: the user message the turn stored.
+void use_turn_user(Stmt& st, const TurnIdentity& turn) {
+    st.use(turn.user_id).use(turn.conversation_id).use(static_cast<long long>(turn.user_seq)).use(turn.key)
+        .use(turn.key).use(turn.run_token);
+}
+
 bool is_unique_violation(const soci::soci_error& e) {
     const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e);
     return pe && pe->sqlstate() == "23505";
@@ -97,7 +103,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                                       const std::string& run_token, bool defer_flush) {
     const long long defer = defer_flush ? 1 : 0;
     const std::optional<std::string>& key = req.idempotency_key;
-    const std::optional<std::string> run_owner = key ? std::optional(run_token) : std::nullopt;
+    const std::optional<std::string> run_owner = run_token;
     const std::string& user = req.user_id;
     return db.run(key ? TxMode::idempotent_single_write : TxMode::single_write,
                   [&](soci::session& s) -> std::optional<BegunTurn> {
@@ -121,11 +127,21 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             }
             const std::string& id = *req.conversation_id;
             const long long n = detail::first_chunk(w), keep = w.keep_system ? 1 : 0;
+            long long current = 0, snapshot_current_flag = 0;
+            soci::indicator current_ind{};
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
+            st.into(current, current_ind);
             st.use(now).use(user).use(id).use(defer).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
-                .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id);
-            std::vector<Message> rows = detail::fetch_messages(st, row);
+                .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id)
+                .use(user).use(id);
+            std::vector<Message> rows;
+            if (st.execute()) {
+                do {
+                    rows.push_back(row.to_message());
+                    if (current_ind == soci::i_ok) snapshot_current_flag = current;
+                } while (st.fetch());
+            }
             if (rows.empty()) detail::throw_not_found(id);
             out.conversation_id = id;
             out.user = rows.back(); // the new message has the highest seq
@@ -133,13 +149,13 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             std::vector<Message> prefix, tail;
             for (Message& m : rows) (m.seq <= lo ? prefix : tail).push_back(std::move(m));
             // A writer that committed while we waited for the row lock is missing from the
-            // statement's snapshot: re-read the range (a new statement sees it). The prefix arm
-            // read that snapshot too, so it is used only when the snapshot is known to be
-            // current: no hole, and the range arm saw seq end-1 (writers commit in seq order
-            // under the row lock, so it then saw everything below). Otherwise finish_window
-            // reads the prefix afresh.
+            // statement's snapshot, and a truncate may have replaced rows the snapshot still
+            // shows: unless the snapshot is current (nobody wrote in between), re-read the range
+            // (a new statement sees it all). The prefix arm read that snapshot too, so it is used
+            // only when the snapshot is current and the range arm saw seq end - 1. Otherwise
+            // finish_window reads the prefix afresh.
             bool snapshot_current = end - lo >= 2 && static_cast<long long>(prefix.size()) < prefix_cap;
-            if (static_cast<long long>(tail.size()) != end - lo) {
+            if (snapshot_current_flag != 1 || static_cast<long long>(tail.size()) != end - lo) {
                 tail = detail::load_range(db, s, user, id, lo, end);
                 snapshot_current = false;
             }
@@ -155,7 +171,8 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
 }
 
 // PostgreSQL, step 5 in one autocommit statement: the agent's messages after last_seq.
-// nullopt: this keyed turn's reply is stored already (a racing duplicate finished first).
+// nullopt: this keyed turn's reply is stored already (a racing duplicate finished first), or the
+// statement stored nothing (see pg_turn_finish): the locked path takes over.
 std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnIdentity& turn,
                                                    const std::vector<Message>& output) {
     const std::string& user = turn.user_id;
@@ -166,16 +183,17 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnI
         const long long now = detail::now_us(), k = static_cast<long long>(output.size());
         long long seq = 0, last = 0;
         Stmt st(db, s, sql);
-        st.into(seq).use(k).use(now).use(user).use(id).use(user).use(id).use(turn.user_seq).use(turn.key).use(user).use(id)
-            .use(k).use(now);
+        st.into(seq).use(k).use(now).use(user).use(id);
+        use_turn_user(st, turn);
+        st.use(user).use(id).use(user).use(id).use(k).use(now);
         for (std::size_t i = 0; i < output.size(); ++i) {
             st.use(static_cast<long long>(i + 1));
             detail::use_message_fields(st, output[i]);
         }
         try {
-            // No row: the conversation was deleted while the agent ran, or a token names a
-            // user message that is not there.
-            if (!st.execute()) detail::throw_not_found(id);
+            // No row: the conversation was deleted while the agent ran, a token names a user
+            // message that is not there, or a truncate came in between — the locked path tells.
+            if (!st.execute()) return std::nullopt;
             do last = std::max(last, seq);
             while (st.fetch());
         } catch (const soci::soci_error& e) {
@@ -226,8 +244,9 @@ public:
           // PostgreSQL takes steps 1-3 in one statement; the general path (SQLite,
           // ConcurrentTurns::reject, replays of keyed turns) a transaction.
           fast(database.dialect() == Dialect::postgresql && !reject),
-          // Names this call's run: its ConcurrentTurns::reject mark and its claim on a keyed turn.
-          split(split_turn), run_token(split || reject || key ? detail::new_uuid() : std::string{}),
+          // Names this call's run: its user message (see CS_TURN_USER in sql.cpp), its
+          // ConcurrentTurns::reject mark and its claim on a keyed turn.
+          split(split_turn), run_token(detail::new_uuid()),
           lease_us(std::chrono::duration_cast<std::chrono::microseconds>(options.run_lease).count()),
           duplicate_wait(options.duplicate_wait), defer_flush(!options.flush_user_message) {}
 
@@ -328,12 +347,39 @@ private:
                 st.execute();
             }
             if (out.user.seq == 0)
-                out.user = existing && !lock_first ? detail::append(db, s, req.user_id, id, {user_msg}).front()
-                                                   : detail::append_locked(db, s, req.user_id, id, conv, {user_msg}).front();
-            if (key) claim_run(db, s, req.user_id, id, *key, run_token, detail::now_us());
+                out.user = insert_user_message(s, id, existing && !lock_first ? nullptr : &conv);
+            else // resuming a keyed turn whose run ended: this call claims it
+                claim_run(db, s, req.user_id, id, *key, run_token, detail::now_us());
             out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
             return out;
         });
+    }
+
+    // Stores the turn's user message with its run's token (and, keyed, its claim on the run):
+    // after locked->last_seq, or (nullptr) at a seq allocated by the UPDATE that locks the row.
+    Message insert_user_message(soci::session& s, const std::string& id, detail::LockedConversation* locked) {
+        Message m = user_msg;
+        m.conversation_id = id;
+        m.created_at_us = detail::now_us();
+        const long long now = m.created_at_us;
+        if (locked) {
+            m.seq = ++locked->last_seq;
+            Stmt bump(db, s, db.sql().conv_bump);
+            bump.use(locked->last_seq).use(now).use(req.user_id).use(id);
+            bump.execute();
+        } else {
+            long long last_seq = 0;
+            Stmt reserve(db, s, db.sql().conv_reserve);
+            reserve.into(last_seq).use(1LL).use(now).use(req.user_id).use(id);
+            if (!reserve.execute()) detail::throw_not_found(id);
+            m.seq = last_seq;
+        }
+        Stmt st(db, s, db.sql().msg_insert_run);
+        st.use(req.user_id).use(id).use(static_cast<long long>(m.seq));
+        detail::use_message_fields(st, m);
+        st.use(now).use(run_token).use(key ? std::optional(now) : std::nullopt);
+        st.execute();
+        return m;
     }
 
     DatabaseImpl& db;
@@ -354,10 +400,10 @@ private:
 // stored (step 5), or the run released after a failure.
 class TurnEnd {
 public:
-    /** verify: the identity comes from a turn token, so its user message is checked to be there
-     *  before anything is written. */
-    TurnEnd(DatabaseImpl& database, TurnIdentity identity, bool verify_user_message)
-        : db(database), turn(std::move(identity)), verify(verify_user_message),
+    /** The user message the identity names is checked to be there before anything is written:
+     *  a token may name one that never was, and a truncate may have removed it since. */
+    TurnEnd(DatabaseImpl& database, TurnIdentity identity)
+        : db(database), turn(std::move(identity)),
           // PostgreSQL stores the output in one statement; the general path (SQLite, a turn
           // holding a ConcurrentTurns::reject mark, a racing duplicate's reply) a transaction.
           fast(database.dialect() == Dialect::postgresql && !turn.marked) {}
@@ -408,7 +454,7 @@ public:
      *  last. If it fails, the run is released so that a retry with the key is not kept waiting
      *  (a stored reply is found before the claim is looked at, so this is safe after
      *  OutcomeUnknown too). *found_stored tells whether the reply was stored already.
-     *  @throws NotFound if the conversation is gone (or, verified, the user message is not there). */
+     *  @throws NotFound if the conversation or the user message is gone. */
     std::vector<Message> store(const std::vector<Message>& output, bool* found_stored = nullptr) {
         const std::string& user = turn.user_id;
         const std::string& id = turn.conversation_id;
@@ -417,9 +463,11 @@ public:
             std::optional<std::vector<Message>> stored;
             if (fast) stored = pg_finish_turn(db, turn, output);
             if (!stored) stored = db.run(base ? TxMode::idempotent_write : TxMode::write, [&](soci::session& s) {
-                if (!base && !turn.marked) return detail::append(db, s, user, id, output);
+                // (On PostgreSQL the UPDATE's check would read its statement's snapshot, which a
+                // truncate committed while it waited for the lock may have outdated: lock first.)
+                if (!base && !turn.marked && db.dialect() == Dialect::sqlite) return append_checked(s, output);
                 detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
-                if (verify) check_user_message(s);
+                check_user_message(s);
                 if (turn.marked) {
                     Stmt st(db, s, db.sql().conv_clear_active);
                     st.use(user).use(id).use(turn.run_token);
@@ -471,12 +519,26 @@ public:
     const TurnIdentity& identity() const { return turn; }
 
 private:
-    // The user message the identity names is there: a user message with the turn's key.
+    // The user message the identity names is there (CS_TURN_USER in sql.cpp).
     void check_user_message(soci::session& s) {
-        const std::vector<Message> at =
-            detail::load_range(db, s, turn.user_id, turn.conversation_id, turn.user_seq - 1, turn.user_seq);
-        if (at.empty() || at.front().role != Role::user || at.front().idempotency_key != turn.key)
-            detail::throw_not_found(turn.conversation_id);
+        long long found = 0;
+        Stmt st(db, s, db.sql().msg_turn_user);
+        st.into(found);
+        use_turn_user(st, turn);
+        st.execute();
+        if (found == 0) detail::throw_not_found(turn.conversation_id);
+    }
+
+    // Step 5 of an unkeyed turn without a mark: one UPDATE checks the user message, locks the
+    // row and allocates the seqs; then the inserts.
+    std::vector<Message> append_checked(soci::session& s, const std::vector<Message>& output) {
+        const long long n = static_cast<long long>(output.size()), now = detail::now_us();
+        long long last_seq = 0;
+        Stmt st(db, s, db.sql().conv_reserve_turn);
+        st.into(last_seq).use(n).use(now).use(turn.user_id).use(turn.conversation_id);
+        use_turn_user(st, turn);
+        if (!st.execute()) detail::throw_not_found(turn.conversation_id);
+        return detail::insert_allocated(db, s, turn.user_id, turn.conversation_id, output, last_seq, now);
     }
 
     void end_run(soci::session& s) {
@@ -494,7 +556,7 @@ private:
 
     DatabaseImpl& db;
     const TurnIdentity turn;
-    const bool verify, fast;
+    const bool fast;
 };
 
 TurnResult result_of(const TurnIdentity& turn, std::vector<Message> stored, bool replayed) {
@@ -519,7 +581,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     if (!agent) throw InvalidArgument("agent", "must be callable");
     BegunTurn p = run.begin();
     if (p.reply) return replayed_result(run.identity(p), p);
-    TurnEnd end(db_.impl(), run.identity(p), false);
+    TurnEnd end(db_.impl(), run.identity(p));
     const std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
     const auto failed = [&](const std::string& why) {
         end.release();
@@ -548,7 +610,7 @@ PendingTurn ChatOrchestrator::begin_turn(const TurnRequest& req) const {
     BegunTurn p = run.begin();
     const TurnIdentity turn = run.identity(p);
     if (p.reply) return PendingTurn{p.conversation_id, p.user.seq, p.created, {}, {}, replayed_result(turn, p)};
-    TurnEnd end(db_.impl(), turn, false);
+    TurnEnd end(db_.impl(), turn);
     std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
     return PendingTurn{p.conversation_id, p.user.seq, p.created, std::move(window), detail::encode_turn_token(turn),
                        std::nullopt};
@@ -568,7 +630,7 @@ TurnIdentity identity_for(DatabaseImpl& db, const std::string& user_id, const st
 
 TurnResult ChatOrchestrator::complete_turn(const std::string& user_id, const std::string& token,
                                            AgentReply reply) const {
-    TurnEnd end(db_.impl(), identity_for(db_.impl(), user_id, token), true);
+    TurnEnd end(db_.impl(), identity_for(db_.impl(), user_id, token));
     const std::vector<Message> output = end.checked_output(std::move(reply));
     bool found_stored = false;
     std::vector<Message> stored = end.store(output, &found_stored);
@@ -577,7 +639,7 @@ TurnResult ChatOrchestrator::complete_turn(const std::string& user_id, const std
 
 void ChatOrchestrator::fail_turn(const std::string& user_id, const std::string& token, const std::string& reason) const {
     DatabaseImpl& db = db_.impl();
-    TurnEnd end(db, identity_for(db, user_id, token), true);
+    TurnEnd end(db, identity_for(db, user_id, token));
     detail::check_text(reason, "reason", db.limits().max_content_bytes);
     end.fail();
 }

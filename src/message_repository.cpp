@@ -131,6 +131,41 @@ std::vector<Message> MessageRepository::load_before(std::string_view user_id, st
                 [&](Stmt& st) { st.use(before).use(before).use(user).use(id).use(lim); });
 }
 
+std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_view conversation_id,
+                                         std::int64_t after_seq, std::optional<std::int64_t> expected_last_seq) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    if (after_seq < 0) throw InvalidArgument("after_seq", "must not be negative");
+    if (expected_last_seq && *expected_last_seq < 0) throw InvalidArgument("expected_last_seq", "must not be negative");
+    const std::string user{user_id}, id{conversation_id};
+    const long long after = after_seq;
+    // Without expected_last_seq a retry after an unknown COMMIT outcome is harmless: it finds
+    // last_seq at after_seq already, or removes what is still there.
+    return db.run(expected_last_seq ? TxMode::write : TxMode::idempotent_write, [&](soci::session& s) {
+        const detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
+        if (expected_last_seq && *expected_last_seq != conv.last_seq)
+            throw Conflict(fmt::format("conversation '{}' is at seq {}, not the expected {}", id, conv.last_seq,
+                                       *expected_last_seq));
+        if (after >= conv.last_seq) return std::int64_t{0};
+        std::string role;
+        const long long first_removed = after + 1;
+        Stmt probe(db, s, db.sql().msg_role_at);
+        probe.into(role).use(user).use(id).use(first_removed);
+        if (probe.execute() && role == "tool")
+            throw InvalidArgument("after_seq", fmt::format("message {} is a tool result: truncating after {} would "
+                                                           "keep a tool call without its results",
+                                                           first_removed, after));
+        Stmt del(db, s, db.sql().msg_delete_after);
+        del.use(user).use(id).use(after);
+        del.execute();
+        const long long now = detail::now_us();
+        Stmt bump(db, s, db.sql().conv_truncate_to);
+        bump.use(after).use(now).use(user).use(id);
+        bump.execute();
+        return static_cast<std::int64_t>(conv.last_seq - after);
+    });
+}
+
 std::int64_t MessageRepository::count(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
     check_scope(db, user_id, conversation_id);

@@ -12,6 +12,13 @@ namespace {
 #define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
 #define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
+// The user message a turn stored (alias u): at its seq, with its key — or, unkeyed, recorded with
+// its run's token, which no other message carries (a truncate may free the seq for another one).
+// Binds user, conversation, seq, key, key, run token (detail::use_turn_user).
+#define CS_TURN_USER                                                                                           \
+    "u.user_id = :tu_user AND u.conversation_id = :tu_id AND u.seq = :tu_seq AND u.role = 'user' AND"          \
+    " (u.idempotency_key = :tu_key OR (CAST(:tu_key2 AS TEXT) IS NULL AND u.idempotency_key IS NULL"           \
+    " AND u.run_owner = :tu_run))"
 #define CS_DEFER_FLUSH                                                                                         \
     "set_config('synchronous_commit', CASE WHEN CAST(:defer_flush AS INTEGER) = 1 THEN 'off'"                  \
     " ELSE current_setting('synchronous_commit') END, true)"
@@ -52,6 +59,11 @@ SqlText common() {
         {"ALTER TABLE " CS_MSG " ADD COLUMN run_owner TEXT",
          "ALTER TABLE " CS_MSG " ADD COLUMN run_started_at BIGINT"}});
 
+    // Version 3: how many truncates a conversation has had. A truncate frees seqs for new
+    // messages; on PostgreSQL a one-statement turn step compares this counter as its snapshot saw it
+    // with the locked row's, to tell that rows it read in the snapshot may have been replaced.
+    s.migrations.push_back({3, {"ALTER TABLE " CS_CONV " ADD COLUMN truncations BIGINT NOT NULL DEFAULT 0"}});
+
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
                       " WHERE " CS_SCOPE " AND idempotency_key = :key";
@@ -83,8 +95,17 @@ SqlText common() {
                           " WHERE user_id = :user_id AND id = :id AND active_turn = :turn";
     s.conv_bump = "UPDATE " CS_CONV " SET last_seq = :last_seq, updated_at = :now"
                   " WHERE user_id = :user_id AND id = :id";
+    s.conv_truncate_to = "UPDATE " CS_CONV " SET last_seq = :last_seq, truncations = truncations + 1, updated_at = :now"
+                         " WHERE user_id = :user_id AND id = :id";
     s.conv_reserve = "UPDATE " CS_CONV " SET last_seq = last_seq + :n, updated_at = :now"
                      " WHERE user_id = :user_id AND id = :id RETURNING last_seq";
+    s.conv_reserve_turn = "UPDATE " CS_CONV " SET last_seq = last_seq + :n, updated_at = :now"
+                          " WHERE user_id = :user_id AND id = :id AND EXISTS (SELECT 1 FROM " CS_MSG " u WHERE "
+                          CS_TURN_USER ") RETURNING last_seq";
+    s.msg_turn_user = "SELECT COUNT(*) FROM " CS_MSG " u WHERE " CS_TURN_USER;
+    s.msg_insert_run = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ", run_owner, run_started_at) VALUES"
+                       " (:user_id, :conversation_id, :seq, :role, :content, :name, :tool_calls_json, :tool_call_id,"
+                       " :metadata_json, :token_count, :idempotency_key, :created_at, :run_owner, :run_started)";
     s.msg_by_key = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_insert = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") VALUES (:user_id, :conversation_id,"
                    " :seq, :role, :content, :name, :tool_calls_json, :tool_call_id, :metadata_json,"
@@ -107,6 +128,8 @@ SqlText common() {
                           "(SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
                           " AND f.role <> 'system' ORDER BY f.seq LIMIT 1) - 1, :hi2)) ORDER BY seq";
     s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
+    s.msg_role_at = "SELECT role FROM " CS_MSG " WHERE " CS_SCOPE " AND seq = :seq";
+    s.msg_delete_after = "DELETE FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after";
     return s;
 }
 
@@ -143,20 +166,26 @@ SqlText postgresql_text() {
     // transaction and read at its commit; with :defer_flush = 0 it keeps the session's value.
     s.turn_begin =
         "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + 1, updated_at = :now"
-        " WHERE user_id = :user_id AND id = :id AND " CS_DEFER_FLUSH " IS NOT NULL RETURNING last_seq),"
+        " WHERE user_id = :user_id AND id = :id AND " CS_DEFER_FLUSH " IS NOT NULL RETURNING last_seq, truncations),"
         " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json,"
         " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, :id2, last_seq, 'user', :content,"
         " :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
-        " SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
+        " SELECT " CS_MSG_COLS ", CAST(NULL AS BIGINT) FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
         " AND seq > (SELECT last_seq FROM conv) - :n AND seq < (SELECT last_seq FROM conv)"
-        " UNION ALL SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
+        " UNION ALL SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
         // :prefix_cap (a bound value the planner sees) keeps this arm an index range scan; a
         // longer prefix is loaded by msg_system_prefix.
         " AND user_id = :user_id4 AND conversation_id = :id4 AND seq <= :prefix_cap"
         " AND seq <= LEAST((SELECT last_seq FROM conv) - :n2,"
         " COALESCE((SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id5 AND f.conversation_id = :id5"
         " AND f.role <> 'system' ORDER BY f.seq LIMIT 1) - 1, (SELECT last_seq FROM conv)))"
-        " UNION ALL SELECT " CS_MSG_COLS " FROM ins ORDER BY 2";
+        // The last column, on the new message's row only: 1 if the statement's snapshot is
+        // current — its conversation row is the one locked, but for this UPDATE. Otherwise other
+        // writers (appends, or a truncate that the snapshot's rows predate) committed while the
+        // statement waited for the lock.
+        " UNION ALL SELECT " CS_MSG_COLS ", (SELECT CASE WHEN c.last_seq = conv.last_seq - 1 AND"
+        " c.truncations = conv.truncations THEN 1 ELSE 0 END FROM " CS_CONV " c, conv WHERE c.user_id = :user_id6"
+        " AND c.id = :id6) FROM ins ORDER BY 2";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :create_key) RETURNING id)"
@@ -178,9 +207,11 @@ std::string pg_turn_finish(std::size_t k) {
                                        " AS TEXT), CAST(:tokens" + n + " AS BIGINT), CAST(:key" + n + " AS TEXT))");
     }
     return "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + :k, updated_at = :now"
-           " WHERE user_id = :user_id AND id = :id AND EXISTS (SELECT 1 FROM " CS_MSG " u WHERE u.user_id = :user_id3"
-           " AND u.conversation_id = :id3 AND u.seq = :user_seq AND u.role = 'user'"
-           " AND u.idempotency_key IS NOT DISTINCT FROM CAST(:user_key AS TEXT)) RETURNING last_seq)"
+           // The EXISTS reads the statement's snapshot: if a truncate committed while the UPDATE
+           // waited for the row lock, the locked row's truncations differ and nothing is stored.
+           " WHERE user_id = :user_id AND id = :id AND EXISTS (SELECT 1 FROM " CS_MSG " u WHERE " CS_TURN_USER ")"
+           " AND truncations = (SELECT c.truncations FROM " CS_CONV " c WHERE c.user_id = :tr_user AND c.id = :tr_id)"
+           " RETURNING last_seq)"
            " INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") SELECT :user_id2, :id2, conv.last_seq - :k2 + v.ord,"
            " v.role, v.content, v.name, v.tool_calls, v.tool_call_id, v.metadata, v.tokens, v.key, :now2"
            " FROM conv, (VALUES " + values + ") AS v(ord, role, content, name, tool_calls, tool_call_id, metadata,"

@@ -39,7 +39,11 @@ struct SqlText {
 
     std::string conv_lock;       // last_seq under the conversation's row lock
     std::string conv_bump;
+    std::string conv_truncate_to; // last_seq moved back, truncations counted
     std::string conv_reserve;  // lock the row and allocate :n seqs in one statement
+    std::string conv_reserve_turn; // conv_reserve, if the turn's user message is there (CS_TURN_USER)
+    std::string msg_turn_user;     // 1 if the turn's user message is there, else 0
+    std::string msg_insert_run;    // msg_insert, with the run's owner and start (a turn's user message)
     std::string msg_by_key;
     std::string msg_insert;
     std::string msg_all;
@@ -49,6 +53,8 @@ struct SqlText {
     std::string msg_range;
     std::string msg_system_prefix;
     std::string msg_count;
+    std::string msg_role_at;      // the role of the message at :seq
+    std::string msg_delete_after; // truncate: messages with seq > :after
     std::string msg_run_state; // owner and start of a keyed turn's run
     std::string msg_claim_run;
     std::string msg_end_run;
@@ -59,7 +65,8 @@ struct SqlText {
 };
 
 /** PostgreSQL: store k agent messages after the conversation's last_seq in one statement, if
- *  the turn's user message is there (a turn token names it). */
+ *  the turn's user message is there (a turn token names it) and no truncate committed while the
+ *  statement waited for the row lock. No row: the caller takes the locked path. */
 std::string pg_turn_finish(std::size_t k);
 
 const SqlText& sql_for(Dialect dialect);

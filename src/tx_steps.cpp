@@ -110,6 +110,13 @@ std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::strin
     Stmt reserve(db, s, db.sql().conv_reserve);
     reserve.into(last_seq).use(n).use(now).use(user).use(id);
     if (!reserve.execute()) throw_not_found(id);
+    return insert_allocated(db, s, user, id, batch, last_seq, now);
+}
+
+std::vector<Message> insert_allocated(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                      const std::string& id, const std::vector<Message>& batch, long long last_seq,
+                                      long long now) {
+    const long long n = static_cast<long long>(batch.size());
     std::vector<Message> out = batch;
     for (std::size_t i = 0; i < out.size(); ++i) {
         out[i].conversation_id = id;

@@ -53,6 +53,12 @@ std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::strin
                             const std::vector<Message>& batch,
                             std::optional<std::int64_t> expected_last_seq = std::nullopt);
 
+/** Inserts validated messages at the seqs already allocated for them, last_seq - size + 1 ..
+ *  last_seq, created at now; returns them as stored. */
+std::vector<Message> insert_allocated(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                      const std::string& id, const std::vector<Message>& batch, long long last_seq,
+                                      long long now);
+
 /** Messages in the seq range (lo, hi], in order. */
 std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::string& user,
                                 const std::string& id, long long lo, long long hi);

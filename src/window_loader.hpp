@@ -6,8 +6,9 @@
 // with no connection held — the host's TokenCounter and the selection never run while a pooled
 // connection or a database lock is held — and reads further back, each read a short read of its
 // own, only while a token budget is not spent and for the leading system messages when they are
-// not known yet. Messages at or below the window's end are never changed, so the later reads see
-// the same history as the first.
+// not known yet. Messages at or below the window's end change only when a truncate removes them
+// — and with them the turn's own user message, so such a turn cannot store a reply (NotFound) —
+// so the later reads see the same history as the first.
 
 #include <optional>
 #include <string>

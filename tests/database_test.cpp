@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "support.hpp"
+#include "sql.hpp"
 #include "url.hpp"
 
 using namespace convstate;
@@ -179,4 +180,42 @@ TEST_CASE("database: SQLite durability is NORMAL unless the options or the URL a
     const TurnResult r = ChatOrchestrator(db).turn(cstest::request("u", std::nullopt, "hi"),
                                                     [](const AgentInput&) { return cstest::text_reply("ok"); });
     CHECK(MessageRepository(db).count("u", r.conversation_id) == 2);
+}
+
+TEST_CASE("migrations: a schema v1 database with data is upgraded in place and its conversations work on") {
+    const cstest::FreshDb raw = cstest::fresh_db();
+    // The database as the first release left it: schema 1 and its rows, written by hand.
+    const detail::SqlText& sql = detail::sql_for(cstest::is_postgres() ? Dialect::postgresql : Dialect::sqlite);
+    cstest::exec(raw, sql.create_schema_table);
+    for (const std::string& statement : sql.migrations.at(0).statements) cstest::exec(raw, statement);
+    cstest::exec(raw, "INSERT INTO convstate_schema_version (version, applied_at) VALUES (1, 1)");
+    cstest::exec(raw, "INSERT INTO convstate_conversations (user_id, id, title, metadata_json, last_seq, created_at,"
+                      " updated_at) VALUES ('u', 'old', 'from v1', '{}', 3, 10, 20)");
+    cstest::exec(raw, "INSERT INTO convstate_messages (user_id, conversation_id, seq, role, content, metadata_json,"
+                      " idempotency_key, created_at) VALUES ('u', 'old', 1, 'system', 'be brief', '{}', NULL, 10),"
+                      " ('u', 'old', 2, 'user', 'hi', '{}', 'k1', 11), ('u', 'old', 3, 'assistant', 'hello', '{}',"
+                      " 'k1\x1freply', 12)");
+
+    Database db = Database::open(raw.url);
+    CHECK(db.schema_version() == Database::latest_schema_version());
+    const ConversationStore store(db);
+    const MessageRepository messages(db);
+    const Conversation c = store.get("u", "old");
+    CHECK(c.title == "from v1");
+    CHECK(c.last_seq == 3);
+    CHECK(cstest::seqs(messages.load_all("u", "old")) == std::vector<std::int64_t>{1, 2, 3});
+
+    // A turn continues it; the old keyed turn replays; undo works on the upgraded rows.
+    const ChatOrchestrator chat(db);
+    const TurnResult r = chat.turn(cstest::request("u", "old", "again"),
+                                   [](const AgentInput& in) { return cstest::text_reply(std::to_string(in.history.size())); });
+    CHECK(r.user_seq == 4);
+    CHECK(r.reply == "4");
+    const TurnResult replay = chat.turn(cstest::request("u", "old", "hi", "k1"),
+                                        [](const AgentInput&) -> AgentReply { throw std::runtime_error("not called"); });
+    CHECK(replay.replayed);
+    CHECK(replay.reply_seq == 3);
+    CHECK(messages.truncate("u", "old", 3) == 2);
+    CHECK(messages.append("u", "old", cstest::msg(Role::user, "after undo")).seq == 4);
+    cstest::check_dense(messages.load_all("u", "old"));
 }

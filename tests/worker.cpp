@@ -4,6 +4,10 @@
 //   worker turn URL USER CONVERSATION KEY            one keyed turn "racing"
 //   worker turns URL USER CONV1,CONV2,… FIRST COUNT  turns FIRST…FIRST+COUNT-1: turn i goes to
 //       conversation i % n with message "turn-i" and key "k-i"; prints "done i" after each
+//   worker undoable-turns URL USER CONVERSATION TAG COUNT   turns "TAG-0"…; a turn whose user
+//       message another process undid (NotFound) is skipped
+//   worker undo URL USER CONVERSATION COUNT   COUNT times, removes the last exchange (from the
+//       newest user message on) with expected_last_seq, retrying conflicts
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +65,33 @@ int main(int argc, char** argv) try {
                       [](const convstate::AgentInput& in) { return cstest::echo_agent(in); });
             std::printf("done %ld\n", i);
             std::fflush(stdout);
+        }
+        return 0;
+    }
+    if (cmd == "undoable-turns" && argc == 7) {
+        convstate::ChatOrchestrator chat(open(argv[2]), orchestrator);
+        for (int i = 0; i < std::atoi(argv[6]); ++i) {
+            try {
+                chat.turn({.user_id = argv[3], .conversation_id = argv[4],
+                           .message = std::string(argv[5]) + "-" + std::to_string(i)},
+                          [](const convstate::AgentInput& in) { return cstest::echo_agent(in, 4); });
+            } catch (const convstate::NotFound&) {
+            }
+        }
+        return 0;
+    }
+    if (cmd == "undo" && argc == 6) {
+        convstate::MessageRepository messages(open(argv[2]));
+        for (int done = 0, attempts = 0; done < std::atoi(argv[5]) && attempts < 1000; ++attempts) {
+            const auto recent = messages.load_last(argv[3], argv[4], 6);
+            std::int64_t from = 0;
+            for (const auto& m : recent)
+                if (m.role == convstate::Role::user) from = m.seq;
+            if (from == 0) continue;
+            try {
+                if (messages.truncate(argv[3], argv[4], from - 1, recent.back().seq) > 0) ++done;
+            } catch (const convstate::Conflict&) {
+            }
         }
         return 0;
     }

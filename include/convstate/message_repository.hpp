@@ -24,8 +24,8 @@ struct AppendOptions {
  *  allocated inside the appending transaction under the conversation's row lock, so concurrent
  *  writers in any number of processes never produce a duplicate, a gap or a reordering.
  *  A message with an idempotency key that the conversation already holds is not stored again:
- *  the stored message is returned instead. Messages are never deleted one by one (only with
- *  their conversation), so seqs stay dense.
+ *  the stored message is returned instead. Messages are deleted only from the end (truncate) or
+ *  with their conversation, so seqs stay dense.
  *
  *  Thread-safety: a cheap handle over a shared Database; safe to use from many threads. */
 class CONVSTATE_API MessageRepository {
@@ -59,6 +59,21 @@ public:
     /** Up to limit messages with seq < before_seq (the ones just before it), in seq order. */
     std::vector<Message> load_before(std::string_view user_id, std::string_view conversation_id,
                                      std::int64_t before_seq, std::size_t limit) const;
+
+    /** Undo: deletes every message with seq > after_seq in one transaction and moves the
+     *  conversation's last_seq back to after_seq, so the next message gets seq after_seq + 1 and
+     *  seqs stay dense. Returns how many messages this call removed (0 when after_seq >= last_seq:
+     *  nothing to do). The idempotency keys of removed messages are forgotten with them: a retried
+     *  turn whose messages were removed stores them again. A split turn whose user message was
+     *  removed cannot be completed (NotFound).
+     *  @param expected_last_seq when set, truncate only if the conversation's last_seq equals it,
+     *         else Conflict — so K callers undoing "the last exchange" at once remove it once.
+     *  @throws InvalidArgument ("after_seq": negative, or inside a tool-call group — the first
+     *          removed message would be a tool result whose call is kept; "expected_last_seq":
+     *          negative), NotFound, Conflict, StorageError, OutcomeUnknown (with
+     *          expected_last_seq: the connection was lost during COMMIT). */
+    std::int64_t truncate(std::string_view user_id, std::string_view conversation_id, std::int64_t after_seq,
+                          std::optional<std::int64_t> expected_last_seq = std::nullopt) const;
 
     /** Number of messages in the conversation. */
     std::int64_t count(std::string_view user_id, std::string_view conversation_id) const;
