@@ -71,6 +71,7 @@ void test_null_arguments(convstate_db *db);
 void test_conversations(convstate_db *db);
 /* test_messages.c */
 void test_messages(convstate_db *db);
+void test_truncate(convstate_db *db);
 /* test_windows.c */
 void test_windows(convstate_db *db);
 /* test_turns.c */

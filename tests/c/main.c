@@ -52,6 +52,7 @@ int main(int argc, char **argv) {
         test_null_arguments(db);
         test_conversations(db);
         test_messages(db);
+        test_truncate(db);
         test_windows(db);
         test_turns(db);
         test_turn_options_v2(db);

@@ -1,6 +1,6 @@
 /*
  * test_messages.c: append (idempotency keys, expected_last_seq), append_batch, malformed
- * input, loading (all, last, after, before), count, NOT_FOUND.
+ * input, loading (all, last, after, before), count, truncate, NOT_FOUND.
  */
 #include <stdint.h>
 #include <string.h>
@@ -173,8 +173,37 @@ void test_messages(convstate_db *db) {
         CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_message_load_after(db, g_other, id, 0, 3, &out));
         CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_message_load_before(db, g_other, id, 5, 3, &out));
         CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_message_count(db, g_other, id, &n));
+        CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_message_truncate(db, g_other, id, 0, NULL, &n));
         CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_message_load_all(db, g_user, other_id, &out));
         CHECK(out == NULL);
         CHECK(count_messages(db, g_user, id) == 9);
     }
+}
+
+/* truncate: undo from the end, with and without expected_last_seq; never inside a tool group */
+void test_truncate(convstate_db *db) {
+    char id[128];
+    int64_t removed = -1, expected = 4;
+    const char *batch =
+        "[{\"role\":\"user\",\"content\":\"q\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"t1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":\"r\"},"
+        "{\"role\":\"assistant\",\"content\":\"a\"}]";
+    if (!create_conversation(db, g_user, "undo", id)) return;
+    CHECK_OK(convstate_message_append_batch(db, g_user, id, batch, NULL, NULL));
+    CHECK_INVALID("after_seq", convstate_message_truncate(db, g_user, id, 2, NULL, &removed));
+    CHECK_INVALID("after_seq", convstate_message_truncate(db, g_user, id, -1, NULL, &removed));
+    CHECK(count_messages(db, g_user, id) == 4);
+    expected = 9;
+    CHECK_STATUS(CONVSTATE_CONFLICT, convstate_message_truncate(db, g_user, id, 3, &expected, &removed));
+    expected = 4;
+    CHECK_OK(convstate_message_truncate(db, g_user, id, 3, &expected, &removed));
+    CHECK(removed == 1);
+    CHECK_OK(convstate_message_truncate(db, g_user, id, 3, NULL, &removed));
+    CHECK(removed == 0);
+    CHECK_OK(convstate_message_truncate(db, g_user, id, 1, NULL, NULL));
+    CHECK(count_messages(db, g_user, id) == 1);
+    CHECK_OK(convstate_message_append(db, g_user, id, "{\"role\":\"user\",\"content\":\"next\"}", NULL, NULL));
+    CHECK(count_messages(db, g_user, id) == 2);
 }

@@ -330,6 +330,16 @@ convstate_status convstate_message_count(convstate_db* db, const char* user_id, 
     });
 }
 
+convstate_status convstate_message_truncate(convstate_db* db, const char* user_id, const char* conversation_id,
+                                            int64_t after_seq, const int64_t* expected_last_seq, int64_t* out_removed) {
+    return guard([&] {
+        const std::int64_t removed = convstate::MessageRepository(database(db)).truncate(
+            text(user_id, "user_id"), text(conversation_id, "conversation_id"), after_seq,
+            optional_seq(expected_last_seq));
+        if (out_removed) *out_removed = removed;
+    });
+}
+
 convstate_status convstate_window_load(convstate_db* db, const char* user_id, const char* conversation_id,
                                        const convstate_window* window, char** out_json) {
     return guard([&] {

@@ -561,6 +561,25 @@ class Database:
         )
         return out.value
 
+    def truncate(
+        self, user_id: str, conversation_id: str, after_seq: int, expected_last_seq: Optional[int] = None
+    ) -> int:
+        """Undo: deletes the messages with seq > after_seq atomically and moves the last seq back
+        (seqs stay dense). Returns how many messages this call removed (0 at or past the end).
+        With expected_last_seq, nothing happens unless the last seq equals it (else
+        :class:`Conflict`), so concurrent undos of one exchange remove it once. An after_seq
+        inside a tool-call group is :class:`InvalidArgument` (field "after_seq")."""
+        removed = c_int64()
+        self._call(
+            "convstate_message_truncate",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _sint(after_seq, "after_seq"),
+            _expected(expected_last_seq),
+            byref(removed),
+        )
+        return removed.value
+
     def window(
         self,
         user_id: str,

@@ -150,6 +150,8 @@ _SIGNATURES = {
     "convstate_message_load_before": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_uint64, _out_str]),
     "convstate_message_count": (convstate_status, [_db_p, c_char_p, c_char_p, POINTER(c_int64)]),
+    "convstate_message_truncate": (
+        convstate_status, [_db_p, c_char_p, c_char_p, c_int64, POINTER(c_int64), POINTER(c_int64)]),
     # Windows
     "convstate_window_load": (convstate_status, [_db_p, c_char_p, c_char_p, POINTER(Window), _out_str]),
     # The turn

@@ -306,6 +306,32 @@ class _Cases:
             self.db.append_batch(self.user, cid, [])
         self.assertEqual(cm.exception.field, "messages")
 
+    def test_truncate(self) -> None:
+        cid = self.conversation()
+        self.db.append_batch(
+            self.user,
+            cid,
+            [
+                msg("user", "q"),
+                msg("assistant", "", tool_calls=[tool_call("c1", "calc", "{}")]),
+                msg("tool", "2", tool_call_id="c1"),
+                msg("assistant", "a"),
+            ],
+        )
+        with self.assertRaises(InvalidArgument) as cm:  # the call would lose its result
+            self.db.truncate(self.user, cid, 2)
+        self.assertEqual(cm.exception.field, "after_seq")
+        with self.assertRaises(Conflict):
+            self.db.truncate(self.user, cid, 3, expected_last_seq=9)
+        self.assertEqual(self.db.truncate(self.user, cid, 3, expected_last_seq=4), 1)
+        self.assertEqual(self.db.truncate(self.user, cid, 3), 0)
+        self.assertEqual(self.db.truncate(self.user, cid, 1), 2)
+        self.assertEqual([m["seq"] for m in self.db.load_all(self.user, cid)], [1])
+        self.assertEqual(self.db.append(self.user, cid, msg("user", "again"))["seq"], 2)
+        with self.assertRaises(NotFound):
+            self.db.truncate("someone-else", cid, 0)
+        self.assertEqual(self.db.count(self.user, cid), 2)
+
     def test_batch_is_atomic_and_names_the_field(self) -> None:
         cid = self.conversation()
         self.db.append(self.user, cid, msg("user", "one"))

@@ -702,6 +702,35 @@ impl Database {
         Ok(n)
     }
 
+    /// Undo: deletes the messages with seq > `after_seq` atomically and moves the last seq back
+    /// (seqs stay dense). Returns how many messages this call removed (0 at or past the end).
+    /// With `expected_last_seq`, nothing happens unless the last seq equals it (else `Conflict`),
+    /// so concurrent undos of one exchange remove it once. An `after_seq` inside a tool-call
+    /// group is `InvalidArgument` (field "after_seq").
+    pub fn truncate(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        expected_last_seq: Option<i64>,
+    ) -> Result<i64, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let mut removed: i64 = 0;
+        check(unsafe {
+            // SAFETY: valid handle, C strings, optional pointer to a live i64, out-pointer.
+            sys::convstate_message_truncate(
+                self.db(),
+                user.as_ptr(),
+                id.as_ptr(),
+                after_seq,
+                expected_last_seq.as_ref().map_or(ptr::null(), |e| e as *const i64),
+                &mut removed,
+            )
+        })?;
+        Ok(removed)
+    }
+
     /// The window a turn would show the agent now.
     pub fn window(&self, user_id: &str, conversation_id: &str, window: &Window) -> Result<Vec<Message>, Error> {
         let w = window.to_sys();

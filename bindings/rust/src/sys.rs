@@ -264,6 +264,14 @@ extern "C" {
         limit: u64,
         out_json: *mut *mut c_char,
     ) -> convstate_status;
+    pub fn convstate_message_truncate(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        after_seq: i64,
+        expected_last_seq: *const i64,
+        out_removed: *mut i64,
+    ) -> convstate_status;
     pub fn convstate_message_count(
         db: *mut convstate_db,
         user_id: *const c_char,

@@ -318,6 +318,15 @@ fn loads_and_count(db: TestDb) {
     // past the end (e.g. i64::MAX) returns nothing rather than "the ones just before it".
     assert_invalid(db.load_after(&u, &c, 0, 0), "limit");
     assert_invalid(db.load_before(&u, &c, 5, 10_001), "limit");
+
+    // Undo from the end: seqs stay dense, expected_last_seq guards concurrent undos.
+    assert!(matches!(db.truncate(&u, &c, 8, Some(9)), Err(Error::Conflict(_))));
+    assert_eq!(db.truncate(&u, &c, 8, Some(10)).unwrap(), 2);
+    assert_eq!(db.truncate(&u, &c, 8, None).unwrap(), 0);
+    assert_invalid(db.truncate(&u, &c, -1, None), "after_seq");
+    assert_not_found(db.truncate("someone-else", &c, 0, None));
+    assert_eq!(db.append(&u, &c, &Message::user("m9 again"), None).unwrap().seq, 9);
+    assert_eq!(db.count(&u, &c).unwrap(), 9);
 }
 
 fn unicode_round_trip(db: TestDb) {

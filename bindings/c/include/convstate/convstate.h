@@ -210,6 +210,18 @@ CONVSTATE_C_API convstate_status convstate_message_load_after(convstate_db *db, 
 CONVSTATE_C_API convstate_status convstate_message_load_before(convstate_db *db, const char *user_id,
                                                                const char *conversation_id, int64_t before_seq,
                                                                uint64_t limit, char **out_json);
+/** Undo: deletes the messages with seq > after_seq in one transaction and moves the
+ *  conversation's last seq back to after_seq (seqs stay dense: the next message gets
+ *  after_seq + 1). expected_last_seq may be NULL; otherwise nothing happens unless the last seq
+ *  equals *expected_last_seq (else CONFLICT), so concurrent undos of one exchange remove it once.
+ *  *out_removed (may be NULL) receives how many messages this call removed (0 when after_seq is
+ *  at or past the end). Removed idempotency keys are forgotten; a split turn whose user message
+ *  was removed cannot complete (NOT_FOUND). CONVSTATE_INVALID_ARGUMENT: "after_seq" negative or
+ *  inside a tool-call group (the first removed message would be a tool result whose call is
+ *  kept), "expected_last_seq" negative; nothing is removed. */
+CONVSTATE_C_API convstate_status convstate_message_truncate(convstate_db *db, const char *user_id,
+                                                            const char *conversation_id, int64_t after_seq,
+                                                            const int64_t *expected_last_seq, int64_t *out_removed);
 /** *out (required) receives the number of messages in the conversation. */
 CONVSTATE_C_API convstate_status convstate_message_count(convstate_db *db, const char *user_id,
                                                          const char *conversation_id, int64_t *out);
