@@ -96,10 +96,12 @@ bool is_unique_violation(const soci::soci_error& e) {
 // How many leading system messages turn_begin returns at most (more are loaded separately).
 constexpr long long prefix_cap = 16;
 
-// PostgreSQL, steps 1-3 in one autocommit statement. nullopt: an idempotency key of this turn
-// is stored already (or a racing creator won) — the general path replays or resumes the turn.
+// PostgreSQL, steps 1-3 in one autocommit statement: create `fresh` with the user message, or
+// (fresh null) continue conversation `id`. nullopt: an idempotency key of this turn is stored
+// already (or a racing creator won) — the general path replays or resumes the turn.
+// @throws NotFound (continuing a conversation that is not there).
 std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req, const Message& user_msg,
-                                      const std::optional<Conversation>& fresh, const HistoryWindow& w,
+                                      const Conversation* fresh, const std::string& id, const HistoryWindow& w,
                                       const std::string& run_token, bool defer_flush) {
     const long long defer = defer_flush ? 1 : 0;
     const std::optional<std::string>& key = req.idempotency_key;
@@ -115,7 +117,8 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             if (fresh) {
                 Stmt st(db, s, db.sql().turn_create);
                 row.bind(st);
-                st.use(fresh->id).use(user).use(fresh->title).use(fresh->metadata_json).use(now).use(now).use(key)
+                st.use(fresh->id).use(user).use(fresh->title).use(fresh->metadata_json).use(now).use(now)
+                    .use(fresh->external_key).use(key)
                     .use(user).use(user_msg.content).use(user_msg.metadata_json).use(key).use(now).use(run_owner)
                     .use(run_started).use(defer);
                 st.execute();
@@ -125,7 +128,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 out.window_rows = {1, 0, {out.user}, std::nullopt};
                 return out;
             }
-            const std::string& id = *req.conversation_id;
+            
             const long long n = detail::first_chunk(w), keep = w.keep_system ? 1 : 0;
             long long current = 0, snapshot_current_flag = 0;
             soci::indicator current_ind{};
@@ -263,8 +266,16 @@ public:
         user_msg.metadata_json =
             detail::normalize_metadata(req.message_metadata_json, "message_metadata_json", limits);
         user_msg.idempotency_key = key;
-        if (!req.conversation_id)
+        if (req.conversation_key) {
+            if (req.conversation_id)
+                throw InvalidArgument("conversation_key", "give conversation_id or conversation_key, not both");
+            detail::check_key(*req.conversation_key, "conversation_key", limits.max_id_bytes);
+            NewConversation spec = req.new_conversation;
+            spec.external_key = req.conversation_key;
+            fresh = detail::make_conversation(db, req.user_id, spec, "new_conversation.");
+        } else if (!req.conversation_id) {
             fresh = detail::make_conversation(db, req.user_id, req.new_conversation, "new_conversation.");
+        }
     }
 
     /** Steps 1-3, committed: resolve the conversation, persist the user message, read the
@@ -272,7 +283,18 @@ public:
      *  elsewhere is waited for. */
     BegunTurn begin() {
         std::optional<BegunTurn> begun;
-        if (fast) begun = pg_begin_turn(db, req, user_msg, fresh, w, run_token, defer_flush);
+        if (fast && req.conversation_key) {
+            // Get-or-create: continue the keyed conversation, or create it if there is none (a
+            // racing creator's row makes the INSERT fail: the general path then continues it).
+            try {
+                begun = pg_begin_turn(db, req, user_msg, nullptr, fresh->id, w, run_token, defer_flush);
+            } catch (const NotFound&) {
+                begun = pg_begin_turn(db, req, user_msg, &*fresh, fresh->id, w, run_token, defer_flush);
+            }
+        } else if (fast) {
+            begun = pg_begin_turn(db, req, user_msg, fresh ? &*fresh : nullptr,
+                                  req.conversation_id.value_or(std::string{}), w, run_token, defer_flush);
+        }
         const auto wait_until = std::chrono::steady_clock::now() + duplicate_wait;
         for (int attempt = 0; !begun || begun->running_elsewhere; ++attempt) {
             if (begun) {
@@ -305,6 +327,8 @@ private:
                 existing = detail::find_conversation_by_create_key(db, s, req.user_id, *key);
                 out.created = existing.has_value();
             }
+            if (!existing && req.conversation_key && detail::conversation_exists(db, s, req.user_id, fresh->id))
+                existing = fresh->id; // get-or-create: it is there
             // Keys and the active-run mark are checked under the conversation's row lock; a plain turn
             // takes the lock with the seq allocation itself (detail::append).
             const bool lock_first = key || reject;

@@ -37,14 +37,55 @@ std::pair<long long, std::string> parse_cursor(const std::string& cursor) {
 
 } // namespace
 
+namespace {
+
+std::optional<Conversation> find_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
+                                              const std::string& id) {
+    ConversationRow row;
+    Stmt st(db, s, db.sql().conv_get);
+    row.bind(st);
+    st.use(user).use(id);
+    if (!st.execute()) return std::nullopt;
+    return row.to_conversation();
+}
+
+} // namespace
+
 Conversation ConversationStore::create(std::string_view user_id, const NewConversation& spec) const {
     auto& db = db_.impl();
     const Conversation c = detail::make_conversation(db, user_id, spec);
+    // A keyed id may be taken: look first (a racing creator makes the INSERT fail, and the retry
+    // finds its row).
     db.run(TxMode::write, [&](soci::session& s) {
+        if (c.external_key && find_conversation(db, s, c.user_id, c.id))
+            throw Conflict(fmt::format("the user already has a conversation with external_key '{}'", *c.external_key));
         detail::insert_conversation(db, s, c, std::nullopt);
         return 0;
     });
     return c;
+}
+
+GetOrCreateResult ConversationStore::get_or_create(std::string_view user_id, const NewConversation& spec) const {
+    auto& db = db_.impl();
+    if (!spec.external_key) throw InvalidArgument("external_key", "is required");
+    const Conversation fresh = detail::make_conversation(db, user_id, spec);
+    return db.run(TxMode::idempotent_write, [&](soci::session& s) {
+        if (auto found = find_conversation(db, s, fresh.user_id, fresh.id)) return GetOrCreateResult{*found, false};
+        detail::insert_conversation(db, s, fresh, std::nullopt);
+        return GetOrCreateResult{fresh, true};
+    });
+}
+
+Conversation ConversationStore::get_by_key(std::string_view user_id, std::string_view external_key) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_key(external_key, "external_key", db.limits().max_id_bytes);
+    const std::string user{user_id}, id = detail::keyed_conversation_id(user_id, external_key);
+    return db.run(TxMode::read, [&](soci::session& s) {
+        auto found = find_conversation(db, s, user, id);
+        if (!found) throw NotFound(fmt::format("no conversation with external_key '{}'", external_key));
+        return std::move(*found);
+    });
 }
 
 Conversation ConversationStore::get(std::string_view user_id, std::string_view conversation_id) const {
@@ -53,12 +94,9 @@ Conversation ConversationStore::get(std::string_view user_id, std::string_view c
     detail::check_conversation_id(conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
-        ConversationRow row;
-        Stmt st(db, s, db.sql().conv_get);
-        row.bind(st);
-        st.use(user).use(id);
-        if (!st.execute()) detail::throw_not_found(id);
-        return row.to_conversation();
+        auto found = find_conversation(db, s, user, id);
+        if (!found) detail::throw_not_found(id);
+        return std::move(*found);
     });
 }
 

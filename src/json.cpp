@@ -73,6 +73,10 @@ bj::object conversation_value(const Conversation& c) {
     o["last_seq"] = c.last_seq;
     o["created_at_us"] = c.created_at_us;
     o["updated_at_us"] = c.updated_at_us;
+    if (c.external_key)
+        o["external_key"] = *c.external_key;
+    else
+        o["external_key"] = nullptr;
     return o;
 }
 
@@ -212,6 +216,7 @@ Conversation decode_conversation(const bj::object& obj) {
     c.last_seq = get_int(obj, "last_seq").value_or(0);
     c.created_at_us = get_int(obj, "created_at_us").value_or(0);
     c.updated_at_us = get_int(obj, "updated_at_us").value_or(0);
+    c.external_key = get_string(obj, "external_key");
     return c;
 }
 

@@ -34,10 +34,7 @@ void check_page_limit(std::size_t limit) {
 // An empty result needs one more look to tell "no messages" from "no such conversation".
 void require_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
                           const std::string& id) {
-    long long last_seq = 0;
-    Stmt st(db, s, db.sql().conv_exists);
-    st.into(last_seq).use(user).use(id);
-    if (!st.execute()) detail::throw_not_found(id);
+    if (!detail::conversation_exists(db, s, user, id)) detail::throw_not_found(id);
 }
 
 template <class Bind>

@@ -27,11 +27,13 @@ Message MessageRow::to_message() const {
 }
 
 void ConversationRow::bind(Stmt& st) {
-    st.into(id).into(user_id).into(title).into(metadata_json).into(last_seq).into(created_at).into(updated_at);
+    st.into(id).into(user_id).into(title).into(metadata_json).into(last_seq).into(created_at).into(updated_at)
+        .into(external_key, external_key_ind);
 }
 
 Conversation ConversationRow::to_conversation() const {
-    return Conversation{id, user_id, title, metadata_json, last_seq, created_at, updated_at};
+    return Conversation{id,         user_id,    title, metadata_json, last_seq, created_at, updated_at,
+                        external_key_ind == soci::i_ok ? std::optional(external_key) : std::nullopt};
 }
 
 std::vector<Message> fetch_messages(Stmt& st, MessageRow& row) {

@@ -21,8 +21,9 @@ struct MessageRow {
 
 /** Receives one selected conversation row (CS_CONV_COLS order). */
 struct ConversationRow {
-    std::string id, user_id, title, metadata_json;
+    std::string id, user_id, title, metadata_json, external_key;
     long long last_seq = 0, created_at = 0, updated_at = 0;
+    soci::indicator external_key_ind{};
 
     void bind(Stmt& st);
     Conversation to_conversation() const;

@@ -7,7 +7,7 @@ namespace {
 #define CS_CONV "convstate_conversations"
 #define CS_MSG "convstate_messages"
 #define CS_VERSION "convstate_schema_version"
-#define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at"
+#define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key"
 // A message's own fields, in the order rows.cpp's use_message_fields binds them.
 #define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
 #define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
@@ -64,6 +64,10 @@ SqlText common() {
     // with the locked row's, to tell that rows it read in the snapshot may have been replaced.
     s.migrations.push_back({3, {"ALTER TABLE " CS_CONV " ADD COLUMN truncations BIGINT NOT NULL DEFAULT 0"}});
 
+    // Version 4: the host's own key of a conversation. Its id is derived from (user_id, key)
+    // (detail::keyed_conversation_id), so the primary key makes the key unique per user.
+    s.migrations.push_back({4, {"ALTER TABLE " CS_CONV " ADD COLUMN external_key TEXT"}});
+
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
                       " WHERE " CS_SCOPE " AND idempotency_key = :key";
@@ -71,7 +75,7 @@ SqlText common() {
                     " WHERE " CS_SCOPE " AND idempotency_key = :key AND run_owner = :owner";
 
     s.conv_insert = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
-                    " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at, :create_key)";
+                    " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at, :external_key, :create_key)";
     s.conv_by_create_key = "SELECT id FROM " CS_CONV " WHERE user_id = :user_id AND create_key = :key";
     s.conv_get = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
     // Keyset pagination on (updated_at, id), served by convstate_conversations_recent.
@@ -188,7 +192,7 @@ SqlText postgresql_text() {
         " AND c.id = :id6) FROM ins ORDER BY 2";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
-        " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :create_key) RETURNING id)"
+        " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, :create_key) RETURNING id)"
         " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at,"
         " run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3,"
         " :run_owner, :run_started FROM conv WHERE " CS_DEFER_FLUSH " IS NOT NULL RETURNING " CS_MSG_COLS;

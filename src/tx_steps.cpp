@@ -19,7 +19,13 @@ Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id,
     c.title = spec.title;
     c.metadata_json = normalize_metadata(spec.metadata_json, field_prefix + "metadata", db.limits());
     c.created_at_us = c.updated_at_us = now_us();
-    c.id = new_uuid();
+    if (spec.external_key) {
+        check_key(*spec.external_key, field_prefix + "external_key", db.limits().max_id_bytes);
+        c.external_key = spec.external_key;
+        c.id = keyed_conversation_id(user_id, *spec.external_key);
+    } else {
+        c.id = new_uuid();
+    }
     return c;
 }
 
@@ -27,7 +33,8 @@ void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation&
                          const std::optional<std::string>& create_key) {
     const long long created = c.created_at_us;
     Stmt st(db, s, db.sql().conv_insert);
-    st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created).use(create_key);
+    st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created).use(c.external_key)
+        .use(create_key);
     st.execute();
 }
 
@@ -42,6 +49,13 @@ LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const s
     if (active_ind == soci::i_ok) conv.active_turn = active;
     if (since_ind != soci::i_ok) conv.active_since = 0;
     return conv;
+}
+
+bool conversation_exists(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id) {
+    long long last_seq = 0;
+    Stmt st(db, s, db.sql().conv_exists);
+    st.into(last_seq).use(user).use(id);
+    return st.execute();
 }
 
 std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soci::session& s,

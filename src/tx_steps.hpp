@@ -31,6 +31,8 @@ struct LockedConversation {
 LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const std::string& user,
                                      const std::string& id);
 
+bool conversation_exists(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id);
+
 std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soci::session& s,
                                                            const std::string& user, const std::string& key);
 

@@ -3,6 +3,9 @@
 #include <chrono>
 #include <random>
 
+#include <boost/uuid/name_generator_sha1.hpp>
+#include <boost/uuid/uuid_io.hpp>
+
 namespace convstate::detail {
 
 std::int64_t now_us() noexcept {
@@ -31,6 +34,18 @@ std::string new_uuid() {
     put(lo >> 48, 4); out.push_back('-');
     put(lo, 12);
     return out;
+}
+
+std::string keyed_conversation_id(std::string_view user_id, std::string_view external_key) {
+    // convstate's namespace for keyed conversations (a fixed random UUID).
+    static const boost::uuids::uuid ns{{0x5b, 0x0e, 0x3c, 0x8d, 0x9a, 0x41, 0x4f, 0x62, 0xb1, 0x7e, 0x2d, 0xc4, 0x90,
+                                        0x13, 0x6a, 0xf5}};
+    // The user id's length first: no two (user, key) pairs give the same name.
+    std::string name = std::to_string(user_id.size());
+    name += ':';
+    name += user_id;
+    name += external_key;
+    return boost::uuids::to_string(boost::uuids::name_generator_sha1(ns)(name.data(), name.size()));
 }
 
 bool is_valid_utf8(std::string_view text) noexcept {

@@ -13,6 +13,11 @@ std::int64_t now_us() noexcept;
 /** A random RFC 4122 version-4 UUID in canonical lowercase text form. */
 std::string new_uuid();
 
+/** The id of the user's conversation with an external key: the RFC 4122 version-5 UUID of
+ *  "<bytes of user_id>:<user_id><key>" in convstate's namespace, lowercase text. Never equal to a
+ *  new_uuid() (another version nibble). */
+std::string keyed_conversation_id(std::string_view user_id, std::string_view external_key);
+
 /** True when text is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
 bool is_valid_utf8(std::string_view text) noexcept;
 

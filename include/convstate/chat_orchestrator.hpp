@@ -43,7 +43,12 @@ using Agent = std::function<AgentReply(const AgentInput&)>;
 /** One turn's input. */
 struct TurnRequest {
     std::string user_id;                        ///< the owning user; every lookup is scoped to it
-    std::optional<std::string> conversation_id; ///< empty: create a conversation
+    std::optional<std::string> conversation_id; ///< empty: create a conversation (or use conversation_key)
+    /** The host's own id for the conversation (NewConversation::external_key), in place of
+     *  conversation_id: the turn continues the user's conversation with this key, or creates it
+     *  (with new_conversation's title and metadata). Concurrent first turns with one new key all
+     *  land in one conversation. Not together with conversation_id. */
+    std::optional<std::string> conversation_key;
     std::string message;                        ///< the user's content
     /** Retrying with the same key never stores the exchange twice: a completed turn returns the
      *  stored result without calling the agent; a turn whose agent failed runs it again. */

@@ -20,11 +20,22 @@ public:
     /** A store over db (a shared handle); touches no database. */
     explicit ConversationStore(Database db) : db_(std::move(db)) {}
 
-    /** Creates a conversation with a new random id. @throws InvalidArgument (title, metadata). */
+    /** Creates a conversation: with a new random id, or, with spec.external_key, the id derived
+     *  from the user and the key. @throws InvalidArgument (title, metadata, external_key),
+     *  Conflict (the user has a conversation with this external key). */
     Conversation create(std::string_view user_id, const NewConversation& spec = {}) const;
+
+    /** The user's conversation with spec.external_key (required), created from spec if there is
+     *  none. Any number of callers racing with one new key get one conversation.
+     *  @throws InvalidArgument (external_key missing or invalid, title, metadata). */
+    GetOrCreateResult get_or_create(std::string_view user_id, const NewConversation& spec) const;
 
     /** @throws NotFound if missing or not the user's. */
     Conversation get(std::string_view user_id, std::string_view conversation_id) const;
+
+    /** The user's conversation with this external key. @throws InvalidArgument
+     *  ("external_key"), NotFound. */
+    Conversation get_by_key(std::string_view user_id, std::string_view external_key) const;
 
     /** Most recently updated first, keyset-paginated. Pages stay consistent under inserts;
      *  a conversation updated while paging may move to an earlier page.

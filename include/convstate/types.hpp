@@ -61,6 +61,7 @@ struct Conversation {
     std::int64_t last_seq = 0;      ///< seq of the newest message; doubles as the version
     std::int64_t created_at_us = 0; ///< UTC microseconds since the epoch
     std::int64_t updated_at_us = 0; ///< UTC microseconds since the epoch; the list order
+    std::optional<std::string> external_key; ///< the host's own id for it, if it has one (NewConversation)
     /** Member-wise equality. */
     bool operator==(const Conversation&) const = default;
 };
@@ -69,6 +70,17 @@ struct Conversation {
 struct NewConversation {
     std::string title;                ///< may be empty
     std::string metadata_json = "{}"; ///< a JSON object
+    /** The host's own id for the conversation — a framework's session id, a chat app's thread
+     *  id — unique per user (at most max_id_bytes, no control characters). A conversation with
+     *  an external key has a derived id: the UUIDv5 of its user id and key, so every instance
+     *  finds it without a lookup, and two creators racing with one key meet on one row. */
+    std::optional<std::string> external_key;
+};
+
+/** What ConversationStore::get_or_create returns. */
+struct GetOrCreateResult {
+    Conversation conversation; ///< the conversation carrying the key
+    bool created = false;      ///< this call created it
 };
 
 /** Keyset pagination request: most recently updated first. */
