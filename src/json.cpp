@@ -244,6 +244,13 @@ std::string to_json(const ConversationPage& page) {
     return bj::serialize(o);
 }
 
+std::string to_json(const GetOrCreateResult& result) {
+    bj::object o;
+    o["conversation"] = conversation_value(result.conversation);
+    o["created"] = result.created;
+    return bj::serialize(o);
+}
+
 Message message_from_json(std::string_view text) {
     return decode_message(as_object(parse_text(text), "message"), "");
 }

@@ -36,6 +36,8 @@ CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
 CONVSTATE_API std::string to_json(const Conversation& conversation);
 /** {"items": [conversations], "next_cursor": string, or null on the last page}. */
 CONVSTATE_API std::string to_json(const ConversationPage& page);
+/** {"conversation": {…as to_json(const Conversation&)}, "created": bool}. */
+CONVSTATE_API std::string to_json(const GetOrCreateResult& result);
 
 /** {"conversation_id","reply","tool_calls","user_seq","reply_seq","created","replayed",
  *  "intermediate"}: tool_calls and intermediate (messages) are arrays. */

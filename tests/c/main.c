@@ -51,6 +51,7 @@ int main(int argc, char **argv) {
     } else {
         test_null_arguments(db);
         test_conversations(db);
+        test_conversation_keys(db);
         test_messages(db);
         test_truncate(db);
         test_windows(db);

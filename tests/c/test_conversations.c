@@ -1,5 +1,6 @@
 /*
- * test_conversations.c: create, get, rename, set_metadata, delete, list (paged), delete_all.
+ * test_conversations.c: create, get, rename, set_metadata, delete, list (paged), delete_all;
+ * external keys (get_or_create, get_by_key, turns by key).
  */
 #include <stdio.h>
 #include <string.h>
@@ -132,4 +133,43 @@ void test_conversations(convstate_db *db) {
     CHECK(deleted == 0);
     CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_conversation_get(db, g_lister, seen[0], &out));
     CHECK(out == NULL);
+}
+
+/* Conversations addressed by the host's own key: get-or-create, get_by_key, turns by key. */
+static int keyed_agent(void *context, const char *history_json, const char *user_id, const char *conversation_id,
+                       convstate_reply *reply) {
+    (void)context, (void)history_json, (void)user_id, (void)conversation_id;
+    return convstate_reply_set_content(reply, "ok");
+}
+
+void test_conversation_keys(convstate_db *db) {
+    char *out = NULL, id[128], again[128], key[128];
+    convstate_turn_options o = CONVSTATE_TURN_OPTIONS_INIT;
+    snprintf(key, sizeof key, "thread-%s", g_unique);
+    CHECK_OK(convstate_conversation_get_or_create(db, g_user, key, "keyed", NULL, &out));
+    CHECK(contains(out, "\"created\":true"));
+    CHECK(contains(out, "\"external_key\":\"thread-"));
+    CHECK(json_string_field(out, "id", id, sizeof id));
+    FREE(out);
+    CHECK_OK(convstate_conversation_get_or_create(db, g_user, key, NULL, NULL, &out));
+    CHECK(contains(out, "\"created\":false"));
+    CHECK(json_string_field(out, "id", again, sizeof again) && strcmp(id, again) == 0);
+    FREE(out);
+    CHECK_OK(convstate_conversation_get_by_key(db, g_user, key, &out));
+    CHECK(json_string_field(out, "id", again, sizeof again) && strcmp(id, again) == 0);
+    FREE(out);
+    CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_conversation_get_by_key(db, g_other, key, &out));
+    CHECK_INVALID("external_key", convstate_conversation_get_or_create(db, g_user, NULL, NULL, NULL, &out));
+    CHECK_INVALID("external_key", convstate_conversation_get_by_key(db, g_user, "bad\tkey", &out));
+    CHECK(out == NULL);
+
+    /* A turn by key continues it; with conversation_id as well it is refused. */
+    o.conversation_key = key;
+    CHECK_OK(convstate_turn(db, g_user, "by key", &o, keyed_agent, NULL, &out));
+    CHECK(contains(out, "\"created\":false"));
+    CHECK(json_string_field(out, "conversation_id", again, sizeof again) && strcmp(id, again) == 0);
+    FREE(out);
+    o.conversation_id = id;
+    CHECK_INVALID("conversation_key", convstate_turn(db, g_user, "both", &o, keyed_agent, NULL, &out));
+    CHECK(count_messages(db, g_user, id) == 2);
 }

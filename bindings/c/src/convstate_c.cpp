@@ -139,6 +139,7 @@ void to_turn(const char* user_id, const char* message, const convstate_turn_opti
                 duration(options->duplicate_wait_ms, "duplicate_wait_ms", orchestrator.duplicate_wait);
         }
         if (options->version >= 3) orchestrator.flush_user_message = options->flush_user_message != 0;
+        if (options->version >= 4 && options->conversation_key) request.conversation_key = options->conversation_key;
     }
 }
 
@@ -211,6 +212,29 @@ convstate_status convstate_conversation_create(convstate_db* db, const char* use
         if (title) spec.title = title;
         if (metadata_json) spec.metadata_json = metadata_json;
         put(out_json, convstate::json::to_json(convstate::ConversationStore(database(db)).create(text(user_id, "user_id"), spec)));
+    });
+}
+
+convstate_status convstate_conversation_get_or_create(convstate_db* db, const char* user_id,
+                                                      const char* external_key, const char* title,
+                                                      const char* metadata_json, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        convstate::NewConversation spec;
+        spec.external_key = text(external_key, "external_key");
+        if (title) spec.title = title;
+        if (metadata_json) spec.metadata_json = metadata_json;
+        put(out_json, convstate::json::to_json(
+                          convstate::ConversationStore(database(db)).get_or_create(text(user_id, "user_id"), spec)));
+    });
+}
+
+convstate_status convstate_conversation_get_by_key(convstate_db* db, const char* user_id, const char* external_key,
+                                                   char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        put(out_json, convstate::json::to_json(convstate::ConversationStore(database(db)).get_by_key(
+                          text(user_id, "user_id"), text(external_key, "external_key"))));
     });
 }
 

@@ -412,12 +412,37 @@ class Database:
         self, user_id: str, title: Optional[str] = None, metadata: Optional[Mapping[str, Any]] = None
     ) -> Json:
         """Creates a conversation: {"id","user_id","title","metadata","last_seq",
-        "created_at_us","updated_at_us"}."""
+        "created_at_us","updated_at_us","external_key"} (external_key None)."""
         return self._call_json(
             "convstate_conversation_create",
             _text(user_id, "user_id"),
             _text(title, "title", optional=True),
             _opt_json_object(metadata, "metadata"),
+        )
+
+    def get_or_create_conversation(
+        self,
+        user_id: str,
+        external_key: str,
+        title: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+    ) -> tuple[Json, bool]:
+        """The user's conversation with the host's own key (unique per user), created with
+        title and metadata if there is none: (conversation, created). Callers racing with one
+        new key get one conversation; its id is derived from the user and the key."""
+        result = self._call_json(
+            "convstate_conversation_get_or_create",
+            _text(user_id, "user_id"),
+            _text(external_key, "external_key"),
+            _text(title, "title", optional=True),
+            _opt_json_object(metadata, "metadata"),
+        )
+        return result["conversation"], result["created"]
+
+    def get_conversation_by_key(self, user_id: str, external_key: str) -> Json:
+        """The user's conversation with this external key; :class:`NotFound` if there is none."""
+        return self._call_json(
+            "convstate_conversation_get_by_key", _text(user_id, "user_id"), _text(external_key, "external_key")
         )
 
     def get_conversation(self, user_id: str, conversation_id: str) -> Json:
@@ -615,6 +640,7 @@ class Database:
         run_lease: Optional[float] = None,
         duplicate_wait: Optional[float] = None,
         flush_user_message: bool = False,
+        conversation_key: Optional[str] = None,
     ) -> Json:
         """Runs one stateless turn: resolve (or create, when conversation_id is None) the
         conversation, store the user message, load the window, call
@@ -634,6 +660,10 @@ class Database:
         died is taken over after it. ``duplicate_wait`` (seconds, default 30): how long a keyed
         turn waits while an identical turn (same key) runs elsewhere before :class:`Conflict`.
 
+        ``conversation_key``: the host's own id for the conversation (a session or thread id,
+        unique per user), in place of ``conversation_id``: the turn continues the user's
+        conversation with this key, or creates it (with ``title`` and ``conversation_metadata``).
+
         ``flush_user_message`` (PostgreSQL): make the user message's commit wait for its WAL
         flush too (two flushes per turn). By default the reply's commit flushes it: a server
         crash before the turn completes may lose the user message, never a completed turn.
@@ -645,7 +675,7 @@ class Database:
         lib = _native.lib()
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
-            reject_concurrent, run_lease, duplicate_wait, flush_user_message,
+            reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key,
         )
         user = _text(user_id, "user_id")
         text = _text(message, "message")
@@ -701,6 +731,7 @@ class Database:
         run_lease: Optional[float] = None,
         duplicate_wait: Optional[float] = None,
         flush_user_message: bool = False,
+        conversation_key: Optional[str] = None,
     ) -> Json:
         """The first half of a split turn (options as :meth:`turn`): store the user message and
         load the window, committed. Returns {"conversation_id","user_seq","created","history",
@@ -710,7 +741,7 @@ class Database:
         result (as :meth:`turn` returns it, ``replayed`` True)."""
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
-            reject_concurrent, run_lease, duplicate_wait, flush_user_message,
+            reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key,
         )
         result = self._call_json(
             "convstate_turn_begin", _text(user_id, "user_id"), _text(message, "message"), byref(options)
@@ -749,6 +780,7 @@ def _turn_options(
     run_lease: Optional[float],
     duplicate_wait: Optional[float],
     flush_user_message: bool,
+    conversation_key: Optional[str],
 ) -> tuple[_native.TurnOptions, list[Any]]:
     """convstate_turn_options, and what it points to (keep that alive until the call returns)."""
     win = _window_from_dict(window)
@@ -759,6 +791,7 @@ def _turn_options(
         _opt_json_object(conversation_metadata, "conversation_metadata"),
         _opt_json_object(message_metadata, "message_metadata"),
     ]
+    key = _text(conversation_key, "conversation_key", optional=True)
     options = _native.TurnOptions(
         _native.TURN_OPTIONS_VERSION,
         *strings,
@@ -767,8 +800,9 @@ def _turn_options(
         _milliseconds(run_lease, "run_lease"),
         _milliseconds(duplicate_wait, "duplicate_wait"),
         1 if flush_user_message else 0,
+        key,
     )
-    return options, [strings, win]
+    return options, [strings, key, win]
 
 
 def _reply_json(reply: AgentReply) -> bytes:

@@ -56,7 +56,7 @@ WINDOW_TOKEN_BUDGET = 2
 
 DB_OPTIONS_VERSION = 1
 WINDOW_VERSION = 1
-TURN_OPTIONS_VERSION = 3
+TURN_OPTIONS_VERSION = 4
 
 convstate_status = c_int  # a C enum: int-sized on every ABI we target
 convstate_window_kind = c_int
@@ -103,6 +103,7 @@ class TurnOptions(Structure):
         ("run_lease_ms", ctypes.c_longlong),
         ("duplicate_wait_ms", ctypes.c_longlong),
         ("flush_user_message", c_int),
+        ("conversation_key", c_char_p),
     ]
 
 
@@ -139,6 +140,9 @@ _SIGNATURES = {
     "convstate_conversation_delete": (convstate_status, [_db_p, c_char_p, c_char_p]),
     "convstate_conversation_delete_all": (convstate_status, [_db_p, c_char_p, POINTER(c_uint64)]),
     # Messages
+    "convstate_conversation_get_or_create": (
+        convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, c_char_p, _out_str]),
+    "convstate_conversation_get_by_key": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
     "convstate_message_append": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, POINTER(c_int64), _out_str]),
     "convstate_message_append_batch": (

@@ -306,6 +306,32 @@ class _Cases:
             self.db.append_batch(self.user, cid, [])
         self.assertEqual(cm.exception.field, "messages")
 
+    def test_conversation_keys(self) -> None:
+        conv, created = self.db.get_or_create_conversation(self.user, "thread-1", title="t")
+        self.assertTrue(created)
+        self.assertEqual((conv["external_key"], conv["title"]), ("thread-1", "t"))
+        again, created = self.db.get_or_create_conversation(self.user, "thread-1")
+        self.assertFalse(created)
+        self.assertEqual(again["id"], conv["id"])
+        self.assertEqual(self.db.get_conversation_by_key(self.user, "thread-1")["id"], conv["id"])
+        with self.assertRaises(NotFound):
+            self.db.get_conversation_by_key(self.user, "no-such-key")
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.get_or_create_conversation(self.user, "")
+        self.assertEqual(cm.exception.field, "external_key")
+
+        r = self.db.turn(self.user, "hi", lambda h, u, c: "ok", conversation_key="thread-2", title="keyed")
+        self.assertTrue(r["created"])
+        r2 = self.db.turn(self.user, "again", lambda h, u, c: str(len(h)), conversation_key="thread-2")
+        self.assertEqual((r2["conversation_id"], r2["created"], r2["reply"]), (r["conversation_id"], False, "3"))
+        self.assertEqual(self.db.get_conversation(self.user, r["conversation_id"])["title"], "keyed")
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.turn(self.user, "x", lambda h, u, c: "", conversation_key="k", conversation_id=r["conversation_id"])
+        self.assertEqual(cm.exception.field, "conversation_key")
+        pending = self.db.begin_turn(self.user, "split", conversation_key="thread-2")
+        self.assertEqual(pending["conversation_id"], r["conversation_id"])
+        self.assertEqual(self.db.complete_turn(self.user, pending["token"], "done")["reply_seq"], 6)
+
     def test_truncate(self) -> None:
         cid = self.conversation()
         self.db.append_batch(

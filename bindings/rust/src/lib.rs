@@ -349,12 +349,20 @@ pub struct TurnOptions {
     /// turn). `false` (default): the reply's commit flushes it; a server crash before the turn
     /// completes may lose the user message, never a completed turn.
     pub flush_user_message: bool,
+    /// The host's own key of the conversation (a session or thread id, unique per user), in
+    /// place of `conversation_id`: the turn continues the user's conversation with this key or
+    /// creates it (with `title` and `conversation_metadata`).
+    pub conversation_key: Option<String>,
 }
 
 impl TurnOptions {
     /// Options continuing `conversation_id`.
     pub fn in_conversation(conversation_id: impl Into<String>) -> TurnOptions {
         TurnOptions { conversation_id: Some(conversation_id.into()), ..TurnOptions::default() }
+    }
+    /// Options addressing the conversation by the host's own key (get-or-create).
+    pub fn by_key(conversation_key: impl Into<String>) -> TurnOptions {
+        TurnOptions { conversation_key: Some(conversation_key.into()), ..TurnOptions::default() }
     }
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> TurnOptions {
         self.idempotency_key = Some(key.into());
@@ -501,6 +509,46 @@ impl Database {
         let v = call_json(|out| unsafe {
             // SAFETY: valid handle, C strings (or NULL where allowed) and out-pointer.
             sys::convstate_conversation_create(self.db(), user.as_ptr(), opt_ptr(&title), opt_ptr(&metadata), out)
+        })?;
+        decoded(Conversation::from_json(&v))
+    }
+
+    /// The user's conversation with the host's own key `external_key` (unique per user), created
+    /// with `title` and `metadata` if there is none. Returns it and whether this call created
+    /// it; callers racing with one new key get one conversation.
+    pub fn get_or_create_conversation(
+        &self,
+        user_id: &str,
+        external_key: &str,
+        title: Option<&str>,
+        metadata: Option<&Value>,
+    ) -> Result<(Conversation, bool), Error> {
+        let user = cstring("user_id", user_id)?;
+        let key = cstring("external_key", external_key)?;
+        let title = opt_cstring("title", title)?;
+        let metadata = opt_cstring("metadata", metadata.map(Value::to_json).as_deref())?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings (or NULL where allowed) and out-pointer.
+            sys::convstate_conversation_get_or_create(
+                self.db(),
+                user.as_ptr(),
+                key.as_ptr(),
+                opt_ptr(&title),
+                opt_ptr(&metadata),
+                out,
+            )
+        })?;
+        let conversation = decoded(Conversation::from_json(v.get("conversation").unwrap_or(&Value::Null)))?;
+        Ok((conversation, matches!(v.get("created"), Some(Value::Bool(true)))))
+    }
+
+    /// The user's conversation with this external key, or `NotFound`.
+    pub fn conversation_by_key(&self, user_id: &str, external_key: &str) -> Result<Conversation, Error> {
+        let user = cstring("user_id", user_id)?;
+        let key = cstring("external_key", external_key)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_conversation_get_by_key(self.db(), user.as_ptr(), key.as_ptr(), out)
         })?;
         decoded(Conversation::from_json(&v))
     }
@@ -819,6 +867,7 @@ fn with_raw_options<T>(
         opt_cstring("conversation_metadata", options.conversation_metadata.as_ref().map(Value::to_json).as_deref())?;
     let message_metadata =
         opt_cstring("message_metadata", options.message_metadata.as_ref().map(Value::to_json).as_deref())?;
+    let conversation_key = opt_cstring("conversation_key", options.conversation_key.as_deref())?;
     let window = options.window.map(Window::to_sys);
 
     let mut raw = sys::CONVSTATE_TURN_OPTIONS_INIT;
@@ -834,6 +883,7 @@ fn with_raw_options<T>(
     raw.run_lease_ms = ms(options.run_lease);
     raw.duplicate_wait_ms = ms(options.duplicate_wait);
     raw.flush_user_message = c_int::from(options.flush_user_message);
+    raw.conversation_key = opt_ptr(&conversation_key);
     f(&raw)
 }
 

@@ -116,7 +116,7 @@ pub type convstate_agent_fn = Option<
     ) -> c_int, // a convstate_status value
 >;
 
-pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 3;
+pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 4;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +132,7 @@ pub struct convstate_turn_options {
     pub run_lease_ms: c_longlong,
     pub duplicate_wait_ms: c_longlong,
     pub flush_user_message: c_int,
+    pub conversation_key: *const c_char,
 }
 
 /** `CONVSTATE_TURN_OPTIONS_INIT`. */
@@ -147,6 +148,7 @@ pub const CONVSTATE_TURN_OPTIONS_INIT: convstate_turn_options = convstate_turn_o
     run_lease_ms: 0,
     duplicate_wait_ms: 0,
     flush_user_message: 0,
+    conversation_key: std::ptr::null(),
 };
 
 // ---- Functions -------------------------------------------------------------------------------
@@ -264,6 +266,20 @@ extern "C" {
         limit: u64,
         out_json: *mut *mut c_char,
     ) -> convstate_status;
+    pub fn convstate_conversation_get_or_create(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        external_key: *const c_char,
+        title: *const c_char,
+        metadata_json: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_get_by_key(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        external_key: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
     pub fn convstate_message_truncate(
         db: *mut convstate_db,
         user_id: *const c_char,
@@ -342,7 +358,7 @@ mod tests {
         assert_eq!(size_of::<convstate_db_options>(), 32);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 32);
-        assert_eq!(size_of::<convstate_turn_options>(), 88);
+        assert_eq!(size_of::<convstate_turn_options>(), 96);
         assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
     }
 }

@@ -92,6 +92,14 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A string, or `None` when absent or null.
+    fn nullable_string(&self, key: &str) -> Result<Option<String>, Error> {
+        match self.find(key) {
+            Some(Value::Null) => Ok(None),
+            _ => self.opt_string(key),
+        }
+    }
+
     fn string(&self, key: &str) -> Result<String, Error> {
         self.opt_string(key)?.ok_or_else(|| invalid(self.field(key), "is required"))
     }
@@ -368,6 +376,8 @@ pub struct Conversation {
     pub last_seq: i64,
     pub created_at_us: i64,
     pub updated_at_us: i64,
+    /// The host's own key for it (`Database::get_or_create_conversation`), if it has one.
+    pub external_key: Option<String>,
 }
 
 impl Conversation {
@@ -380,6 +390,7 @@ impl Conversation {
             .with("last_seq", self.last_seq)
             .with("created_at_us", self.created_at_us)
             .with("updated_at_us", self.updated_at_us)
+            .with("external_key", self.external_key.as_deref().map_or(Value::Null, Value::from))
     }
 
     pub fn from_json(v: &Value) -> Result<Conversation, Error> {
@@ -396,6 +407,7 @@ impl Conversation {
             last_seq: o.opt_int("last_seq")?.unwrap_or(0),
             created_at_us: o.opt_int("created_at_us")?.unwrap_or(0),
             updated_at_us: o.opt_int("updated_at_us")?.unwrap_or(0),
+            external_key: o.nullable_string("external_key")?,
         })
     }
 }
@@ -574,8 +586,10 @@ mod tests {
             last_seq: 4,
             created_at_us: 1,
             updated_at_us: 2,
+            external_key: None,
         };
-        let page = ConversationPage { items: vec![c.clone(), c], next_cursor: Some("cur".into()) };
+        let keyed = Conversation { external_key: Some("thread-1".into()), ..c.clone() };
+        let page = ConversationPage { items: vec![c, keyed], next_cursor: Some("cur".into()) };
         assert_eq!(ConversationPage::from_json(&parse(&page.to_json().to_json()).unwrap()).unwrap(), page);
         let last = ConversationPage { items: vec![], next_cursor: None };
         assert!(last.to_json().to_json().contains(r#""next_cursor":null"#));

@@ -31,6 +31,7 @@ backend_tests!(
     schema_and_migrate,
     split_turn_across_threads,
     split_turn_errors_and_fail,
+    conversation_keys,
 );
 
 fn user() -> String {
@@ -831,4 +832,26 @@ fn split_turn_errors_and_fail(db: TestDb) {
     assert_eq!(completed.reply, "done");
     db.delete_conversation(&u, &c).unwrap();
     assert_not_found(db.fail_turn(&u, &token, None));
+}
+
+fn conversation_keys(db: TestDb) {
+    let u = user();
+    let (c, created) = db.get_or_create_conversation(&u, "thread-1", Some("t"), None).unwrap();
+    assert!(created);
+    assert_eq!((c.external_key.as_deref(), c.title.as_str()), (Some("thread-1"), "t"));
+    let (again, created) = db.get_or_create_conversation(&u, "thread-1", None, None).unwrap();
+    assert!(!created);
+    assert_eq!(again.id, c.id);
+    assert_eq!(db.conversation_by_key(&u, "thread-1").unwrap().id, c.id);
+    assert_not_found(db.conversation_by_key(&u, "no-such-key"));
+    assert_invalid(db.get_or_create_conversation(&u, "", None, None), "external_key");
+    assert_eq!(db.get_conversation(&u, &c.id).unwrap().external_key.as_deref(), Some("thread-1"));
+
+    let first = db.turn(&u, "hi", &TurnOptions::by_key("thread-2"), echo).unwrap();
+    assert!(first.created);
+    let second = db.turn(&u, "again", &TurnOptions::by_key("thread-2"), echo).unwrap();
+    assert_eq!((second.conversation_id.as_str(), second.created, second.user_seq), (first.conversation_id.as_str(), false, 3));
+    let both = TurnOptions { conversation_id: Some(first.conversation_id.clone()), ..TurnOptions::by_key("thread-2") };
+    assert_invalid(db.turn(&u, "x", &both, echo), "conversation_key");
+    assert_eq!(db.count(&u, &first.conversation_id).unwrap(), 4);
 }

@@ -134,8 +134,8 @@ CONVSTATE_C_API convstate_status convstate_db_schema_version(convstate_db *db, i
 /** @name Conversations
  *  Every call is scoped to user_id: another user's conversation gives CONVSTATE_NOT_FOUND, like
  *  a missing one. Results are conversation JSON objects
- *  {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}, returned in
- *  `*out_json` and freed with convstate_free(). */
+ *  {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us","external_key"}
+ *  (external_key: a string or null), returned in `*out_json` and freed with convstate_free(). */
 /** @{ */
 
 /** Creates a conversation with a new random id. title and metadata_json (a JSON object) may be
@@ -143,6 +143,18 @@ CONVSTATE_C_API convstate_status convstate_db_schema_version(convstate_db *db, i
 CONVSTATE_C_API convstate_status convstate_conversation_create(convstate_db *db, const char *user_id,
                                                                const char *title, const char *metadata_json,
                                                                char **out_json);
+/** The user's conversation with the host's own key external_key (required; unique per user, at
+ *  most 255 bytes, no control characters), created with title and metadata_json (both may be
+ *  NULL) if there is none. Callers racing with one new key get one conversation. *out_json
+ *  (required) receives {"conversation": {…}, "created": bool}. A keyed conversation's id is
+ *  derived from the user and the key (a UUIDv5); use it like any id. */
+CONVSTATE_C_API convstate_status convstate_conversation_get_or_create(convstate_db *db, const char *user_id,
+                                                                      const char *external_key, const char *title,
+                                                                      const char *metadata_json, char **out_json);
+/** The user's conversation with external_key into *out_json (required); CONVSTATE_NOT_FOUND if
+ *  there is none. */
+CONVSTATE_C_API convstate_status convstate_conversation_get_by_key(convstate_db *db, const char *user_id,
+                                                                   const char *external_key, char **out_json);
 /** Reads one conversation into *out_json (required). CONVSTATE_NOT_FOUND if it is missing or
  *  another user's. */
 CONVSTATE_C_API convstate_status convstate_conversation_get(convstate_db *db, const char *user_id,
@@ -291,9 +303,10 @@ CONVSTATE_C_API convstate_status convstate_reply_set_error(convstate_reply *repl
 typedef int (*convstate_agent_fn)(void *context, const char *history_json, const char *user_id,
                                   const char *conversation_id, convstate_reply *reply);
 
-/** Version 2 added run_lease_ms and duplicate_wait_ms, version 3 flush_user_message; structs of
- *  earlier versions are still accepted (their missing fields take the defaults). */
-#define CONVSTATE_TURN_OPTIONS_VERSION 3
+/** Version 2 added run_lease_ms and duplicate_wait_ms, version 3 flush_user_message, version 4
+ *  conversation_key; structs of earlier versions are still accepted (their missing fields take
+ *  the defaults). */
+#define CONVSTATE_TURN_OPTIONS_VERSION 4
 /** Options of convstate_turn; initialise with CONVSTATE_TURN_OPTIONS_INIT. Strings are copied
  *  during the call. */
 typedef struct convstate_turn_options {
@@ -318,10 +331,15 @@ typedef struct convstate_turn_options {
      *  too; a server crash before the turn completes may lose that user message, never a
      *  completed turn (see OrchestratorOptions::flush_user_message). */
     int flush_user_message;
+    /** The host's own key of the conversation, in place of conversation_id (not both): the turn
+     *  continues the user's conversation with this key or creates it (with title and
+     *  conversation_metadata_json). Concurrent first turns with one new key land in one
+     *  conversation. NULL: none. */
+    const char *conversation_key;
 } convstate_turn_options;
 /** No conversation (create one), no key, all messages, concurrent turns allowed, default times,
  *  one WAL flush per turn. */
-#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0}
+#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL}
 
 /** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
  *  the window, call agent(context, …), store its output atomically. options may be NULL; db,
