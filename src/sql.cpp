@@ -125,12 +125,13 @@ SqlText common() {
                    " AND seq >= LEAST(:before2, (SELECT last_seq + 1 FROM " CS_CONV
                    " WHERE user_id = :user_id2 AND id = :id2)) - :lim ORDER BY seq";
     s.msg_range = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
-    // The conversation's leading system messages: those before its first other message. One
+    // The conversation's leading system (and developer) messages: those before its first other
+    // message. One
     // upper bound (SQLite would use only one of two), found by a probe that stops at the first
     // non-system message.
     s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= LEAST(:hi, COALESCE("
                           "(SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
-                          " AND f.role <> 'system' ORDER BY f.seq LIMIT 1) - 1, :hi2)) ORDER BY seq";
+                          " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) ORDER BY seq";
     s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
     s.msg_role_at = "SELECT role FROM " CS_MSG " WHERE " CS_SCOPE " AND seq = :seq";
     s.msg_delete_after = "DELETE FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after";
@@ -182,7 +183,7 @@ SqlText postgresql_text() {
         " AND user_id = :user_id4 AND conversation_id = :id4 AND seq <= :prefix_cap"
         " AND seq <= LEAST((SELECT last_seq FROM conv) - :n2,"
         " COALESCE((SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id5 AND f.conversation_id = :id5"
-        " AND f.role <> 'system' ORDER BY f.seq LIMIT 1) - 1, (SELECT last_seq FROM conv)))"
+        " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, (SELECT last_seq FROM conv)))"
         // The last column, on the new message's row only: 1 if the statement's snapshot is
         // current — its conversation row is the one locked, but for this UPDATE. Otherwise other
         // writers (appends, or a truncate that the snapshot's rows predate) committed while the

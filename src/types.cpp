@@ -18,15 +18,16 @@ std::string_view to_string(Role role) noexcept {
     case Role::user: return "user";
     case Role::assistant: return "assistant";
     case Role::tool: return "tool";
+    case Role::developer: return "developer";
     }
     return "unknown";
 }
 
 Role role_from_string(std::string_view name) {
-    for (Role r : {Role::system, Role::user, Role::assistant, Role::tool})
+    for (Role r : {Role::system, Role::user, Role::assistant, Role::tool, Role::developer})
         if (to_string(r) == name) return r;
     throw InvalidArgument("role", "'" + std::string(name.substr(0, 64)) +
-                                      "' is not one of system, user, assistant, tool");
+                                      "' is not one of system, developer, user, assistant, tool");
 }
 
 } // namespace convstate

@@ -225,8 +225,8 @@ std::string normalize_metadata(std::string_view text, const std::string& field, 
 
 void check_message(Message& m, const std::string& prefix, const Limits& limits) {
     switch (m.role) {
-    case Role::system: case Role::user: case Role::assistant: case Role::tool: break;
-    default: throw InvalidArgument(prefix + "role", "is not one of system, user, assistant, tool");
+    case Role::system: case Role::user: case Role::assistant: case Role::tool: case Role::developer: break;
+    default: throw InvalidArgument(prefix + "role", "is not one of system, developer, user, assistant, tool");
     }
     check_text(m.content, prefix + "content", limits.max_content_bytes);
     if (m.name) check_id(*m.name, prefix + "name", limits.max_id_bytes);

@@ -14,7 +14,7 @@ namespace {
 std::vector<Message> leading_system(const std::vector<Message>& messages) {
     std::vector<Message> prefix;
     for (const Message& m : messages) {
-        if (m.role != Role::system) break;
+        if (!is_instruction(m.role)) break;
         prefix.push_back(m);
     }
     return prefix;

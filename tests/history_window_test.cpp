@@ -96,6 +96,7 @@ char role_letter(Role r) {
     case Role::user: return 'U';
     case Role::assistant: return 'A';
     case Role::tool: return 'T';
+    case Role::developer: return 'D';
     }
     return '?';
 }
@@ -159,7 +160,8 @@ Generated generate(std::mt19937_64& rng) {
     };
 
     const double p_broken = chance(0.5) ? 0.06 : 0.0; // half the histories are entirely valid
-    for (int k = pick(0, 3); k > 0; --k) add(make(Role::system, text()));
+    // Instructions: system, or developer (kept alike).
+    for (int k = pick(0, 3); k > 0; --k) add(make(chance(0.3) ? Role::developer : Role::system, text()));
     const int units = pick(0, 40);
     for (int u = 0; u < units; ++u) {
         if (chance(p_broken)) stray();
@@ -169,7 +171,7 @@ Generated generate(std::mt19937_64& rng) {
         } else if (kind < 60) {
             add(make(Role::assistant, text()));
         } else if (kind < 66) {
-            add(make(Role::system, text())); // mid-conversation: not part of the prefix
+            add(make(chance(0.3) ? Role::developer : Role::system, text())); // mid-conversation: not the prefix
         } else {
             Message a = make(Role::assistant, chance(0.5) ? text() : std::string{});
             std::vector<std::string> ids;

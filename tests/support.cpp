@@ -96,7 +96,7 @@ void check_dense(const std::vector<convstate::Message>& messages) {
 std::vector<convstate::Message> leading_system(const std::vector<convstate::Message>& history) {
     std::vector<convstate::Message> prefix;
     for (const convstate::Message& m : history) {
-        if (m.role != convstate::Role::system) break;
+        if (!convstate::is_instruction(m.role)) break;
         prefix.push_back(m);
     }
     return prefix;

@@ -44,7 +44,7 @@ void exec(const FreshDb& db, const std::string& sql);
 
 /** The seqs of messages, in order. */
 std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages);
-/** A history's leading system messages: those before its first non-system message. */
+/** A history's leading system (and developer) messages: those before its first other one. */
 std::vector<convstate::Message> leading_system(const std::vector<convstate::Message>& history);
 /** Asserts (REQUIRE) that the seqs are exactly 1..n in order. */
 void check_dense(const std::vector<convstate::Message>& messages);

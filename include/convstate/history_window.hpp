@@ -23,8 +23,9 @@ CONVSTATE_API std::int64_t estimate_tokens(const Message& message);
  *
  *  - kind all: every message; last_messages: the newest max_messages; token_budget: the newest
  *    messages whose tokens fit token_budget (the newest message is always kept, even over budget).
- *  - The conversation's leading system messages (those before its first non-system message) are
- *    always kept when keep_system is true; they do not count against max_messages and are
+ *  - The conversation's leading system messages (those before its first message that is neither
+ *    system nor developer; developer messages count as system) are always kept when keep_system
+ *    is true; they do not count against max_messages and are
  *    subtracted from token_budget first.
  *  - Tool calls are never split: an assistant message carrying tool_calls and the tool messages
  *    answering it (which follow it) are kept together or dropped together, and a window never

@@ -12,10 +12,14 @@
 
 namespace convstate {
 
-/** Chat roles (OpenAI chat format). */
-enum class Role { system, user, assistant, tool };
+/** Chat roles (OpenAI chat format). `developer` is OpenAI's newer name for instructions: it is
+ *  accepted wherever `system` is, and kept with the leading system messages of a window. */
+enum class Role { system, user, assistant, tool, developer };
 
-/** "system", "user", "assistant" or "tool". */
+/** system or developer: the roles of instructions (a window's kept prefix). */
+constexpr bool is_instruction(Role role) noexcept { return role == Role::system || role == Role::developer; }
+
+/** "system", "user", "assistant", "tool" or "developer". */
 CONVSTATE_API std::string_view to_string(Role role) noexcept;
 /** Parses a role name. @throws InvalidArgument naming field "role" for anything else. */
 CONVSTATE_API Role role_from_string(std::string_view name);

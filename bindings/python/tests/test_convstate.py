@@ -332,6 +332,14 @@ class _Cases:
         self.assertEqual(pending["conversation_id"], r["conversation_id"])
         self.assertEqual(self.db.complete_turn(self.user, pending["token"], "done")["reply_seq"], 6)
 
+    def test_developer_role_is_kept_like_system(self) -> None:
+        cid = self.conversation()
+        self.db.append_batch(
+            self.user, cid, [msg("developer", "answer in French")] + [msg("user", f"m{i}") for i in range(5)]
+        )
+        window = self.db.window(self.user, cid, kind="last", max_messages=2)
+        self.assertEqual([(m["seq"], m["role"]) for m in window], [(1, "developer"), (5, "user"), (6, "user")])
+
     def test_truncate(self) -> None:
         cid = self.conversation()
         self.db.append_batch(

@@ -21,16 +21,19 @@ pub enum Role {
     User,
     Assistant,
     Tool,
+    /// OpenAI's newer name for instructions; kept with the leading system messages of a window.
+    Developer,
 }
 
 impl Role {
-    /// "system", "user", "assistant" or "tool".
+    /// "system", "user", "assistant", "tool" or "developer".
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
             Role::Tool => "tool",
+            Role::Developer => "developer",
         }
     }
 }
@@ -49,7 +52,8 @@ impl FromStr for Role {
             "user" => Ok(Role::User),
             "assistant" => Ok(Role::Assistant),
             "tool" => Ok(Role::Tool),
-            _ => Err(invalid("role", format!("'{s}' is not one of system, user, assistant, tool"))),
+            "developer" => Ok(Role::Developer),
+            _ => Err(invalid("role", format!("'{s}' is not one of system, developer, user, assistant, tool"))),
         }
     }
 }
@@ -609,7 +613,7 @@ mod tests {
 
     #[test]
     fn roles() {
-        for r in [Role::System, Role::User, Role::Assistant, Role::Tool] {
+        for r in [Role::System, Role::User, Role::Assistant, Role::Tool, Role::Developer] {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
         }
         assert!("User".parse::<Role>().is_err());

@@ -32,6 +32,7 @@ backend_tests!(
     split_turn_across_threads,
     split_turn_errors_and_fail,
     conversation_keys,
+    developer_role,
 );
 
 fn user() -> String {
@@ -854,4 +855,14 @@ fn conversation_keys(db: TestDb) {
     let both = TurnOptions { conversation_id: Some(first.conversation_id.clone()), ..TurnOptions::by_key("thread-2") };
     assert_invalid(db.turn(&u, "x", &both, echo), "conversation_key");
     assert_eq!(db.count(&u, &first.conversation_id).unwrap(), 4);
+}
+
+fn developer_role(db: TestDb) {
+    let u = user();
+    let c = db.create_conversation(&u, None, None).unwrap().id;
+    let mut batch = vec![Message::new(Role::Developer, "answer in French")];
+    batch.extend((0..5).map(|i| Message::user(format!("m{i}"))));
+    db.append_batch(&u, &c, &batch, None).unwrap();
+    let w = db.window(&u, &c, &Window::last(2)).unwrap();
+    assert_eq!(w.iter().map(|m| (m.seq, m.role)).collect::<Vec<_>>(), [(1, Role::Developer), (5, Role::User), (6, Role::User)]);
 }
