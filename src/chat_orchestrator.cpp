@@ -129,42 +129,47 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 return out;
             }
             
-            const long long n = detail::first_chunk(w), keep = w.keep_system ? 1 : 0;
+            const long long n = detail::first_chunk(w), keep = w.keep_system ? 1 : 0,
+                            from_summary = w.from_summary ? 1 : 0;
             long long current = 0, snapshot_current_flag = 0;
             soci::indicator current_ind{};
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
             st.into(current, current_ind);
             st.use(now).use(user).use(id).use(defer).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
-                .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id)
-                .use(user).use(id);
-            std::vector<Message> rows;
-            if (st.execute()) {
-                do {
-                    rows.push_back(row.to_message());
-                    if (current_ind == soci::i_ok) snapshot_current_flag = current;
-                } while (st.fetch());
-            }
+                .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(from_summary).use(user).use(id)
+                .use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id).use(user).use(id)
+                .use(from_summary).use(user).use(id);
+            std::optional<Summary> summary;
+            std::vector<Message> rows = detail::fetch_messages_and_summary(
+                st, row, current, current_ind, summary, [&](std::optional<long long> mark) {
+                    if (mark) snapshot_current_flag = *mark;
+                });
             if (rows.empty()) detail::throw_not_found(id);
             out.conversation_id = id;
             out.user = rows.back(); // the new message has the highest seq
-            const long long end = out.user.seq, lo = std::max<long long>(0, end - n);
+            const long long end = out.user.seq, below = std::max<long long>(0, end - n);
+            // The range arm starts above the summary; the prefix arm ends at `below`.
+            const long long lo = std::max<long long>(below, summary ? summary->covers_through_seq : 0);
             std::vector<Message> prefix, tail;
             for (Message& m : rows) (m.seq <= lo ? prefix : tail).push_back(std::move(m));
             // A writer that committed while we waited for the row lock is missing from the
             // statement's snapshot, and a truncate may have replaced rows the snapshot still
             // shows: unless the snapshot is current (nobody wrote in between), re-read the range
-            // (a new statement sees it all). The prefix arm read that snapshot too, so it is used
-            // only when the snapshot is current and the range arm saw seq end - 1. Otherwise
-            // finish_window reads the prefix afresh.
-            bool snapshot_current = end - lo >= 2 && static_cast<long long>(prefix.size()) < prefix_cap;
+            // (a new statement sees it all), with the summary. The prefix arm read that snapshot
+            // too, so it is used only when the snapshot is current; otherwise finish_window reads
+            // the prefix afresh.
+            // (A leading run of instructions filling 1..below may go on above it, where a summary
+            // kept the range arm from reading: then the prefix is read afresh too.)
+            const bool prefix_complete = static_cast<long long>(prefix.size()) < prefix_cap &&
+                                         (lo == below || static_cast<long long>(prefix.size()) < below);
             if (snapshot_current_flag != 1 || static_cast<long long>(tail.size()) != end - lo) {
-                tail = detail::load_range(db, s, user, id, lo, end);
-                snapshot_current = false;
+                out.window_rows = detail::read_window_rows(db, s, user, id, w, end);
+                return out;
             }
-            out.window_rows = {end, lo, std::move(tail),
-                               w.keep_system && lo > 0 && snapshot_current ? std::optional(std::move(prefix))
-                                                                           : std::nullopt};
+            const bool use_prefix = w.keep_system && lo > 0 && prefix_complete;
+            out.window_rows = {end, lo, std::move(tail), use_prefix ? std::optional(std::move(prefix)) : std::nullopt,
+                               std::move(summary)};
             return out;
         } catch (const soci::soci_error& e) {
             if (is_unique_violation(e)) return std::nullopt;
@@ -434,9 +439,16 @@ public:
 
     /** Step 4a: the window chosen from the rows begin read, with no connection held (the host's
      *  token counter may call the library). The run is released if this fails. */
-    std::vector<Message> window(const HistoryWindow& w, detail::WindowRows rows) {
+    std::vector<Message> window(const HistoryWindow& w, detail::WindowRows rows, const Message& user) {
         try {
-            return detail::finish_window(db, turn.user_id, turn.conversation_id, w, std::move(rows));
+            std::vector<Message> out = detail::finish_window(db, turn.user_id, turn.conversation_id, w, std::move(rows));
+            // The window ends with the turn's user message — unless a truncate removed it since it
+            // was stored: then the turn cannot complete, and the agent is not called.
+            const Message* last = out.empty() ? nullptr : &out.back();
+            if (!last || last->seq != user.seq || last->role != Role::user || last->content != user.content ||
+                last->created_at_us != user.created_at_us)
+                detail::throw_not_found(turn.conversation_id);
+            return out;
         } catch (...) {
             release();
             throw;
@@ -606,7 +618,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
     BegunTurn p = run.begin();
     if (p.reply) return replayed_result(run.identity(p), p);
     TurnEnd end(db_.impl(), run.identity(p));
-    const std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
+    const std::vector<Message> window = end.window(run.window(), std::move(p.window_rows), p.user);
     const auto failed = [&](const std::string& why) {
         end.release();
         return AgentError(why, p.conversation_id, p.user.seq, p.created);
@@ -635,7 +647,7 @@ PendingTurn ChatOrchestrator::begin_turn(const TurnRequest& req) const {
     const TurnIdentity turn = run.identity(p);
     if (p.reply) return PendingTurn{p.conversation_id, p.user.seq, p.created, {}, {}, replayed_result(turn, p)};
     TurnEnd end(db_.impl(), turn);
-    std::vector<Message> window = end.window(run.window(), std::move(p.window_rows));
+    std::vector<Message> window = end.window(run.window(), std::move(p.window_rows), p.user);
     return PendingTurn{p.conversation_id, p.user.seq, p.created, std::move(window), detail::encode_turn_token(turn),
                        std::nullopt};
 }

@@ -172,6 +172,9 @@ void ConversationStore::remove(std::string_view user_id, std::string_view conver
         Stmt msgs(db, s, db.sql().conv_delete_messages);
         msgs.use(user).use(id);
         msgs.execute();
+        Stmt summaries(db, s, db.sql().conv_delete_summaries);
+        summaries.use(user).use(id);
+        summaries.execute();
         return 0;
     });
 }
@@ -188,6 +191,9 @@ std::size_t ConversationStore::remove_all(std::string_view user_id) const {
         Stmt msgs(db, s, db.sql().user_delete_messages);
         msgs.use(user);
         msgs.execute();
+        Stmt summaries(db, s, db.sql().user_delete_summaries);
+        summaries.use(user);
+        summaries.execute();
         return n;
     });
 }

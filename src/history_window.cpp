@@ -54,14 +54,24 @@ std::vector<Unit> split_units(const std::vector<const Message*>& ms) {
 
 } // namespace
 
-std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_prefix,
-                                           const std::vector<Message>& tail) const {
+std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_prefix, const std::vector<Message>& tail,
+                                           const std::optional<Summary>& summary) const {
     const TokenCounter& count = token_counter ? token_counter : TokenCounter(estimate_tokens);
     const std::int64_t prefix_end = keep_system && !system_prefix.empty() ? system_prefix.back().seq : 0;
+    std::optional<Message> summary_msg;
+    if (from_summary && summary) {
+        summary_msg.emplace();
+        summary_msg->role = summary_role;
+        summary_msg->content = summary->content;
+        summary_msg->metadata_json = summary->metadata_json;
+        summary_msg->conversation_id = summary->conversation_id;
+        summary_msg->created_at_us = summary->created_at_us;
+    }
+    const std::int64_t skip_to = std::max(prefix_end, summary_msg ? summary->covers_through_seq : 0);
 
     std::vector<const Message*> rest;
     for (const Message& m : tail)
-        if (m.seq > prefix_end) rest.push_back(&m);
+        if (m.seq > skip_to) rest.push_back(&m);
     const std::vector<Unit> units = split_units(rest);
 
     // Take whole units from the newest backwards while they fit.
@@ -79,6 +89,7 @@ std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_pr
         std::int64_t spent = 0;
         if (keep_system)
             for (const Message& m : system_prefix) spent = detail::add_tokens(spent, count(m));
+        if (summary_msg) spent = detail::add_tokens(spent, count(*summary_msg));
         while (first > 0) {
             const Unit& u = units[first - 1];
             std::int64_t cost = 0;
@@ -98,6 +109,7 @@ std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_pr
 
     std::vector<Message> window;
     if (keep_system) window = system_prefix;
+    if (summary_msg) window.push_back(std::move(*summary_msg));
     for (std::size_t k = first; k < units.size(); ++k)
         for (std::size_t i = units[k].begin; i < units[k].end; ++i) window.push_back(*rest[i]);
     return window;

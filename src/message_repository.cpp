@@ -139,7 +139,7 @@ std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_v
     // Without expected_last_seq a retry after an unknown COMMIT outcome is harmless: it finds
     // last_seq at after_seq already, or removes what is still there.
     return db.run(expected_last_seq ? TxMode::write : TxMode::idempotent_write, [&](soci::session& s) {
-        const detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
+        const detail::LockedConversation conv = detail::lock_conversation(db, s, user, id, true);
         if (expected_last_seq && *expected_last_seq != conv.last_seq)
             throw Conflict(fmt::format("conversation '{}' is at seq {}, not the expected {}", id, conv.last_seq,
                                        *expected_last_seq));
@@ -155,11 +155,71 @@ std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_v
         Stmt del(db, s, db.sql().msg_delete_after);
         del.use(user).use(id).use(after);
         del.execute();
+        Stmt summaries(db, s, db.sql().sum_delete_after); // they stood for removed messages
+        summaries.use(user).use(id).use(after);
+        summaries.execute();
         const long long now = detail::now_us();
         Stmt bump(db, s, db.sql().conv_truncate_to);
         bump.use(after).use(now).use(user).use(id);
         bump.execute();
         return static_cast<std::int64_t>(conv.last_seq - after);
+    });
+}
+
+Summary MessageRepository::add_summary(std::string_view user_id, std::string_view conversation_id,
+                                       std::int64_t covers_through_seq, std::string_view content,
+                                       std::string_view metadata_json) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    if (covers_through_seq < 1) throw InvalidArgument("covers_through_seq", "must be at least 1");
+    if (content.empty()) throw InvalidArgument("content", "must not be empty");
+    detail::check_text(content, "content", db.limits().max_content_bytes);
+    Summary summary{std::string(conversation_id), covers_through_seq, std::string(content),
+                    detail::normalize_metadata(metadata_json, "metadata", db.limits()), detail::now_us()};
+    const std::string user{user_id};
+    const long long covers = covers_through_seq;
+    // The same summary again replaces it: a retry is harmless.
+    db.run(TxMode::idempotent_write, [&](soci::session& s) {
+        long long last_seq = 0;
+        Stmt guard(db, s, db.sql().conv_summary_guard);
+        guard.into(last_seq).use(user).use(summary.conversation_id);
+        if (!guard.execute()) detail::throw_not_found(summary.conversation_id);
+        if (covers > last_seq)
+            throw InvalidArgument("covers_through_seq",
+                                  fmt::format("is past the conversation's last message (seq {})", last_seq));
+        std::string role;
+        const long long next = covers + 1;
+        Stmt probe(db, s, db.sql().msg_role_at);
+        probe.into(role).use(user).use(summary.conversation_id).use(next);
+        if (probe.execute() && role == "tool")
+            throw InvalidArgument("covers_through_seq",
+                                  fmt::format("message {} is a tool result: a summary through {} would split its "
+                                              "tool-call group", next, covers));
+        Stmt st(db, s, db.sql().sum_upsert);
+        st.use(user).use(summary.conversation_id).use(covers).use(summary.content).use(summary.metadata_json)
+            .use(static_cast<long long>(summary.created_at_us));
+        st.execute();
+        return 0;
+    });
+    return summary;
+}
+
+std::vector<Summary> MessageRepository::summaries(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    check_scope(db, user_id, conversation_id);
+    const std::string user{user_id}, id{conversation_id};
+    return db.run(TxMode::read, [&](soci::session& s) {
+        std::vector<Summary> out;
+        detail::SummaryRow row;
+        Stmt st(db, s, db.sql().sum_all);
+        row.bind(st);
+        st.use(user).use(id);
+        if (st.execute()) {
+            do out.push_back(row.to_summary());
+            while (st.fetch());
+        }
+        if (out.empty()) require_conversation(db, s, user, id);
+        return out;
     });
 }
 

@@ -36,6 +36,14 @@ Conversation ConversationRow::to_conversation() const {
                         external_key_ind == soci::i_ok ? std::optional(external_key) : std::nullopt};
 }
 
+void SummaryRow::bind(Stmt& st) {
+    st.into(conversation_id).into(covers).into(content).into(metadata_json).into(created_at);
+}
+
+Summary SummaryRow::to_summary() const {
+    return Summary{conversation_id, covers, content, metadata_json, created_at};
+}
+
 std::vector<Message> fetch_messages(Stmt& st, MessageRow& row) {
     std::vector<Message> out;
     if (st.execute()) {

@@ -29,6 +29,15 @@ struct ConversationRow {
     Conversation to_conversation() const;
 };
 
+/** Receives one selected summary row (sql.cpp's CS_SUM_COLS order). */
+struct SummaryRow {
+    std::string conversation_id, content, metadata_json;
+    long long covers = 0, created_at = 0;
+
+    void bind(Stmt& st);
+    Summary to_summary() const;
+};
+
 /** Executes st (already bound to row) and collects every row. */
 std::vector<Message> fetch_messages(Stmt& st, MessageRow& row);
 

@@ -7,6 +7,8 @@ namespace {
 #define CS_CONV "convstate_conversations"
 #define CS_MSG "convstate_messages"
 #define CS_VERSION "convstate_schema_version"
+#define CS_SUM "convstate_summaries"
+#define CS_SUM_COLS "conversation_id, covers_through_seq, content, metadata_json, created_at"
 #define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key"
 // A message's own fields, in the order rows.cpp's use_message_fields binds them.
 #define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
@@ -68,6 +70,38 @@ SqlText common() {
     // (detail::keyed_conversation_id), so the primary key makes the key unique per user.
     s.migrations.push_back({4, {"ALTER TABLE " CS_CONV " ADD COLUMN external_key TEXT"}});
 
+    // Version 5: summary checkpoints. A summary stands for messages 1..covers_through_seq in a
+    // window; the messages stay. Keyed like the messages, and never written with the
+    // conversation's row (a summary does not move last_seq or take the row's write lock).
+    s.migrations.push_back({5,
+        {"CREATE TABLE " CS_SUM " ("
+         " user_id TEXT NOT NULL, conversation_id TEXT NOT NULL, covers_through_seq BIGINT NOT NULL,"
+         " content TEXT NOT NULL, metadata_json TEXT NOT NULL, created_at BIGINT NOT NULL,"
+         " PRIMARY KEY (user_id, conversation_id, covers_through_seq))"}});
+    s.sum_upsert = "INSERT INTO " CS_SUM " (user_id, " CS_SUM_COLS ") VALUES (:user_id, :conversation_id, :covers,"
+                   " :content, :metadata_json, :created_at) ON CONFLICT (user_id, conversation_id, covers_through_seq)"
+                   " DO UPDATE SET content = excluded.content, metadata_json = excluded.metadata_json,"
+                   " created_at = excluded.created_at";
+    s.sum_all = "SELECT " CS_SUM_COLS " FROM " CS_SUM " WHERE " CS_SCOPE " ORDER BY covers_through_seq";
+    // A window's first read from a summary: the latest summary at or below :hi (shaped as a row:
+    // seq 0, covers_through_seq in token_count, last column 2) and the messages in
+    // (max(:lo, its seq), :hi] — one statement.
+    s.msg_window_chunk =
+        "SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
+        " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
+        " AND s.covers_through_seq <= :hi2), 0)) AND seq <= :hi"
+        " UNION ALL SELECT * FROM (SELECT s.conversation_id, 0, 'system', s.content, NULL, NULL, NULL, s.metadata_json,"
+        " s.covers_through_seq, NULL, s.created_at, 2 FROM " CS_SUM " s WHERE s.user_id = :user_id3"
+        " AND s.conversation_id = :id3 AND s.covers_through_seq <= :hi3 ORDER BY s.covers_through_seq DESC LIMIT 1) x"
+        " ORDER BY 2";
+    s.sum_delete_after = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq > :after";
+    s.conv_delete_summaries = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE;
+    s.user_delete_summaries = "DELETE FROM " CS_SUM " WHERE user_id = :user_id";
+    // What a summary writer holds while it checks its boundary: the row must not be truncated or
+    // deleted meanwhile, but appenders go on (on PostgreSQL a KEY SHARE lock, which their
+    // updates of last_seq do not conflict with; SQLite's write lock serialises everything).
+    s.conv_summary_guard = "SELECT last_seq FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
+
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
                       " WHERE " CS_SCOPE " AND idempotency_key = :key";
@@ -94,6 +128,7 @@ SqlText common() {
     s.conv_exists = "SELECT last_seq FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
 
     s.conv_lock = "SELECT last_seq, active_turn, active_since FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
+    s.conv_lock_truncate = s.conv_lock;
     s.conv_set_active = "UPDATE " CS_CONV " SET active_turn = :turn, active_since = :now WHERE user_id = :user_id AND id = :id";
     s.conv_clear_active = "UPDATE " CS_CONV " SET active_turn = NULL, active_since = NULL"
                           " WHERE user_id = :user_id AND id = :id AND active_turn = :turn";
@@ -144,6 +179,7 @@ SqlText sqlite_text() {
     s.schema_table_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '" CS_VERSION "'";
     // SQLite spells LEAST as the two-argument scalar MIN.
     for (std::string* q : {&s.msg_before, &s.msg_system_prefix}) q->replace(q->find("LEAST("), 6, "MIN(");
+    s.msg_window_chunk.replace(s.msg_window_chunk.find("GREATEST("), 9, "MAX(");
     return s;
 }
 
@@ -154,7 +190,11 @@ SqlText postgresql_text() {
     s.migrate_lock = "SELECT pg_advisory_xact_lock(1668707188)";
     s.schema_table_exists = "SELECT COUNT(*) FROM information_schema.tables"
                             " WHERE table_schema = current_schema() AND table_name = '" CS_VERSION "'";
-    s.conv_lock += " FOR UPDATE";
+    // Appenders exclude each other (NO KEY UPDATE, like their UPDATEs of last_seq); a truncate
+    // excludes summary writers too (UPDATE conflicts with their KEY SHARE).
+    s.conv_lock_truncate = s.conv_lock + " FOR UPDATE";
+    s.conv_lock += " FOR NO KEY UPDATE";
+    s.conv_summary_guard += " FOR KEY SHARE";
 
     // Steps 1-3 of a turn in one statement (its own transaction): the UPDATE takes the row lock
     // and allocates the seq, the INSERT stores the user message, the SELECTs return the window's
@@ -176,7 +216,10 @@ SqlText postgresql_text() {
         " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, :id2, last_seq, 'user', :content,"
         " :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
         " SELECT " CS_MSG_COLS ", CAST(NULL AS BIGINT) FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
-        " AND seq > (SELECT last_seq FROM conv) - :n AND seq < (SELECT last_seq FROM conv)"
+        // Above the latest summary only, for a window from_summary (:from_summary = 1).
+        " AND seq > GREATEST((SELECT last_seq FROM conv) - :n, COALESCE((SELECT MAX(s.covers_through_seq) FROM " CS_SUM
+        " s WHERE CAST(:from_summary AS INTEGER) = 1 AND s.user_id = :user_id7 AND s.conversation_id = :id7), 0))"
+        " AND seq < (SELECT last_seq FROM conv)"
         " UNION ALL SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
         // :prefix_cap (a bound value the planner sees) keeps this arm an index range scan; a
         // longer prefix is loaded by msg_system_prefix.
@@ -190,7 +233,12 @@ SqlText postgresql_text() {
         // statement waited for the lock.
         " UNION ALL SELECT " CS_MSG_COLS ", (SELECT CASE WHEN c.last_seq = conv.last_seq - 1 AND"
         " c.truncations = conv.truncations THEN 1 ELSE 0 END FROM " CS_CONV " c, conv WHERE c.user_id = :user_id6"
-        " AND c.id = :id6) FROM ins ORDER BY 2";
+        " AND c.id = :id6) FROM ins"
+        // The latest summary, shaped as a row: seq 0, covers_through_seq in token_count, flag 2.
+        " UNION ALL (SELECT s.conversation_id, CAST(0 AS BIGINT), 'system', s.content, NULL, NULL, NULL,"
+        " s.metadata_json, s.covers_through_seq, NULL, s.created_at, 2 FROM " CS_SUM " s"
+        " WHERE CAST(:from_summary2 AS INTEGER) = 1 AND s.user_id = :user_id8 AND s.conversation_id = :id8"
+        " ORDER BY s.covers_through_seq DESC LIMIT 1) ORDER BY 2";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, :create_key) RETURNING id)"

@@ -38,6 +38,8 @@ struct SqlText {
     std::string conv_clear_active;
 
     std::string conv_lock;       // last_seq under the conversation's row lock
+    std::string conv_lock_truncate; // conv_lock, also excluding summary writers
+    std::string conv_summary_guard; // last_seq; the row may not be truncated or deleted meanwhile
     std::string conv_bump;
     std::string conv_truncate_to; // last_seq moved back, truncations counted
     std::string conv_reserve;  // lock the row and allocate :n seqs in one statement
@@ -56,6 +58,12 @@ struct SqlText {
     std::string msg_role_at;      // the role of the message at :seq
     std::string msg_delete_after; // truncate: messages with seq > :after
     std::string msg_run_state; // owner and start of a keyed turn's run
+    std::string sum_upsert;
+    std::string sum_all;
+    std::string msg_window_chunk; // the latest summary at or below :hi, and the messages in (max(:lo, its seq), :hi]
+    std::string sum_delete_after; // truncate: summaries covering seqs > :after
+    std::string conv_delete_summaries;
+    std::string user_delete_summaries;
     std::string msg_claim_run;
     std::string msg_end_run;
 

@@ -39,11 +39,11 @@ void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation&
 }
 
 LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const std::string& user,
-                                     const std::string& id) {
+                                     const std::string& id, bool for_truncate) {
     LockedConversation conv;
     std::string active;
     soci::indicator active_ind{}, since_ind{};
-    Stmt st(db, s, db.sql().conv_lock);
+    Stmt st(db, s, for_truncate ? db.sql().conv_lock_truncate : db.sql().conv_lock);
     st.into(conv.last_seq).into(active, active_ind).into(conv.active_since, since_ind).use(user).use(id);
     if (!st.execute()) throw_not_found(id);
     if (active_ind == soci::i_ok) conv.active_turn = active;

@@ -27,9 +27,9 @@ struct LockedConversation {
     std::optional<std::string> active_turn;
     long long active_since = 0;
 };
-/** @throws NotFound. */
+/** for_truncate: also excludes summary writers (which appenders do not). @throws NotFound. */
 LockedConversation lock_conversation(DatabaseImpl& db, soci::session& s, const std::string& user,
-                                     const std::string& id);
+                                     const std::string& id, bool for_truncate = false);
 
 bool conversation_exists(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id);
 

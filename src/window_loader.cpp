@@ -57,8 +57,20 @@ WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::strin
     WindowRows rows;
     rows.end = end;
     if (end <= 0) return rows;
-    rows.lo = std::max<long long>(0, end - first_chunk(w));
-    rows.tail = load_range(db, s, user, id, rows.lo, end);
+    const long long below = std::max<long long>(0, end - first_chunk(w));
+    if (!w.from_summary) {
+        rows.lo = below;
+        rows.tail = load_range(db, s, user, id, rows.lo, end);
+        return rows;
+    }
+    MessageRow row;
+    long long mark = 0;
+    soci::indicator mark_ind{};
+    Stmt st(db, s, db.sql().msg_window_chunk);
+    row.bind(st);
+    st.into(mark, mark_ind).use(user).use(id).use(below).use(user).use(id).use(end).use(end).use(user).use(id).use(end);
+    rows.tail = fetch_messages_and_summary(st, row, mark, mark_ind, rows.summary, [](auto) {});
+    rows.lo = std::max<long long>(below, rows.summary ? rows.summary->covers_through_seq : 0);
     return rows;
 }
 
@@ -66,11 +78,13 @@ std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, co
                                    const HistoryWindow& w, WindowRows rows) {
     if (rows.end <= 0) return {};
     auto read = [&](auto&& fn) { return db.run(TxMode::read, fn); };
+    // A summary stands for everything up to its seq: nothing below it is read.
+    const long long floor = rows.summary ? rows.summary->covers_through_seq : 0;
     if (w.kind == HistoryWindow::Kind::token_budget) {
         const TokenCounter& count = w.token_counter ? w.token_counter : TokenCounter(estimate_tokens);
-        for (long long chunk = 2 * first_chunk(w); rows.lo > 0; chunk *= 2) {
+        for (long long chunk = 2 * first_chunk(w); rows.lo > floor; chunk *= 2) {
             if (tail_tokens(rows.tail, count) > w.token_budget) break;
-            const long long next = std::max<long long>(0, rows.lo - chunk);
+            const long long next = std::max<long long>(floor, rows.lo - chunk);
             std::vector<Message> part =
                 read([&](soci::session& s) { return load_range(db, s, user, id, next, rows.lo); });
             part.insert(part.end(), std::make_move_iterator(rows.tail.begin()), std::make_move_iterator(rows.tail.end()));
@@ -99,7 +113,7 @@ std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, co
             return fetch_messages(st, row);
         });
     }
-    return w.select(prefix, rows.tail);
+    return w.select(prefix, rows.tail, rows.summary);
 }
 
 } // namespace convstate::detail

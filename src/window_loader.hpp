@@ -16,20 +16,44 @@
 
 #include "convstate/history_window.hpp"
 #include "db.hpp"
+#include "rows.hpp"
 
 namespace convstate::detail {
 
 /** Throws InvalidArgument for a window that cannot select anything (max_messages or token_budget 0). */
 void check_window(const HistoryWindow& w);
 
-/** The rows read so far for a window ending at seq `end`: every message in (lo, end], and the
- *  conversation's leading system messages when known (messages up to lo only). */
+/** The rows read so far for a window ending at seq `end`: every message in (lo, end], the
+ *  conversation's leading system messages when known (messages up to lo only), and — for a
+ *  window from_summary — the latest summary at or below end, which lo never goes below. */
 struct WindowRows {
     long long end = 0;
     long long lo = 0;
     std::vector<Message> tail;
     std::optional<std::vector<Message>> prefix;
+    std::optional<Summary> summary;
 };
+
+/** Collects the rows of a statement that returns messages and, marked 2 in a last column bound
+ *  to `mark` (sql.cpp's msg_window_chunk, turn_begin), a summary: the messages in order; the
+ *  summary into `summary`. on_row sees each message row's mark. */
+template <class OnRow>
+std::vector<Message> fetch_messages_and_summary(Stmt& st, MessageRow& row, const long long& mark,
+                                                const soci::indicator& mark_ind, std::optional<Summary>& summary,
+                                                OnRow&& on_row) {
+    std::vector<Message> out;
+    if (st.execute()) {
+        do {
+            if (mark_ind == soci::i_ok && mark == 2) {
+                summary = Summary{row.conversation_id, row.token_count, row.content, row.metadata_json, row.created_at};
+                continue;
+            }
+            out.push_back(row.to_message());
+            on_row(mark_ind == soci::i_ok ? std::optional(mark) : std::nullopt);
+        } while (st.fetch());
+    }
+    return out;
+}
 
 /** How far back the first read reaches: the window's size, or a first chunk of a token budget. */
 long long first_chunk(const HistoryWindow& w);

@@ -8,6 +8,7 @@
 //       message another process undid (NotFound) is skipped
 //   worker undo URL USER CONVERSATION COUNT   COUNT times, removes the last exchange (from the
 //       newest user message on) with expected_last_seq, retrying conflicts
+//   worker summarize URL USER CONVERSATION COUNT   COUNT summaries, each through last_seq - 2
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -91,6 +92,21 @@ int main(int argc, char** argv) try {
             try {
                 if (messages.truncate(argv[3], argv[4], from - 1, recent.back().seq) > 0) ++done;
             } catch (const convstate::Conflict&) {
+            }
+        }
+        return 0;
+    }
+    if (cmd == "summarize" && argc == 6) {
+        const convstate::Database db = open(argv[2]);
+        const convstate::MessageRepository messages(db);
+        const convstate::ConversationStore store(db);
+        for (int done = 0, attempts = 0; done < std::atoi(argv[5]) && attempts < 10000; ++attempts) {
+            const std::int64_t last = store.get(argv[3], argv[4]).last_seq;
+            if (last < 3) continue;
+            try {
+                messages.add_summary(argv[3], argv[4], last - 2, "summary through " + std::to_string(last - 2));
+                ++done;
+            } catch (const convstate::InvalidArgument&) { // a tool-group boundary, or undone meanwhile
             }
         }
         return 0;

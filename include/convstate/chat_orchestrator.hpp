@@ -142,7 +142,8 @@ public:
     /** Runs one turn (see the class description) and returns what it stored. With an idempotency
      *  key, a completed turn is returned again (TurnResult::replayed) without calling the agent.
      *  @throws InvalidArgument (bad request, or an empty agent; nothing written), NotFound (missing
-     *          or foreign conversation), Conflict (policy reject, an idempotency key used by a
+     *          or foreign conversation, or a truncate removed the turn's user message before its
+     *          reply was stored: nothing more is stored), Conflict (policy reject, an idempotency key used by a
      *          different message, or an identical keyed turn still running after duplicate_wait),
      *          AgentError (the agent threw or its reply was invalid; the user message stays),
      *          StorageError, OutcomeUnknown. */

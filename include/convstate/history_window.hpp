@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "convstate/export.hpp"
@@ -31,8 +32,16 @@ CONVSTATE_API std::int64_t estimate_tokens(const Message& message);
  *    answering it (which follow it) are kept together or dropped together, and a window never
  *    starts with a tool message. Where the history holds an incomplete group (a call without all
  *    its results, or a result without its call), the window starts after it.
- *  - Apart from the kept system messages, the window is a suffix of the conversation, in seq
- *    order. Loading reads only about as many rows as the window holds, not the conversation.
+ *  - Apart from the kept system messages (and a summary), the window is a suffix of the
+ *    conversation, in seq order. Loading reads only about as many rows as the window holds, not
+ *    the conversation.
+ *  - from_summary (on by default): when the conversation has summaries
+ *    (MessageRepository::add_summary), the latest one standing for messages 1..S (S at most the
+ *    window's end) replaces them: the window is the kept system messages, then the summary as
+ *    one message of role summary_role (seq 0, the summary's content and metadata), then the
+ *    newest messages after S under the rules above. The summary does not count against
+ *    max_messages and is subtracted from token_budget after the system messages. Without
+ *    summaries, or with from_summary off, the window is as if there were none.
  *
  *  Thread-safety: a value; a const HistoryWindow may be shared between threads if its
  *  token_counter may. */
@@ -49,6 +58,8 @@ struct CONVSTATE_API HistoryWindow {
     std::int64_t token_budget = 0;   ///< for token_budget (>= 1)
     TokenCounter token_counter;      ///< empty: estimate_tokens
     bool keep_system = true;         ///< keep the leading system messages (see above)
+    bool from_summary = true;        ///< start from the latest summary, if any (see above)
+    Role summary_role = Role::system; ///< the role the summary message has in the window
 
     /** Kind::all: every message. */
     static HistoryWindow everything() { return {}; }
@@ -71,9 +82,11 @@ struct CONVSTATE_API HistoryWindow {
 
     /** The selection itself, on an in-memory history: `system_prefix` holds the conversation's
      *  leading system messages, `tail` the newest messages in seq order (it may overlap the
-     *  prefix; a loader passes at least as many as the window can keep). Returns the window. */
-    std::vector<Message> select(const std::vector<Message>& system_prefix,
-                                const std::vector<Message>& tail) const;
+     *  prefix; a loader passes at least as many as the window can keep), `summary` the latest
+     *  summary at or below the tail's end, if any (used when from_summary; tail messages it
+     *  covers are skipped). Returns the window. */
+    std::vector<Message> select(const std::vector<Message>& system_prefix, const std::vector<Message>& tail,
+                                const std::optional<Summary>& summary = std::nullopt) const;
 };
 
 } // namespace convstate

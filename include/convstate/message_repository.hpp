@@ -75,6 +75,21 @@ public:
     std::int64_t truncate(std::string_view user_id, std::string_view conversation_id, std::int64_t after_seq,
                           std::optional<std::int64_t> expected_last_seq = std::nullopt) const;
 
+    /** Stores a summary of messages 1..covers_through_seq (a checkpoint: nothing is deleted).
+     *  Windows from_summary then start from the latest summary (see HistoryWindow). A summary
+     *  with the same covers_through_seq is replaced. Writing one never moves last_seq and never
+     *  waits for or blocks a turn or an append on PostgreSQL (SQLite serialises all writers), so
+     *  it never invalidates an expected_last_seq. Returns the summary as stored.
+     *  @throws InvalidArgument ("covers_through_seq": below 1, past the last message, or inside
+     *          a tool-call group — message covers_through_seq + 1 is a tool result; "content":
+     *          empty or invalid; "metadata"), NotFound; nothing is stored. */
+    Summary add_summary(std::string_view user_id, std::string_view conversation_id, std::int64_t covers_through_seq,
+                        std::string_view content, std::string_view metadata_json = "{}") const;
+
+    /** The conversation's summaries, by covers_through_seq. A truncate removes those that cover
+     *  a removed message. */
+    std::vector<Summary> summaries(std::string_view user_id, std::string_view conversation_id) const;
+
     /** Number of messages in the conversation. */
     std::int64_t count(std::string_view user_id, std::string_view conversation_id) const;
 

@@ -70,6 +70,18 @@ struct Conversation {
     bool operator==(const Conversation&) const = default;
 };
 
+/** A summary checkpoint: it stands for messages 1..covers_through_seq of its conversation in a
+ *  history window (HistoryWindow::from_summary). The messages themselves stay. */
+struct Summary {
+    std::string conversation_id;       ///< set by the library
+    std::int64_t covers_through_seq = 0; ///< the last message it summarises
+    std::string content;               ///< the summary text (UTF-8, not empty)
+    std::string metadata_json = "{}";  ///< a JSON object; stored normalised (compact)
+    std::int64_t created_at_us = 0;    ///< set by the library
+    /** Member-wise equality. */
+    bool operator==(const Summary&) const = default;
+};
+
 /** What ConversationStore::create takes. */
 struct NewConversation {
     std::string title;                ///< may be empty
