@@ -244,6 +244,24 @@ std::string to_json(const ConversationPage& page) {
     return bj::serialize(o);
 }
 
+namespace {
+bj::object summary_value(const Summary& s) {
+    bj::object o;
+    o["conversation_id"] = s.conversation_id;
+    o["covers_through_seq"] = s.covers_through_seq;
+    o["content"] = s.content;
+    o["metadata"] = metadata_value(s.metadata_json);
+    o["created_at_us"] = s.created_at_us;
+    return o;
+}
+} // namespace
+
+std::string to_json(const Summary& summary) { return bj::serialize(summary_value(summary)); }
+
+std::string to_json(const std::vector<Summary>& summaries) {
+    return bj::serialize(encode_all(summaries, summary_value));
+}
+
 std::string to_json(const GetOrCreateResult& result) {
     bj::object o;
     o["conversation"] = conversation_value(result.conversation);

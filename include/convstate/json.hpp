@@ -36,6 +36,10 @@ CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
 CONVSTATE_API std::string to_json(const Conversation& conversation);
 /** {"items": [conversations], "next_cursor": string, or null on the last page}. */
 CONVSTATE_API std::string to_json(const ConversationPage& page);
+/** {"conversation_id","covers_through_seq","content","metadata","created_at_us"}. */
+CONVSTATE_API std::string to_json(const Summary& summary);
+/** Summaries as a JSON array (each as to_json(const Summary&)). */
+CONVSTATE_API std::string to_json(const std::vector<Summary>& summaries);
 /** {"conversation": {…as to_json(const Conversation&)}, "created": bool}. */
 CONVSTATE_API std::string to_json(const GetOrCreateResult& result);
 

@@ -75,6 +75,7 @@ void test_messages(convstate_db *db);
 void test_truncate(convstate_db *db);
 /* test_windows.c */
 void test_windows(convstate_db *db);
+void test_summaries(convstate_db *db);
 /* test_turns.c */
 void test_turns(convstate_db *db);
 void test_turn_options_v2(convstate_db *db);

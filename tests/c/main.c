@@ -54,6 +54,7 @@ int main(int argc, char **argv) {
         test_conversation_keys(db);
         test_messages(db);
         test_truncate(db);
+        test_summaries(db);
         test_windows(db);
         test_turns(db);
         test_turn_options_v2(db);

@@ -1,5 +1,5 @@
 /*
- * test_windows.c: history windows (all, last messages, token budget) and bad windows.
+ * test_windows.c: history windows (all, last messages, token budget), bad windows, summaries.
  */
 #include "c_test.h"
 
@@ -14,6 +14,7 @@ void test_windows(convstate_db *db) {
     CHECK(init.version == CONVSTATE_WINDOW_VERSION);
     CHECK(init.kind == CONVSTATE_WINDOW_ALL);
     CHECK(init.keep_system == 1);
+    CHECK(init.from_summary == 1 && init.summary_role == CONVSTATE_ROLE_SYSTEM);
 
     if (!create_conversation(db, g_user, "windows", id)) return;
     CHECK_OK(convstate_message_append_batch(db, g_user, id,
@@ -76,4 +77,46 @@ void test_windows(convstate_db *db) {
 
     CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_window_load(db, g_other, id, NULL, &out));
     CHECK(out == NULL);
+}
+
+/* Summaries: stored beside the transcript; windows (version 2 fields) start from the latest. */
+void test_summaries(convstate_db *db) {
+    char *out = NULL, id[128];
+    convstate_window w = CONVSTATE_WINDOW_INIT;
+    if (!create_conversation(db, g_user, "summaries", id)) return;
+    CHECK_OK(convstate_message_append_batch(db, g_user, id,
+                                            "[{\"role\":\"system\",\"content\":\"sys\"},"
+                                            "{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"},"
+                                            "{\"role\":\"user\",\"content\":\"c\"},{\"role\":\"assistant\",\"content\":\"d\"}]",
+                                            NULL, NULL));
+    CHECK_INVALID("content", convstate_summary_add(db, g_user, id, 3, "", NULL, &out));
+    CHECK_INVALID("covers_through_seq", convstate_summary_add(db, g_user, id, 9, "x", NULL, &out));
+    CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_summary_add(db, g_other, id, 3, "x", NULL, &out));
+    CHECK_OK(convstate_summary_add(db, g_user, id, 3, "a and b", "{\"n\":1}", &out));
+    CHECK(contains(out, "\"covers_through_seq\":3") && contains(out, "\"metadata\":{\"n\":1}"));
+    FREE(out);
+    CHECK_OK(convstate_summary_list(db, g_user, id, &out));
+    CHECK(contains(out, "\"content\":\"a and b\""));
+    FREE(out);
+    /* sys, the summary (no seq), then 4 and 5 */
+    CHECK_OK(convstate_window_load(db, g_user, id, &w, &out));
+    CHECK(message_count(out) == 3 && has_seq(out, 1) && has_seq(out, 4) && has_seq(out, 5) && !has_seq(out, 2));
+    CHECK(contains(out, "\"content\":\"a and b\""));
+    FREE(out);
+    w.summary_role = CONVSTATE_ROLE_DEVELOPER;
+    CHECK_OK(convstate_window_load(db, g_user, id, &w, &out));
+    CHECK(contains(out, "\"role\":\"developer\",\"content\":\"a and b\""));
+    FREE(out);
+    w.summary_role = 9;
+    CHECK_INVALID("window.summary_role", convstate_window_load(db, g_user, id, &w, &out));
+    w.summary_role = CONVSTATE_ROLE_SYSTEM;
+    w.from_summary = 0;
+    CHECK_OK(convstate_window_load(db, g_user, id, &w, &out));
+    CHECK(message_count(out) == 5);
+    FREE(out);
+    /* a version-1 struct: from_summary on */
+    w.version = 1;
+    CHECK_OK(convstate_window_load(db, g_user, id, &w, &out));
+    CHECK(message_count(out) == 3);
+    FREE(out);
 }

@@ -96,6 +96,13 @@ void check_version(unsigned int version, unsigned int current, const char* name)
                                              std::to_string(current) + " (use the _INIT macro)");
 }
 
+// convstate_role mirrors convstate::Role value for value.
+static_assert(static_cast<int>(convstate::Role::system) == CONVSTATE_ROLE_SYSTEM &&
+              static_cast<int>(convstate::Role::user) == CONVSTATE_ROLE_USER &&
+              static_cast<int>(convstate::Role::assistant) == CONVSTATE_ROLE_ASSISTANT &&
+              static_cast<int>(convstate::Role::tool) == CONVSTATE_ROLE_TOOL &&
+              static_cast<int>(convstate::Role::developer) == CONVSTATE_ROLE_DEVELOPER);
+
 convstate::HistoryWindow to_window(const convstate_window* w) {
     if (!w) return convstate::HistoryWindow::everything();
     check_version(w->version, CONVSTATE_WINDOW_VERSION, "window");
@@ -107,6 +114,12 @@ convstate::HistoryWindow to_window(const convstate_window* w) {
     default: throw convstate::InvalidArgument("window.kind", "is not a convstate_window_kind");
     }
     out.keep_system = w->keep_system != 0;
+    if (w->version >= 2) { // fields a version-1 caller's struct does not have
+        out.from_summary = w->from_summary != 0;
+        if (w->summary_role < CONVSTATE_ROLE_SYSTEM || w->summary_role > CONVSTATE_ROLE_DEVELOPER)
+            throw convstate::InvalidArgument("window.summary_role", "is not a convstate_role");
+        out.summary_role = static_cast<convstate::Role>(w->summary_role);
+    }
     return out;
 }
 
@@ -361,6 +374,26 @@ convstate_status convstate_message_truncate(convstate_db* db, const char* user_i
             text(user_id, "user_id"), text(conversation_id, "conversation_id"), after_seq,
             optional_seq(expected_last_seq));
         if (out_removed) *out_removed = removed;
+    });
+}
+
+convstate_status convstate_summary_add(convstate_db* db, const char* user_id, const char* conversation_id,
+                                       int64_t covers_through_seq, const char* content, const char* metadata_json,
+                                       char** out_json) {
+    return guard([&] {
+        const convstate::Summary s = convstate::MessageRepository(database(db)).add_summary(
+            text(user_id, "user_id"), text(conversation_id, "conversation_id"), covers_through_seq,
+            text(content, "content"), metadata_json ? metadata_json : "{}");
+        put(out_json, convstate::json::to_json(s));
+    });
+}
+
+convstate_status convstate_summary_list(convstate_db* db, const char* user_id, const char* conversation_id,
+                                        char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        put(out_json, convstate::json::to_json(convstate::MessageRepository(database(db)).summaries(
+                          text(user_id, "user_id"), text(conversation_id, "conversation_id"))));
     });
 }
 

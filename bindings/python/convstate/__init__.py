@@ -242,17 +242,31 @@ _WINDOW_KINDS = {
 }
 
 
-def _window(kind: str = "all", max_messages: int = 0, token_budget: int = 0, keep_system: bool = True) -> _native.Window:
+_ROLES = {"system": 0, "user": 1, "assistant": 2, "tool": 3, "developer": 4}
+
+
+def _window(
+    kind: str = "all",
+    max_messages: int = 0,
+    token_budget: int = 0,
+    keep_system: bool = True,
+    from_summary: bool = True,
+    summary_role: str = "system",
+) -> _native.Window:
     if kind not in _WINDOW_KINDS:
         raise InvalidArgument(
             f"window kind must be one of 'all', 'last', 'tokens', not {kind!r}", field="window.kind"
         )
+    if summary_role not in _ROLES:
+        raise InvalidArgument(f"summary_role must be one of {', '.join(_ROLES)}", field="window.summary_role")
     return _native.Window(
         _native.WINDOW_VERSION,
         _WINDOW_KINDS[kind],
         _uint(max_messages, "window.max_messages"),
         _sint(token_budget, "window.token_budget"),
         1 if keep_system else 0,
+        1 if from_summary else 0,
+        _ROLES[summary_role],
     )
 
 
@@ -270,7 +284,7 @@ def _window_from_dict(spec: Optional[Mapping[str, Any]]) -> Optional[_native.Win
         return None
     if not isinstance(spec, Mapping):
         raise TypeError(f"window must be a dict like {{'kind': 'last', 'max_messages': 50}}, not {type(spec).__name__}")
-    unknown = set(spec) - {"kind", "max_messages", "token_budget", "keep_system"}
+    unknown = set(spec) - {"kind", "max_messages", "token_budget", "keep_system", "from_summary", "summary_role"}
     if unknown:
         raise InvalidArgument(f"unknown window field(s): {', '.join(sorted(unknown))}", field="window")
     return _window(**spec)
@@ -586,6 +600,34 @@ class Database:
         )
         return out.value
 
+    def add_summary(
+        self,
+        user_id: str,
+        conversation_id: str,
+        covers_through_seq: int,
+        content: str,
+        metadata: Optional[Mapping[str, Any]] = None,
+    ) -> Json:
+        """Stores a summary of messages 1..covers_through_seq (nothing is deleted; the same
+        covers_through_seq again replaces it) and returns it: {"conversation_id",
+        "covers_through_seq","content","metadata","created_at_us"}. Windows then start from the
+        latest summary. Never moves the last seq or blocks a turn (PostgreSQL). A boundary inside
+        a tool-call group, or past the last message, is :class:`InvalidArgument`."""
+        return self._call_json(
+            "convstate_summary_add",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _sint(covers_through_seq, "covers_through_seq"),
+            _text(content, "content"),
+            _opt_json_object(metadata, "metadata"),
+        )
+
+    def summaries(self, user_id: str, conversation_id: str) -> list[Json]:
+        """The conversation's summaries, by covers_through_seq."""
+        return self._call_json(
+            "convstate_summary_list", _text(user_id, "user_id"), _text(conversation_id, "conversation_id")
+        )
+
     def truncate(
         self, user_id: str, conversation_id: str, after_seq: int, expected_last_seq: Optional[int] = None
     ) -> int:
@@ -613,11 +655,16 @@ class Database:
         max_messages: int = 0,
         token_budget: int = 0,
         keep_system: bool = True,
+        from_summary: bool = True,
+        summary_role: str = "system",
     ) -> list[Json]:
         """The window a turn would show the agent now. kind: "all", "last" (the last
         max_messages) or "tokens" (as many of the newest as fit token_budget). Leading system
-        messages are kept when keep_system; tool-call groups are never split."""
-        w = _window(kind, max_messages, token_budget, keep_system)
+        messages are kept when keep_system; tool-call groups are never split. With
+        from_summary, the latest summary (:meth:`add_summary`) stands for the messages it
+        covers: it follows the kept system messages as one message without a "seq", of role
+        summary_role."""
+        w = _window(kind, max_messages, token_budget, keep_system, from_summary, summary_role)
         return self._call_json(
             "convstate_window_load", _text(user_id, "user_id"), _text(conversation_id, "conversation_id"), byref(w)
         )

@@ -55,7 +55,7 @@ WINDOW_LAST_MESSAGES = 1
 WINDOW_TOKEN_BUDGET = 2
 
 DB_OPTIONS_VERSION = 1
-WINDOW_VERSION = 1
+WINDOW_VERSION = 2
 TURN_OPTIONS_VERSION = 4
 
 convstate_status = c_int  # a C enum: int-sized on every ABI we target
@@ -85,6 +85,8 @@ class Window(Structure):
         ("max_messages", c_uint64),
         ("token_budget", c_int64),
         ("keep_system", c_int),
+        ("from_summary", c_int),
+        ("summary_role", c_int),
     ]
 
 
@@ -143,6 +145,9 @@ _SIGNATURES = {
     "convstate_conversation_get_or_create": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_get_by_key": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
+    "convstate_summary_add": (
+        convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, _out_str]),
+    "convstate_summary_list": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
     "convstate_message_append": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, POINTER(c_int64), _out_str]),
     "convstate_message_append_batch": (

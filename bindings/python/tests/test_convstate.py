@@ -340,6 +340,31 @@ class _Cases:
         window = self.db.window(self.user, cid, kind="last", max_messages=2)
         self.assertEqual([(m["seq"], m["role"]) for m in window], [(1, "developer"), (5, "user"), (6, "user")])
 
+    def test_summaries(self) -> None:
+        cid = self.conversation()
+        self.db.append_batch(self.user, cid, [msg("system", "s")] + [msg("user", f"m{i}") for i in range(2, 11)])
+        s = self.db.add_summary(self.user, cid, 6, "first five", metadata={"by": "test"})
+        self.assertEqual((s["covers_through_seq"], s["content"], s["metadata"]), (6, "first five", {"by": "test"}))
+        self.assertEqual([x["covers_through_seq"] for x in self.db.summaries(self.user, cid)], [6])
+        window = self.db.window(self.user, cid, kind="last", max_messages=2)
+        self.assertEqual([m.get("seq") for m in window], [1, None, 9, 10])
+        self.assertEqual(window[1]["content"], "first five")
+        as_user = self.db.window(self.user, cid, summary_role="user", keep_system=False)
+        self.assertEqual((as_user[0]["role"], len(as_user)), ("user", 5))
+        self.assertEqual(len(self.db.window(self.user, cid, from_summary=False)), 10)
+        seen: list = []
+        self.db.turn(self.user, "next", lambda h, u, c: seen.extend(h) or "ok", conversation_id=cid,
+                     window={"kind": "last", "max_messages": 2, "from_summary": True})
+        self.assertEqual([m.get("seq") for m in seen], [1, None, 10, 11])
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.add_summary(self.user, cid, 99, "past the end")
+        self.assertEqual(cm.exception.field, "covers_through_seq")
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.window(self.user, cid, summary_role="wizard")
+        self.assertEqual(cm.exception.field, "window.summary_role")
+        self.assertEqual(self.db.truncate(self.user, cid, 5), 7)
+        self.assertEqual(self.db.summaries(self.user, cid), [])
+
     def test_truncate(self) -> None:
         cid = self.conversation()
         self.db.append_batch(

@@ -35,7 +35,7 @@ pub mod sys;
 mod types;
 
 pub use json::Value;
-pub use types::{Conversation, ConversationPage, Message, PendingTurn, Role, ToolCall, TurnResult};
+pub use types::{Conversation, ConversationPage, Message, PendingTurn, Role, Summary, ToolCall, TurnResult};
 
 // ---- Errors ----------------------------------------------------------------------------------
 
@@ -275,11 +275,15 @@ pub enum WindowKind {
 }
 
 /// A history window. Leading system messages are kept when `keep_system` (the default);
-/// tool-call groups are never split.
+/// tool-call groups are never split. With `from_summary` (the default), the latest summary
+/// (`Database::add_summary`) stands for the messages it covers: it follows the kept system
+/// messages as one message with seq 0 and role `summary_role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub kind: WindowKind,
     pub keep_system: bool,
+    pub from_summary: bool,
+    pub summary_role: Role,
 }
 
 impl Default for Window {
@@ -289,17 +293,28 @@ impl Default for Window {
 }
 
 impl Window {
+    fn of(kind: WindowKind) -> Window {
+        Window { kind, keep_system: true, from_summary: true, summary_role: Role::System }
+    }
     pub fn all() -> Window {
-        Window { kind: WindowKind::All, keep_system: true }
+        Window::of(WindowKind::All)
     }
     pub fn last(n: u64) -> Window {
-        Window { kind: WindowKind::LastMessages(n), keep_system: true }
+        Window::of(WindowKind::LastMessages(n))
     }
     pub fn tokens(budget: i64) -> Window {
-        Window { kind: WindowKind::TokenBudget(budget), keep_system: true }
+        Window::of(WindowKind::TokenBudget(budget))
     }
     pub fn keep_system(mut self, keep: bool) -> Window {
         self.keep_system = keep;
+        self
+    }
+    pub fn from_summary(mut self, on: bool) -> Window {
+        self.from_summary = on;
+        self
+    }
+    pub fn summary_role(mut self, role: Role) -> Window {
+        self.summary_role = role;
         self
     }
 
@@ -317,6 +332,14 @@ impl Window {
             }
         }
         w.keep_system = c_int::from(self.keep_system);
+        w.from_summary = c_int::from(self.from_summary);
+        w.summary_role = match self.summary_role {
+            Role::System => sys::CONVSTATE_ROLE_SYSTEM,
+            Role::User => sys::CONVSTATE_ROLE_USER,
+            Role::Assistant => sys::CONVSTATE_ROLE_ASSISTANT,
+            Role::Tool => sys::CONVSTATE_ROLE_TOOL,
+            Role::Developer => sys::CONVSTATE_ROLE_DEVELOPER,
+        };
         w
     }
 }
@@ -748,6 +771,48 @@ impl Database {
         // SAFETY: valid handle, C strings and out-pointer.
         check(unsafe { sys::convstate_message_count(self.db(), user.as_ptr(), id.as_ptr(), &mut n) })?;
         Ok(n)
+    }
+
+    /// Stores a summary of messages 1..`covers_through_seq` (nothing is deleted; the same
+    /// `covers_through_seq` again replaces it). Windows then start from the latest summary. It
+    /// never moves the last seq or blocks a turn (PostgreSQL). A boundary inside a tool-call group,
+    /// or past the last message, is `InvalidArgument` ("covers_through_seq").
+    pub fn add_summary(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        covers_through_seq: i64,
+        content: &str,
+        metadata: Option<&Value>,
+    ) -> Result<Summary, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let content = cstring("content", content)?;
+        let metadata = opt_cstring("metadata", metadata.map(Value::to_json).as_deref())?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings (metadata may be NULL) and out-pointer.
+            sys::convstate_summary_add(
+                self.db(),
+                user.as_ptr(),
+                id.as_ptr(),
+                covers_through_seq,
+                content.as_ptr(),
+                opt_ptr(&metadata),
+                out,
+            )
+        })?;
+        decoded(Summary::from_json(&v))
+    }
+
+    /// The conversation's summaries, by `covers_through_seq`.
+    pub fn summaries(&self, user_id: &str, conversation_id: &str) -> Result<Vec<Summary>, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_summary_list(self.db(), user.as_ptr(), id.as_ptr(), out)
+        })?;
+        decoded(Summary::list_from_json(&v))
     }
 
     /// Undo: deletes the messages with seq > `after_seq` atomically and moves the last seq back

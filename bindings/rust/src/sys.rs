@@ -82,7 +82,14 @@ pub const CONVSTATE_WINDOW_ALL: convstate_window_kind = 0;
 pub const CONVSTATE_WINDOW_LAST_MESSAGES: convstate_window_kind = 1;
 pub const CONVSTATE_WINDOW_TOKEN_BUDGET: convstate_window_kind = 2;
 
-pub const CONVSTATE_WINDOW_VERSION: c_uint = 1;
+/** `enum convstate_role` (convstate_window::summary_role). */
+pub const CONVSTATE_ROLE_SYSTEM: c_int = 0;
+pub const CONVSTATE_ROLE_USER: c_int = 1;
+pub const CONVSTATE_ROLE_ASSISTANT: c_int = 2;
+pub const CONVSTATE_ROLE_TOOL: c_int = 3;
+pub const CONVSTATE_ROLE_DEVELOPER: c_int = 4;
+
+pub const CONVSTATE_WINDOW_VERSION: c_uint = 2;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +99,8 @@ pub struct convstate_window {
     pub max_messages: u64,
     pub token_budget: i64,
     pub keep_system: c_int,
+    pub from_summary: c_int,
+    pub summary_role: c_int,
 }
 
 /** `CONVSTATE_WINDOW_INIT`. */
@@ -101,6 +110,8 @@ pub const CONVSTATE_WINDOW_INIT: convstate_window = convstate_window {
     max_messages: 0,
     token_budget: 0,
     keep_system: 1,
+    from_summary: 1,
+    summary_role: CONVSTATE_ROLE_SYSTEM,
 };
 
 // ---- The turn --------------------------------------------------------------------------------
@@ -280,6 +291,21 @@ extern "C" {
         external_key: *const c_char,
         out_json: *mut *mut c_char,
     ) -> convstate_status;
+    pub fn convstate_summary_add(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        covers_through_seq: i64,
+        content: *const c_char,
+        metadata_json: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_summary_list(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
     pub fn convstate_message_truncate(
         db: *mut convstate_db,
         user_id: *const c_char,
@@ -357,7 +383,7 @@ mod tests {
     fn struct_layouts() {
         assert_eq!(size_of::<convstate_db_options>(), 32);
         assert_eq!(align_of::<convstate_db_options>(), 8);
-        assert_eq!(size_of::<convstate_window>(), 32);
+        assert_eq!(size_of::<convstate_window>(), 40);
         assert_eq!(size_of::<convstate_turn_options>(), 96);
         assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
     }

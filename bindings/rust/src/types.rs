@@ -416,6 +416,38 @@ impl Conversation {
     }
 }
 
+/// A summary checkpoint: it stands for messages 1..`covers_through_seq` in a window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    pub conversation_id: String,
+    pub covers_through_seq: i64,
+    pub content: String,
+    /// A JSON object.
+    pub metadata: Value,
+    pub created_at_us: i64,
+}
+
+impl Summary {
+    pub fn from_json(v: &Value) -> Result<Summary, Error> {
+        Summary::decode(v, "summary", String::new())
+    }
+
+    pub fn list_from_json(v: &Value) -> Result<Vec<Summary>, Error> {
+        decode_array(v, "summaries", |item, field| Summary::decode(item, field, format!("{field}.")))
+    }
+
+    fn decode(v: &Value, field: &str, prefix: String) -> Result<Summary, Error> {
+        let o = Obj::new(v, field, prefix)?;
+        Ok(Summary {
+            conversation_id: o.opt_string("conversation_id")?.unwrap_or_default(),
+            covers_through_seq: o.opt_int("covers_through_seq")?.unwrap_or(0),
+            content: o.opt_string("content")?.unwrap_or_default(),
+            metadata: o.metadata()?,
+            created_at_us: o.opt_int("created_at_us")?.unwrap_or(0),
+        })
+    }
+}
+
 /// One page of conversations, most recently updated first.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConversationPage {

@@ -33,6 +33,7 @@ backend_tests!(
     split_turn_errors_and_fail,
     conversation_keys,
     developer_role,
+    summaries,
 );
 
 fn user() -> String {
@@ -865,4 +866,23 @@ fn developer_role(db: TestDb) {
     db.append_batch(&u, &c, &batch, None).unwrap();
     let w = db.window(&u, &c, &Window::last(2)).unwrap();
     assert_eq!(w.iter().map(|m| (m.seq, m.role)).collect::<Vec<_>>(), [(1, Role::Developer), (5, Role::User), (6, Role::User)]);
+}
+
+fn summaries(db: TestDb) {
+    let u = user();
+    let c = db.create_conversation(&u, None, None).unwrap().id;
+    let mut batch = vec![Message::new(Role::System, "be brief")];
+    batch.extend((2..=10).map(|i| Message::user(format!("m{i}"))));
+    db.append_batch(&u, &c, &batch, None).unwrap();
+    let s = db.add_summary(&u, &c, 6, "the first six", Some(&Value::object().with("by", "rust"))).unwrap();
+    assert_eq!((s.covers_through_seq, s.content.as_str()), (6, "the first six"));
+    assert_eq!(db.summaries(&u, &c).unwrap(), vec![s]);
+    let seqs = |w: Vec<Message>| w.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(db.window(&u, &c, &Window::last(2)).unwrap()), [1, 0, 9, 10]);
+    assert_eq!(seqs(db.window(&u, &c, &Window::last(2).from_summary(false)).unwrap()), [1, 9, 10]);
+    let w = db.window(&u, &c, &Window::all().keep_system(false).summary_role(Role::User)).unwrap();
+    assert_eq!((w[0].role, w[0].content.as_str(), w.len()), (Role::User, "the first six", 5));
+    assert_invalid(db.add_summary(&u, &c, 11, "past the end", None), "covers_through_seq");
+    assert_eq!(db.truncate(&u, &c, 5, None).unwrap(), 5);
+    assert!(db.summaries(&u, &c).unwrap().is_empty());
 }

@@ -239,6 +239,26 @@ CONVSTATE_C_API convstate_status convstate_message_count(convstate_db *db, const
                                                          const char *conversation_id, int64_t *out);
 /** @} */
 
+/** @name Summaries
+ *  Summary JSON: {"conversation_id","covers_through_seq","content","metadata","created_at_us"}. */
+/** @{ */
+
+/** Stores a summary of messages 1..covers_through_seq (nothing is deleted); a summary with the
+ *  same covers_through_seq is replaced. content (required) must not be empty; metadata_json may
+ *  be NULL ({}). It never moves the last seq, and on PostgreSQL never waits for or blocks a
+ *  turn. out_json (may be NULL) receives the summary. CONVSTATE_INVALID_ARGUMENT:
+ *  "covers_through_seq" below 1, past the last message or inside a tool-call group; "content";
+ *  "metadata". A truncate removes the summaries covering removed messages. */
+CONVSTATE_C_API convstate_status convstate_summary_add(convstate_db *db, const char *user_id,
+                                                       const char *conversation_id, int64_t covers_through_seq,
+                                                       const char *content, const char *metadata_json,
+                                                       char **out_json);
+/** The conversation's summaries, by covers_through_seq, as a JSON array into *out_json
+ *  (required). */
+CONVSTATE_C_API convstate_status convstate_summary_list(convstate_db *db, const char *user_id,
+                                                        const char *conversation_id, char **out_json);
+/** @} */
+
 /** @name History windows */
 /** @{ */
 
@@ -249,20 +269,35 @@ typedef enum convstate_window_kind {
     CONVSTATE_WINDOW_TOKEN_BUDGET = 2   /**< the newest messages within token_budget */
 } convstate_window_kind;
 
-/** The convstate_window::version this header knows. */
-#define CONVSTATE_WINDOW_VERSION 1
+/** Chat roles, as convstate_window::summary_role takes them (elsewhere roles are JSON strings). */
+typedef enum convstate_role {
+    CONVSTATE_ROLE_SYSTEM = 0,
+    CONVSTATE_ROLE_USER = 1,
+    CONVSTATE_ROLE_ASSISTANT = 2,
+    CONVSTATE_ROLE_TOOL = 3,
+    CONVSTATE_ROLE_DEVELOPER = 4
+} convstate_role;
+
+/** The convstate_window::version this header knows. Version 2 added from_summary and
+ *  summary_role; a version-1 struct is still accepted (from_summary on, role system). */
+#define CONVSTATE_WINDOW_VERSION 2
 /** What an agent sees: all messages, the last max_messages, or as many of the newest as fit
  *  token_budget (estimated tokens: stored token_count, else ceil(bytes/4)+4). Leading system
- *  messages are kept when keep_system is nonzero; tool-call groups are never split. */
+ *  (and developer) messages are kept when keep_system is nonzero; tool-call groups are never
+ *  split. With from_summary, the latest summary (convstate_summary_add) stands for the messages
+ *  it covers: the window is the kept system messages, the summary as one message without a seq
+ *  (role summary_role), then the newest messages after it. */
 typedef struct convstate_window {
     unsigned int version; /**< CONVSTATE_WINDOW_VERSION */
     int kind;             /**< a convstate_window_kind (an int: any value is checked, not trusted) */
     uint64_t max_messages; /**< for CONVSTATE_WINDOW_LAST_MESSAGES (>= 1) */
     int64_t token_budget;  /**< for CONVSTATE_WINDOW_TOKEN_BUDGET (>= 1) */
     int keep_system;       /**< nonzero: keep the conversation's leading system messages */
+    int from_summary;      /**< nonzero: start from the latest summary, if there is one */
+    int summary_role;      /**< a convstate_role: the summary message's role */
 } convstate_window;
-/** Every message, leading system messages kept. */
-#define CONVSTATE_WINDOW_INIT {CONVSTATE_WINDOW_VERSION, CONVSTATE_WINDOW_ALL, 0, 0, 1}
+/** Every message, leading system messages kept, from the latest summary (as a system message). */
+#define CONVSTATE_WINDOW_INIT {CONVSTATE_WINDOW_VERSION, CONVSTATE_WINDOW_ALL, 0, 0, 1, 1, CONVSTATE_ROLE_SYSTEM}
 
 /** The window a turn would show the agent now, as a JSON array into *out_json (required).
  *  window NULL: all. CONVSTATE_INVALID_ARGUMENT for an unknown version or kind, or a
