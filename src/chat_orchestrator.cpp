@@ -251,7 +251,7 @@ public:
           reject(options.concurrency == ConcurrentTurns::reject),
           // PostgreSQL takes steps 1-3 in one statement; the general path (SQLite,
           // ConcurrentTurns::reject, replays of keyed turns) a transaction.
-          fast(database.dialect() == Dialect::postgresql && !reject),
+          fast(database.dialect() == Dialect::postgresql && !reject && !request.regenerate),
           // Names this call's run: its user message (see CS_TURN_USER in sql.cpp), its
           // ConcurrentTurns::reject mark and its claim on a keyed turn.
           split(split_turn), run_token(detail::new_uuid()),
@@ -271,6 +271,13 @@ public:
         user_msg.metadata_json =
             detail::normalize_metadata(req.message_metadata_json, "message_metadata_json", limits);
         user_msg.idempotency_key = key;
+        if (req.regenerate) {
+            if (!req.conversation_id && !req.conversation_key)
+                throw InvalidArgument("regenerate", "needs conversation_id or conversation_key");
+            if (!req.message.empty())
+                throw InvalidArgument("message", "must be empty with regenerate: the user message is stored already");
+            if (key) throw InvalidArgument("idempotency_key", "must be unset with regenerate: the user message keeps its own");
+        }
         if (req.conversation_key) {
             if (req.conversation_id)
                 throw InvalidArgument("conversation_key", "give conversation_id or conversation_key, not both");
@@ -287,6 +294,7 @@ public:
      *  window's rows — or find the turn completed (a replay). An identical keyed turn running
      *  elsewhere is waited for. */
     BegunTurn begin() {
+        if (req.regenerate) return begin_regenerate();
         std::optional<BegunTurn> begun;
         if (fast && req.conversation_key) {
             // Get-or-create: continue the keyed conversation, or create it if there is none (a
@@ -316,13 +324,49 @@ public:
 
     /** What names the begun turn p, for ending it. */
     TurnIdentity identity(const BegunTurn& p) const {
-        return TurnIdentity{req.user_id, p.conversation_id, p.user.seq, p.created, key, run_token, reject,
-                            split ? std::optional(detail::split_outcome_key(key, run_token)) : key};
+        // The user message's own key: the request's, or (regenerate) the stored message's.
+        const std::optional<std::string>& user_key = p.user.idempotency_key;
+        return TurnIdentity{req.user_id, p.conversation_id, p.user.seq, p.created, user_key, run_token, reject,
+                            split ? std::optional(detail::split_outcome_key(user_key, run_token)) : user_key};
     }
 
     const HistoryWindow& window() const { return w; }
 
 private:
+    // A turn without a new user message: the last message is the user message it answers, and
+    // this run claims it (its token names the run, as for a message it stored itself).
+    BegunTurn begin_regenerate() {
+        const std::string id = req.conversation_id ? *req.conversation_id : fresh->id;
+        return db.run(TxMode::write, [&](soci::session& s) {
+            BegunTurn out;
+            out.conversation_id = id;
+            detail::LockedConversation conv = detail::lock_conversation(db, s, req.user_id, id);
+            std::vector<Message> last = detail::load_range(db, s, req.user_id, id, conv.last_seq - 1, conv.last_seq);
+            if (last.empty() || last.front().role != Role::user)
+                throw InvalidArgument("regenerate", "the conversation's last message is not a user message");
+            out.user = std::move(last.front());
+            const long long now = detail::now_us(), seq = out.user.seq;
+            mark_active(s, conv, id);
+            Stmt st(db, s, db.sql().msg_set_run);
+            st.use(run_token).use(out.user.idempotency_key ? std::optional(now) : std::nullopt).use(req.user_id).use(id)
+                .use(seq);
+            st.execute();
+            out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
+            return out;
+        });
+    }
+
+    // ConcurrentTurns::reject: fail if another live turn holds the conversation, else mark it.
+    void mark_active(soci::session& s, const detail::LockedConversation& conv, const std::string& id) {
+        if (!reject) return;
+        const long long now = detail::now_us();
+        if (conv.active_turn && conv.active_since > now - lease_us)
+            throw Conflict(fmt::format("a turn is already running on conversation '{}'", id));
+        Stmt st(db, s, db.sql().conv_set_active);
+        st.use(run_token).use(now).use(req.user_id).use(id);
+        st.execute();
+    }
+
     BegunTurn begin_general() {
         return db.run(mode, [&](soci::session& s) {
             BegunTurn out;
@@ -367,14 +411,7 @@ private:
                     }
                 }
             }
-            if (reject) {
-                const long long now = detail::now_us();
-                if (conv.active_turn && conv.active_since > now - lease_us)
-                    throw Conflict(fmt::format("a turn is already running on conversation '{}'", id));
-                Stmt st(db, s, db.sql().conv_set_active);
-                st.use(run_token).use(now).use(req.user_id).use(id);
-                st.execute();
-            }
+            mark_active(s, conv, id);
             if (out.user.seq == 0)
                 out.user = insert_user_message(s, id, existing && !lock_first ? nullptr : &conv);
             else // resuming a keyed turn whose run ended: this call claims it

@@ -76,6 +76,72 @@ GetOrCreateResult ConversationStore::get_or_create(std::string_view user_id, con
     });
 }
 
+Conversation ConversationStore::fork(std::string_view user_id, std::string_view conversation_id, std::int64_t at_seq,
+                                     const ForkOptions& options) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    if (at_seq < 0) throw InvalidArgument("at_seq", "must not be negative");
+    NewConversation spec; // checked now; the source's title and metadata fill what is unset
+    spec.title = options.title.value_or("");
+    spec.metadata_json = options.metadata_json.value_or("{}");
+    spec.external_key = options.external_key;
+    Conversation fork = detail::make_conversation(db, user_id, spec);
+    const std::string user{user_id}, source{conversation_id};
+    const long long at = at_seq;
+    db.run(TxMode::write, [&](soci::session& s) {
+        // Messages up to at_seq change only by a truncate, which this lock keeps out.
+        long long last_seq = 0;
+        Stmt guard(db, s, db.sql().conv_summary_guard);
+        guard.into(last_seq).use(user).use(source);
+        if (!guard.execute()) detail::throw_not_found(source);
+        if (at > last_seq)
+            throw InvalidArgument("at_seq", fmt::format("is past the conversation's last message (seq {})", last_seq));
+        std::string role;
+        const long long next = at + 1;
+        Stmt probe(db, s, db.sql().msg_role_at);
+        probe.into(role).use(user).use(source).use(next);
+        if (probe.execute() && role == "tool")
+            throw InvalidArgument("at_seq", fmt::format("message {} is a tool result: a fork at {} would keep a tool "
+                                                        "call without its results", next, at));
+        const Conversation from = *find_conversation(db, s, user, source);
+        if (!options.title) fork.title = from.title;
+        if (!options.metadata_json) fork.metadata_json = from.metadata_json;
+        fork.last_seq = at;
+        fork.forked_from = ForkOrigin{source, at};
+        if (fork.external_key && find_conversation(db, s, user, fork.id))
+            throw Conflict(fmt::format("the user already has a conversation with external_key '{}'", *fork.external_key));
+        detail::insert_conversation(db, s, fork, std::nullopt);
+        for (const std::string* sql : {&db.sql().fork_messages, &db.sql().fork_summaries}) {
+            Stmt copy(db, s, *sql);
+            copy.use(fork.id).use(user).use(source).use(at);
+            copy.execute();
+        }
+        return 0;
+    });
+    return fork;
+}
+
+std::vector<Conversation> ConversationStore::forks(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    const std::string user{user_id}, id{conversation_id};
+    return db.run(TxMode::read, [&](soci::session& s) {
+        if (!find_conversation(db, s, user, id)) detail::throw_not_found(id);
+        std::vector<Conversation> out;
+        ConversationRow row;
+        Stmt st(db, s, db.sql().conv_forks);
+        row.bind(st);
+        st.use(user).use(id);
+        if (st.execute()) {
+            do out.push_back(row.to_conversation());
+            while (st.fetch());
+        }
+        return out;
+    });
+}
+
 Conversation ConversationStore::get_by_key(std::string_view user_id, std::string_view external_key) const {
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());

@@ -77,6 +77,10 @@ bj::object conversation_value(const Conversation& c) {
         o["external_key"] = *c.external_key;
     else
         o["external_key"] = nullptr;
+    if (c.forked_from)
+        o["forked_from"] = bj::object{{"conversation_id", c.forked_from->conversation_id}, {"seq", c.forked_from->seq}};
+    else
+        o["forked_from"] = nullptr;
     return o;
 }
 
@@ -217,6 +221,10 @@ Conversation decode_conversation(const bj::object& obj) {
     c.created_at_us = get_int(obj, "created_at_us").value_or(0);
     c.updated_at_us = get_int(obj, "updated_at_us").value_or(0);
     c.external_key = get_string(obj, "external_key");
+    if (const bj::value* f = obj.if_contains("forked_from"); f && f->is_object()) {
+        const bj::object& fo = f->get_object();
+        c.forked_from = ForkOrigin{get_string(fo, "conversation_id").value_or(""), get_int(fo, "seq").value_or(0)};
+    }
     return c;
 }
 

@@ -28,12 +28,16 @@ Message MessageRow::to_message() const {
 
 void ConversationRow::bind(Stmt& st) {
     st.into(id).into(user_id).into(title).into(metadata_json).into(last_seq).into(created_at).into(updated_at)
-        .into(external_key, external_key_ind);
+        .into(external_key, external_key_ind).into(forked_from_id, forked_from_id_ind)
+        .into(forked_from_seq, forked_from_seq_ind);
 }
 
 Conversation ConversationRow::to_conversation() const {
-    return Conversation{id,         user_id,    title, metadata_json, last_seq, created_at, updated_at,
-                        external_key_ind == soci::i_ok ? std::optional(external_key) : std::nullopt};
+    Conversation c{id, user_id, title, metadata_json, last_seq, created_at, updated_at, std::nullopt, std::nullopt};
+    if (external_key_ind == soci::i_ok) c.external_key = external_key;
+    if (forked_from_id_ind == soci::i_ok && forked_from_seq_ind == soci::i_ok)
+        c.forked_from = ForkOrigin{forked_from_id, forked_from_seq};
+    return c;
 }
 
 void SummaryRow::bind(Stmt& st) {

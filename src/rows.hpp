@@ -21,9 +21,9 @@ struct MessageRow {
 
 /** Receives one selected conversation row (CS_CONV_COLS order). */
 struct ConversationRow {
-    std::string id, user_id, title, metadata_json, external_key;
-    long long last_seq = 0, created_at = 0, updated_at = 0;
-    soci::indicator external_key_ind{};
+    std::string id, user_id, title, metadata_json, external_key, forked_from_id;
+    long long last_seq = 0, created_at = 0, updated_at = 0, forked_from_seq = 0;
+    soci::indicator external_key_ind{}, forked_from_id_ind{}, forked_from_seq_ind{};
 
     void bind(Stmt& st);
     Conversation to_conversation() const;

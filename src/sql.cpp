@@ -9,7 +9,7 @@ namespace {
 #define CS_VERSION "convstate_schema_version"
 #define CS_SUM "convstate_summaries"
 #define CS_SUM_COLS "conversation_id, covers_through_seq, content, metadata_json, created_at"
-#define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key"
+#define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key, forked_from_id, forked_from_seq"
 // A message's own fields, in the order rows.cpp's use_message_fields binds them.
 #define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
 #define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
@@ -102,14 +102,31 @@ SqlText common() {
     // updates of last_seq do not conflict with; SQLite's write lock serialises everything).
     s.conv_summary_guard = "SELECT last_seq FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
 
+    // Version 6: forks. A fork is an ordinary conversation that began as a copy of messages
+    // 1..forked_from_seq of conversation forked_from_id (which may since have been deleted).
+    s.migrations.push_back({6,
+        {"ALTER TABLE " CS_CONV " ADD COLUMN forked_from_id TEXT",
+         "ALTER TABLE " CS_CONV " ADD COLUMN forked_from_seq BIGINT",
+         "CREATE INDEX convstate_conversations_forks ON " CS_CONV
+         " (user_id, forked_from_id) WHERE forked_from_id IS NOT NULL"}});
+    // The copy, server-side: one statement each for the messages and the summaries.
+    s.fork_messages = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") SELECT user_id, :fork_id, seq, " CS_MSG_FIELDS
+                      ", created_at FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= :at";
+    s.fork_summaries = "INSERT INTO " CS_SUM " (user_id, " CS_SUM_COLS ") SELECT user_id, :fork_id, covers_through_seq,"
+                       " content, metadata_json, created_at FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq <= :at";
+    s.conv_forks = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id AND forked_from_id = :id"
+                   " ORDER BY created_at, id";
+
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
                       " WHERE " CS_SCOPE " AND idempotency_key = :key";
+    s.msg_set_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now WHERE " CS_SCOPE " AND seq = :seq";
     s.msg_end_run = "UPDATE " CS_MSG " SET run_owner = NULL, run_started_at = NULL"
                     " WHERE " CS_SCOPE " AND idempotency_key = :key AND run_owner = :owner";
 
     s.conv_insert = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
-                    " (:id, :user_id, :title, :metadata_json, 0, :created_at, :updated_at, :external_key, :create_key)";
+                    " (:id, :user_id, :title, :metadata_json, :last_seq, :created_at, :updated_at, :external_key,"
+                    " :forked_from_id, :forked_from_seq, :create_key)";
     s.conv_by_create_key = "SELECT id FROM " CS_CONV " WHERE user_id = :user_id AND create_key = :key";
     s.conv_get = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id AND id = :id";
     // Keyset pagination on (updated_at, id), served by convstate_conversations_recent.
@@ -241,7 +258,7 @@ SqlText postgresql_text() {
         " ORDER BY s.covers_through_seq DESC LIMIT 1) ORDER BY 2";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
-        " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, :create_key) RETURNING id)"
+        " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, NULL, NULL, :create_key) RETURNING id)"
         " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at,"
         " run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3,"
         " :run_owner, :run_started FROM conv WHERE " CS_DEFER_FLUSH " IS NOT NULL RETURNING " CS_MSG_COLS;

@@ -40,6 +40,9 @@ struct SqlText {
     std::string conv_lock;       // last_seq under the conversation's row lock
     std::string conv_lock_truncate; // conv_lock, also excluding summary writers
     std::string conv_summary_guard; // last_seq; the row may not be truncated or deleted meanwhile
+    std::string fork_messages;  // copy messages 1..:at into conversation :fork_id
+    std::string fork_summaries; // copy the summaries covering at most :at
+    std::string conv_forks;     // the conversations forked from :id
     std::string conv_bump;
     std::string conv_truncate_to; // last_seq moved back, truncations counted
     std::string conv_reserve;  // lock the row and allocate :n seqs in one statement
@@ -65,6 +68,7 @@ struct SqlText {
     std::string conv_delete_summaries;
     std::string user_delete_summaries;
     std::string msg_claim_run;
+    std::string msg_set_run;   // claim the user message at :seq (a regenerate turn)
     std::string msg_end_run;
 
     // PostgreSQL only (empty on SQLite): the turn in two autocommit statements.

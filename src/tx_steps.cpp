@@ -33,7 +33,11 @@ void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation&
                          const std::optional<std::string>& create_key) {
     const long long created = c.created_at_us;
     Stmt st(db, s, db.sql().conv_insert);
-    st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(created).use(created).use(c.external_key)
+    const long long last_seq = c.last_seq;
+    st.use(c.id).use(c.user_id).use(c.title).use(c.metadata_json).use(last_seq).use(created).use(created)
+        .use(c.external_key)
+        .use(c.forked_from ? std::optional(c.forked_from->conversation_id) : std::nullopt)
+        .use(c.forked_from ? std::optional<long long>(c.forked_from->seq) : std::nullopt)
         .use(create_key);
     st.execute();
 }

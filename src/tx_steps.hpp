@@ -18,6 +18,7 @@ namespace convstate::detail {
 Conversation make_conversation(const DatabaseImpl& db, std::string_view user_id, const NewConversation& spec,
                                const std::string& field_prefix = {});
 
+/** Inserts c's row as it is (last_seq, forked_from included). */
 void insert_conversation(DatabaseImpl& db, soci::session& s, const Conversation& c,
                          const std::optional<std::string>& create_key);
 

@@ -120,7 +120,7 @@ TEST_CASE("json: conversations and pages round-trip") {
 
     const std::string text = json::to_json(a);
     CHECK(text == R"({"id":"c-1","user_id":"user 👤","title":"Trip to 東京","metadata":{"tags":["travel"],"pinned":true},)"
-                  R"("last_seq":12,"created_at_us":1700000000000000,"updated_at_us":1700000000123456,"external_key":null})");
+                  R"("last_seq":12,"created_at_us":1700000000000000,"updated_at_us":1700000000123456,"external_key":null,"forked_from":null})");
     CHECK(json::conversation_from_json(text) == a);
     CHECK(json::conversation_from_json(json::to_json(b)) == b);
 

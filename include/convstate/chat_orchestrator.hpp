@@ -56,6 +56,12 @@ struct TurnRequest {
     NewConversation new_conversation;           ///< title/metadata when one is created
     std::string message_metadata_json = "{}";   ///< stored on the user message
     std::optional<HistoryWindow> window;        ///< overrides the orchestrator's default
+    /** Run the turn without a new user message: the agent answers the conversation's last
+     *  message, which must be a user message — regenerate a reply in a fork made at its user
+     *  message, or retry a turn whose agent failed. Needs conversation_id or conversation_key (an
+     *  existing conversation); message must be empty and idempotency_key unset (the user
+     *  message keeps its own key). */
+    bool regenerate = false;
 };
 
 /** One turn's outcome. */

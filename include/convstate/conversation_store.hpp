@@ -2,13 +2,23 @@
 /** @file conversation_store.hpp Conversations, always scoped by user. */
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "convstate/database.hpp"
 #include "convstate/types.hpp"
 
 namespace convstate {
+
+/** What ConversationStore::fork takes besides its source; unset fields take the source's. */
+struct ForkOptions {
+    std::optional<std::string> title;         ///< the fork's title (default: the source's)
+    std::optional<std::string> metadata_json; ///< the fork's metadata, a JSON object (default: the source's)
+    std::optional<std::string> external_key;  ///< the fork's own external key (default: none)
+};
 
 /** Create, read, list, rename, annotate and delete conversations. Every call takes the owning
  *  user's id; a conversation of another user behaves exactly like a missing one (NotFound, same
@@ -49,6 +59,24 @@ public:
     /** Replaces the metadata (a JSON object) and returns the updated conversation. */
     Conversation set_metadata(std::string_view user_id, std::string_view conversation_id,
                               std::string_view metadata_json) const;
+
+    /** Forks the conversation: a new conversation holding copies of its messages 1..at_seq (seqs
+     *  1..at_seq, idempotency keys included — they are scoped to their conversation) and of the
+     *  summaries that cover at most at_seq, with forked_from = {conversation_id, at_seq}. The copy
+     *  is one statement on the server. From then on the fork is an ordinary conversation: dense
+     *  seqs from at_seq + 1, its own keys, deletable independently of its source and vice
+     *  versa. Edit a message: fork before it and run the turn there; regenerate a reply: fork at
+     *  its user message and run a TurnRequest::regenerate turn. A fork never waits for or blocks
+     *  a turn on its source (PostgreSQL: it holds a KEY SHARE lock on the source, as add_summary).
+     *  @throws InvalidArgument ("at_seq": negative, past the last message, or inside a tool-call
+     *          group — message at_seq + 1 is a tool result; "title", "metadata",
+     *          "external_key"), NotFound, Conflict (external_key taken). */
+    Conversation fork(std::string_view user_id, std::string_view conversation_id, std::int64_t at_seq,
+                      const ForkOptions& options = {}) const;
+
+    /** The conversations forked from this one, oldest first. @throws NotFound (a fork of a
+     *  deleted source stays listed by list(), with its forked_from). */
+    std::vector<Conversation> forks(std::string_view user_id, std::string_view conversation_id) const;
 
     /** Deletes the conversation and all its messages in one transaction. @throws NotFound. */
     void remove(std::string_view user_id, std::string_view conversation_id) const;

@@ -56,6 +56,14 @@ struct Message {
     bool operator==(const Message&) const = default;
 };
 
+/** Where a fork began: messages 1..seq of conversation_id (which may since have been deleted). */
+struct ForkOrigin {
+    std::string conversation_id; ///< the source conversation
+    std::int64_t seq = 0;        ///< the fork holds copies of its messages 1..seq
+    /** Member-wise equality. */
+    bool operator==(const ForkOrigin&) const = default;
+};
+
 /** A conversation, owned by exactly one user. */
 struct Conversation {
     std::string id;                 ///< random id, assigned when the conversation is created
@@ -66,6 +74,7 @@ struct Conversation {
     std::int64_t created_at_us = 0; ///< UTC microseconds since the epoch
     std::int64_t updated_at_us = 0; ///< UTC microseconds since the epoch; the list order
     std::optional<std::string> external_key; ///< the host's own id for it, if it has one (NewConversation)
+    std::optional<ForkOrigin> forked_from;   ///< set on a fork (ConversationStore::fork)
     /** Member-wise equality. */
     bool operator==(const Conversation&) const = default;
 };
