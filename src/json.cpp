@@ -242,6 +242,10 @@ std::string to_json(const Conversation& conversation) {
     return bj::serialize(conversation_value(conversation));
 }
 
+std::string to_json(const std::vector<Conversation>& conversations) {
+    return bj::serialize(encode_all(conversations, conversation_value));
+}
+
 std::string to_json(const ConversationPage& page) {
     bj::object o;
     o["items"] = encode_all(page.items, conversation_value);

@@ -34,6 +34,8 @@ CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
 /** {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}.
  *  @throws InvalidArgument naming "metadata" if metadata_json is not a JSON object. */
 CONVSTATE_API std::string to_json(const Conversation& conversation);
+/** Conversations as a JSON array (each as to_json(const Conversation&)). */
+CONVSTATE_API std::string to_json(const std::vector<Conversation>& conversations);
 /** {"items": [conversations], "next_cursor": string, or null on the last page}. */
 CONVSTATE_API std::string to_json(const ConversationPage& page);
 /** {"conversation_id","covers_through_seq","content","metadata","created_at_us"}. */

@@ -70,6 +70,7 @@ void test_null_arguments(convstate_db *db);
 /* test_conversations.c */
 void test_conversations(convstate_db *db);
 void test_conversation_keys(convstate_db *db);
+void test_forks(convstate_db *db);
 /* test_messages.c */
 void test_messages(convstate_db *db);
 void test_truncate(convstate_db *db);

@@ -52,6 +52,7 @@ int main(int argc, char **argv) {
         test_null_arguments(db);
         test_conversations(db);
         test_conversation_keys(db);
+        test_forks(db);
         test_messages(db);
         test_truncate(db);
         test_summaries(db);

@@ -173,3 +173,37 @@ void test_conversation_keys(convstate_db *db) {
     CHECK_INVALID("conversation_key", convstate_turn(db, g_user, "both", &o, keyed_agent, NULL, &out));
     CHECK(count_messages(db, g_user, id) == 2);
 }
+
+/* Forks: a copy of a prefix, listed by its source; a regenerated reply in a fork. */
+void test_forks(convstate_db *db) {
+    char *out = NULL, src[128], fork_id[128];
+    convstate_turn_options o = CONVSTATE_TURN_OPTIONS_INIT;
+    if (!create_conversation(db, g_user, "fork source", src)) return;
+    CHECK_OK(convstate_message_append_batch(db, g_user, src,
+                                            "[{\"role\":\"user\",\"content\":\"q1\"},{\"role\":\"assistant\",\"content\":\"a1\"},"
+                                            "{\"role\":\"user\",\"content\":\"q2\"},{\"role\":\"assistant\",\"content\":\"a2\"}]",
+                                            NULL, NULL));
+    CHECK_INVALID("at_seq", convstate_conversation_fork(db, g_user, src, 9, NULL, NULL, NULL, &out));
+    CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_conversation_fork(db, g_other, src, 1, NULL, NULL, NULL, &out));
+    CHECK(out == NULL);
+    CHECK_OK(convstate_conversation_fork(db, g_user, src, 3, "edited", NULL, NULL, &out));
+    CHECK(contains(out, "\"title\":\"edited\"") && contains(out, "\"last_seq\":3"));
+    CHECK(contains(out, "\"forked_from\":{\"conversation_id\":\"") && contains(out, "\"seq\":3}"));
+    CHECK(json_string_field(out, "id", fork_id, sizeof fork_id));
+    FREE(out);
+    CHECK(count_messages(db, g_user, fork_id) == 3);
+    CHECK_OK(convstate_conversation_forks(db, g_user, src, &out));
+    CHECK(contains(out, fork_id));
+    FREE(out);
+    CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_conversation_forks(db, g_other, src, &out));
+
+    /* regenerate: answer q2 again in the fork */
+    o.conversation_id = fork_id;
+    o.regenerate = 1;
+    CHECK_OK(convstate_turn(db, g_user, "", &o, keyed_agent, NULL, &out));
+    CHECK(json_int_field(out, "user_seq", -1) == 3 && json_int_field(out, "reply_seq", -1) == 4);
+    FREE(out);
+    CHECK_INVALID("regenerate", convstate_turn(db, g_user, "", &o, keyed_agent, NULL, &out));
+    CHECK(count_messages(db, g_user, fork_id) == 4);
+    CHECK(count_messages(db, g_user, src) == 4);
+}

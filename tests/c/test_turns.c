@@ -570,8 +570,8 @@ void test_turn_options_v2(convstate_db *db) {
     nested_ctx n;
     char key[96], conv[128], *out = NULL;
     time_t t0;
-    CHECK(o.version == 4 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0 && o.flush_user_message == 0 &&
-          o.conversation_key == NULL);
+    CHECK(o.version == 5 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0 && o.flush_user_message == 0 &&
+          o.conversation_key == NULL && o.regenerate == 0);
     CHECK_OK(convstate_conversation_create(db, g_user, "options v2", NULL, &out));
     CHECK(json_string_field(out, "id", conv, sizeof conv));
     FREE(out);

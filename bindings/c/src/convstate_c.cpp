@@ -153,6 +153,7 @@ void to_turn(const char* user_id, const char* message, const convstate_turn_opti
         }
         if (options->version >= 3) orchestrator.flush_user_message = options->flush_user_message != 0;
         if (options->version >= 4 && options->conversation_key) request.conversation_key = options->conversation_key;
+        if (options->version >= 5) request.regenerate = options->regenerate != 0;
     }
 }
 
@@ -239,6 +240,29 @@ convstate_status convstate_conversation_get_or_create(convstate_db* db, const ch
         if (metadata_json) spec.metadata_json = metadata_json;
         put(out_json, convstate::json::to_json(
                           convstate::ConversationStore(database(db)).get_or_create(text(user_id, "user_id"), spec)));
+    });
+}
+
+convstate_status convstate_conversation_fork(convstate_db* db, const char* user_id, const char* conversation_id,
+                                             int64_t at_seq, const char* title, const char* metadata_json,
+                                             const char* external_key, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        convstate::ForkOptions options;
+        if (title) options.title = title;
+        if (metadata_json) options.metadata_json = metadata_json;
+        if (external_key) options.external_key = external_key;
+        put(out_json, convstate::json::to_json(convstate::ConversationStore(database(db)).fork(
+                          text(user_id, "user_id"), text(conversation_id, "conversation_id"), at_seq, options)));
+    });
+}
+
+convstate_status convstate_conversation_forks(convstate_db* db, const char* user_id, const char* conversation_id,
+                                              char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        put(out_json, convstate::json::to_json(convstate::ConversationStore(database(db)).forks(
+                          text(user_id, "user_id"), text(conversation_id, "conversation_id"))));
     });
 }
 

@@ -453,6 +453,35 @@ class Database:
         )
         return result["conversation"], result["created"]
 
+    def fork_conversation(
+        self,
+        user_id: str,
+        conversation_id: str,
+        at_seq: int,
+        title: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        external_key: Optional[str] = None,
+    ) -> Json:
+        """A new conversation holding copies of messages 1..at_seq (and the summaries covering at
+        most at_seq), with "forked_from": {"conversation_id","seq"}; title and metadata default
+        to the source's. Edit a message: fork before it and run the turn there; regenerate a
+        reply: fork at its user message and run ``turn(..., regenerate=True)``."""
+        return self._call_json(
+            "convstate_conversation_fork",
+            _text(user_id, "user_id"),
+            _text(conversation_id, "conversation_id"),
+            _sint(at_seq, "at_seq"),
+            _text(title, "title", optional=True),
+            _opt_json_object(metadata, "metadata"),
+            _text(external_key, "external_key", optional=True),
+        )
+
+    def forks(self, user_id: str, conversation_id: str) -> list[Json]:
+        """The conversations forked from this one, oldest first."""
+        return self._call_json(
+            "convstate_conversation_forks", _text(user_id, "user_id"), _text(conversation_id, "conversation_id")
+        )
+
     def get_conversation_by_key(self, user_id: str, external_key: str) -> Json:
         """The user's conversation with this external key; :class:`NotFound` if there is none."""
         return self._call_json(
@@ -688,6 +717,7 @@ class Database:
         duplicate_wait: Optional[float] = None,
         flush_user_message: bool = False,
         conversation_key: Optional[str] = None,
+        regenerate: bool = False,
     ) -> Json:
         """Runs one stateless turn: resolve (or create, when conversation_id is None) the
         conversation, store the user message, load the window, call
@@ -711,6 +741,10 @@ class Database:
         unique per user), in place of ``conversation_id``: the turn continues the user's
         conversation with this key, or creates it (with ``title`` and ``conversation_metadata``).
 
+        ``regenerate``: run the turn without a new user message (pass ``message=""``): the
+        agent answers the conversation's last message, which must be a user message — in a fork
+        made at it (:meth:`fork_conversation`), or after a failed turn.
+
         ``flush_user_message`` (PostgreSQL): make the user message's commit wait for its WAL
         flush too (two flushes per turn). By default the reply's commit flushes it: a server
         crash before the turn completes may lose the user message, never a completed turn.
@@ -722,7 +756,7 @@ class Database:
         lib = _native.lib()
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
-            reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key,
+            reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key, regenerate,
         )
         user = _text(user_id, "user_id")
         text = _text(message, "message")
@@ -779,6 +813,7 @@ class Database:
         duplicate_wait: Optional[float] = None,
         flush_user_message: bool = False,
         conversation_key: Optional[str] = None,
+        regenerate: bool = False,
     ) -> Json:
         """The first half of a split turn (options as :meth:`turn`): store the user message and
         load the window, committed. Returns {"conversation_id","user_seq","created","history",
@@ -788,7 +823,7 @@ class Database:
         result (as :meth:`turn` returns it, ``replayed`` True)."""
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
-            reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key,
+            reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key, regenerate,
         )
         result = self._call_json(
             "convstate_turn_begin", _text(user_id, "user_id"), _text(message, "message"), byref(options)
@@ -828,6 +863,7 @@ def _turn_options(
     duplicate_wait: Optional[float],
     flush_user_message: bool,
     conversation_key: Optional[str],
+    regenerate: bool,
 ) -> tuple[_native.TurnOptions, list[Any]]:
     """convstate_turn_options, and what it points to (keep that alive until the call returns)."""
     win = _window_from_dict(window)
@@ -848,6 +884,7 @@ def _turn_options(
         _milliseconds(duplicate_wait, "duplicate_wait"),
         1 if flush_user_message else 0,
         key,
+        1 if regenerate else 0,
     )
     return options, [strings, key, win]
 

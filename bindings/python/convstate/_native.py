@@ -56,7 +56,7 @@ WINDOW_TOKEN_BUDGET = 2
 
 DB_OPTIONS_VERSION = 1
 WINDOW_VERSION = 2
-TURN_OPTIONS_VERSION = 4
+TURN_OPTIONS_VERSION = 5
 
 convstate_status = c_int  # a C enum: int-sized on every ABI we target
 convstate_window_kind = c_int
@@ -106,6 +106,7 @@ class TurnOptions(Structure):
         ("duplicate_wait_ms", ctypes.c_longlong),
         ("flush_user_message", c_int),
         ("conversation_key", c_char_p),
+        ("regenerate", c_int),
     ]
 
 
@@ -145,6 +146,9 @@ _SIGNATURES = {
     "convstate_conversation_get_or_create": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_get_by_key": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
+    "convstate_conversation_fork": (
+        convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_char_p, _out_str]),
+    "convstate_conversation_forks": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
     "convstate_summary_add": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, _out_str]),
     "convstate_summary_list": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),

@@ -365,6 +365,25 @@ class _Cases:
         self.assertEqual(self.db.truncate(self.user, cid, 5), 7)
         self.assertEqual(self.db.summaries(self.user, cid), [])
 
+    def test_fork_and_regenerate(self) -> None:
+        r = self.db.turn(self.user, "2+2?", lambda h, u, c: "4")
+        self.db.turn(self.user, "3+3?", lambda h, u, c: "6", conversation_id=r["conversation_id"])
+        fork = self.db.fork_conversation(self.user, r["conversation_id"], 3, title="regenerated")
+        self.assertEqual(fork["forked_from"], {"conversation_id": r["conversation_id"], "seq": 3})
+        self.assertEqual((fork["title"], fork["last_seq"]), ("regenerated", 3))
+        self.assertEqual([f["id"] for f in self.db.forks(self.user, r["conversation_id"])], [fork["id"]])
+        again = self.db.turn(self.user, "", lambda h, u, c: f"six, for {h[-1]['content']}", conversation_id=fork["id"],
+                             regenerate=True)
+        self.assertEqual((again["user_seq"], again["reply_seq"], again["reply"]), (3, 4, "six, for 3+3?"))
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.fork_conversation(self.user, r["conversation_id"], 99)
+        self.assertEqual(cm.exception.field, "at_seq")
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.turn(self.user, "", lambda h, u, c: "x", conversation_id=fork["id"], regenerate=True)
+        self.assertEqual(cm.exception.field, "regenerate")
+        with self.assertRaises(NotFound):
+            self.db.forks("someone-else", r["conversation_id"])
+
     def test_truncate(self) -> None:
         cid = self.conversation()
         self.db.append_batch(

@@ -35,7 +35,9 @@ pub mod sys;
 mod types;
 
 pub use json::Value;
-pub use types::{Conversation, ConversationPage, Message, PendingTurn, Role, Summary, ToolCall, TurnResult};
+pub use types::{
+    Conversation, ConversationPage, ForkOrigin, Message, PendingTurn, Role, Summary, ToolCall, TurnResult,
+};
 
 // ---- Errors ----------------------------------------------------------------------------------
 
@@ -376,6 +378,9 @@ pub struct TurnOptions {
     /// place of `conversation_id`: the turn continues the user's conversation with this key or
     /// creates it (with `title` and `conversation_metadata`).
     pub conversation_key: Option<String>,
+    /// Run the turn without a new user message (pass ""): the agent answers the conversation's
+    /// last message, which must be a user message — in a fork made at it, or after a failed turn.
+    pub regenerate: bool,
 }
 
 impl TurnOptions {
@@ -563,6 +568,52 @@ impl Database {
         })?;
         let conversation = decoded(Conversation::from_json(v.get("conversation").unwrap_or(&Value::Null)))?;
         Ok((conversation, matches!(v.get("created"), Some(Value::Bool(true)))))
+    }
+
+    /// Forks the conversation: a new one holding copies of messages 1..`at_seq` and of the
+    /// summaries covering at most `at_seq`, with `forked_from` set; `title` and `metadata`
+    /// default to the source's. Regenerate a reply: fork at its user message and run a turn with
+    /// `TurnOptions::regenerate`.
+    pub fn fork_conversation(
+        &self,
+        user_id: &str,
+        conversation_id: &str,
+        at_seq: i64,
+        title: Option<&str>,
+        metadata: Option<&Value>,
+        external_key: Option<&str>,
+    ) -> Result<Conversation, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let title = opt_cstring("title", title)?;
+        let metadata = opt_cstring("metadata", metadata.map(Value::to_json).as_deref())?;
+        let key = opt_cstring("external_key", external_key)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings (or NULL where allowed) and out-pointer.
+            sys::convstate_conversation_fork(
+                self.db(),
+                user.as_ptr(),
+                id.as_ptr(),
+                at_seq,
+                opt_ptr(&title),
+                opt_ptr(&metadata),
+                opt_ptr(&key),
+                out,
+            )
+        })?;
+        decoded(Conversation::from_json(&v))
+    }
+
+    /// The conversations forked from this one, oldest first.
+    pub fn forks(&self, user_id: &str, conversation_id: &str) -> Result<Vec<Conversation>, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_conversation_forks(self.db(), user.as_ptr(), id.as_ptr(), out)
+        })?;
+        let items = v.as_array().ok_or_else(|| Error::Internal("forks: not a JSON array".into()))?;
+        items.iter().map(|c| decoded(Conversation::from_json(c))).collect()
     }
 
     /// The user's conversation with this external key, or `NotFound`.
@@ -949,6 +1000,7 @@ fn with_raw_options<T>(
     raw.duplicate_wait_ms = ms(options.duplicate_wait);
     raw.flush_user_message = c_int::from(options.flush_user_message);
     raw.conversation_key = opt_ptr(&conversation_key);
+    raw.regenerate = c_int::from(options.regenerate);
     f(&raw)
 }
 

@@ -127,7 +127,7 @@ pub type convstate_agent_fn = Option<
     ) -> c_int, // a convstate_status value
 >;
 
-pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 4;
+pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 5;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +144,7 @@ pub struct convstate_turn_options {
     pub duplicate_wait_ms: c_longlong,
     pub flush_user_message: c_int,
     pub conversation_key: *const c_char,
+    pub regenerate: c_int,
 }
 
 /** `CONVSTATE_TURN_OPTIONS_INIT`. */
@@ -160,6 +161,7 @@ pub const CONVSTATE_TURN_OPTIONS_INIT: convstate_turn_options = convstate_turn_o
     duplicate_wait_ms: 0,
     flush_user_message: 0,
     conversation_key: std::ptr::null(),
+    regenerate: 0,
 };
 
 // ---- Functions -------------------------------------------------------------------------------
@@ -285,6 +287,22 @@ extern "C" {
         metadata_json: *const c_char,
         out_json: *mut *mut c_char,
     ) -> convstate_status;
+    pub fn convstate_conversation_fork(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        at_seq: i64,
+        title: *const c_char,
+        metadata_json: *const c_char,
+        external_key: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_conversation_forks(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
     pub fn convstate_conversation_get_by_key(
         db: *mut convstate_db,
         user_id: *const c_char,
@@ -384,7 +402,7 @@ mod tests {
         assert_eq!(size_of::<convstate_db_options>(), 32);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 40);
-        assert_eq!(size_of::<convstate_turn_options>(), 96);
+        assert_eq!(size_of::<convstate_turn_options>(), 104);
         assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
     }
 }

@@ -96,14 +96,6 @@ impl<'a> Obj<'a> {
         }
     }
 
-    /// A string, or `None` when absent or null.
-    fn nullable_string(&self, key: &str) -> Result<Option<String>, Error> {
-        match self.find(key) {
-            Some(Value::Null) => Ok(None),
-            _ => self.opt_string(key),
-        }
-    }
-
     fn string(&self, key: &str) -> Result<String, Error> {
         self.opt_string(key)?.ok_or_else(|| invalid(self.field(key), "is required"))
     }
@@ -382,6 +374,15 @@ pub struct Conversation {
     pub updated_at_us: i64,
     /// The host's own key for it (`Database::get_or_create_conversation`), if it has one.
     pub external_key: Option<String>,
+    /// A fork's origin: its source conversation and the seq it was forked at.
+    pub forked_from: Option<ForkOrigin>,
+}
+
+/// Where a fork began: messages 1..`seq` of `conversation_id` (which may since be deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForkOrigin {
+    pub conversation_id: String,
+    pub seq: i64,
 }
 
 impl Conversation {
@@ -395,6 +396,12 @@ impl Conversation {
             .with("created_at_us", self.created_at_us)
             .with("updated_at_us", self.updated_at_us)
             .with("external_key", self.external_key.as_deref().map_or(Value::Null, Value::from))
+            .with(
+                "forked_from",
+                self.forked_from.as_ref().map_or(Value::Null, |f| {
+                    Value::object().with("conversation_id", f.conversation_id.as_str()).with("seq", f.seq)
+                }),
+            )
     }
 
     pub fn from_json(v: &Value) -> Result<Conversation, Error> {
@@ -411,7 +418,17 @@ impl Conversation {
             last_seq: o.opt_int("last_seq")?.unwrap_or(0),
             created_at_us: o.opt_int("created_at_us")?.unwrap_or(0),
             updated_at_us: o.opt_int("updated_at_us")?.unwrap_or(0),
-            external_key: o.nullable_string("external_key")?,
+            external_key: o.opt_string("external_key")?,
+            forked_from: match o.find("forked_from") {
+                None => None,
+                Some(v) => {
+                    let f = Obj::new(v, "forked_from", o.field("forked_from") + ".")?;
+                    Some(ForkOrigin {
+                        conversation_id: f.opt_string("conversation_id")?.unwrap_or_default(),
+                        seq: f.opt_int("seq")?.unwrap_or(0),
+                    })
+                }
+            },
         })
     }
 }
@@ -623,8 +640,13 @@ mod tests {
             created_at_us: 1,
             updated_at_us: 2,
             external_key: None,
+            forked_from: None,
         };
-        let keyed = Conversation { external_key: Some("thread-1".into()), ..c.clone() };
+        let keyed = Conversation {
+            external_key: Some("thread-1".into()),
+            forked_from: Some(ForkOrigin { conversation_id: "src".into(), seq: 3 }),
+            ..c.clone()
+        };
         let page = ConversationPage { items: vec![c, keyed], next_cursor: Some("cur".into()) };
         assert_eq!(ConversationPage::from_json(&parse(&page.to_json().to_json()).unwrap()).unwrap(), page);
         let last = ConversationPage { items: vec![], next_cursor: None };

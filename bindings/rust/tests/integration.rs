@@ -34,6 +34,7 @@ backend_tests!(
     conversation_keys,
     developer_role,
     summaries,
+    fork_and_regenerate,
 );
 
 fn user() -> String {
@@ -885,4 +886,21 @@ fn summaries(db: TestDb) {
     assert_invalid(db.add_summary(&u, &c, 11, "past the end", None), "covers_through_seq");
     assert_eq!(db.truncate(&u, &c, 5, None).unwrap(), 5);
     assert!(db.summaries(&u, &c).unwrap().is_empty());
+}
+
+fn fork_and_regenerate(db: TestDb) {
+    let u = user();
+    let first = db.turn(&u, "2+2?", &TurnOptions::default(), echo).unwrap();
+    let src = first.conversation_id;
+    db.turn(&u, "3+3?", &TurnOptions::in_conversation(src.as_str()), echo).unwrap();
+    let fork = db.fork_conversation(&u, &src, 3, Some("again"), None, None).unwrap();
+    assert_eq!(fork.forked_from, Some(convstate::ForkOrigin { conversation_id: src.clone(), seq: 3 }));
+    assert_eq!((fork.title.as_str(), fork.last_seq), ("again", 3));
+    assert_eq!(db.forks(&u, &src).unwrap().iter().map(|c| c.id.clone()).collect::<Vec<_>>(), [fork.id.clone()]);
+    let regen = TurnOptions { regenerate: true, ..TurnOptions::in_conversation(fork.id.as_str()) };
+    let r = db.turn(&u, "", &regen, echo).unwrap();
+    assert_eq!((r.user_seq, r.reply_seq, r.reply.as_str()), (3, 4, "echo: 3+3?"));
+    assert_invalid(db.turn(&u, "", &regen, echo), "regenerate");
+    assert_invalid(db.fork_conversation(&u, &src, 99, None, None, None), "at_seq");
+    assert_not_found(db.forks("someone-else", &src));
 }

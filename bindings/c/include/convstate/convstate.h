@@ -134,8 +134,9 @@ CONVSTATE_C_API convstate_status convstate_db_schema_version(convstate_db *db, i
 /** @name Conversations
  *  Every call is scoped to user_id: another user's conversation gives CONVSTATE_NOT_FOUND, like
  *  a missing one. Results are conversation JSON objects
- *  {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us","external_key"}
- *  (external_key: a string or null), returned in `*out_json` and freed with convstate_free(). */
+ *  {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us","external_key",
+ *  "forked_from"} (external_key: a string or null; forked_from: {"conversation_id","seq"} or
+ *  null), returned in `*out_json` and freed with convstate_free(). */
 /** @{ */
 
 /** Creates a conversation with a new random id. title and metadata_json (a JSON object) may be
@@ -175,6 +176,22 @@ CONVSTATE_C_API convstate_status convstate_conversation_rename(convstate_db *db,
 CONVSTATE_C_API convstate_status convstate_conversation_set_metadata(convstate_db *db, const char *user_id,
                                                                      const char *conversation_id,
                                                                      const char *metadata_json, char **out_json);
+/** Forks the conversation: a new one holding copies of its messages 1..at_seq and of the
+ *  summaries covering at most at_seq (one statement each, on the server), with forked_from set.
+ *  title, metadata_json and external_key may be NULL (the source's title and metadata; no key).
+ *  From then on the fork is an ordinary conversation. Edit a message: fork before it and run the
+ *  turn there; regenerate a reply: fork at its user message and run a turn with
+ *  convstate_turn_options.regenerate. out_json (required) receives the fork.
+ *  CONVSTATE_INVALID_ARGUMENT: "at_seq" negative, past the last message, or inside a tool-call
+ *  group; "title", "metadata", "external_key". CONVSTATE_CONFLICT: external_key taken. */
+CONVSTATE_C_API convstate_status convstate_conversation_fork(convstate_db *db, const char *user_id,
+                                                             const char *conversation_id, int64_t at_seq,
+                                                             const char *title, const char *metadata_json,
+                                                             const char *external_key, char **out_json);
+/** The conversations forked from this one, oldest first, as a JSON array into *out_json
+ *  (required). */
+CONVSTATE_C_API convstate_status convstate_conversation_forks(convstate_db *db, const char *user_id,
+                                                              const char *conversation_id, char **out_json);
 /** Deletes the conversation and its messages in one transaction. */
 CONVSTATE_C_API convstate_status convstate_conversation_delete(convstate_db *db, const char *user_id,
                                                                const char *conversation_id);
@@ -339,9 +356,9 @@ typedef int (*convstate_agent_fn)(void *context, const char *history_json, const
                                   const char *conversation_id, convstate_reply *reply);
 
 /** Version 2 added run_lease_ms and duplicate_wait_ms, version 3 flush_user_message, version 4
- *  conversation_key; structs of earlier versions are still accepted (their missing fields take
- *  the defaults). */
-#define CONVSTATE_TURN_OPTIONS_VERSION 4
+ *  conversation_key, version 5 regenerate; structs of earlier versions are still accepted
+ *  (their missing fields take the defaults). */
+#define CONVSTATE_TURN_OPTIONS_VERSION 5
 /** Options of convstate_turn; initialise with CONVSTATE_TURN_OPTIONS_INIT. Strings are copied
  *  during the call. */
 typedef struct convstate_turn_options {
@@ -371,10 +388,15 @@ typedef struct convstate_turn_options {
      *  conversation_metadata_json). Concurrent first turns with one new key land in one
      *  conversation. NULL: none. */
     const char *conversation_key;
+    /** Nonzero: run the turn without a new user message (message must be ""): the agent answers
+     *  the conversation's last message, which must be a user message ("regenerate" otherwise) —
+     *  in a fork made at it, or after a failed turn. Needs conversation_id or conversation_key;
+     *  idempotency_key must be NULL. */
+    int regenerate;
 } convstate_turn_options;
 /** No conversation (create one), no key, all messages, concurrent turns allowed, default times,
  *  one WAL flush per turn. */
-#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL}
+#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0}
 
 /** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
  *  the window, call agent(context, …), store its output atomically. options may be NULL; db,
