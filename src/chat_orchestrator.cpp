@@ -82,6 +82,25 @@ void claim_run(DatabaseImpl& db, soci::session& s, const std::string& user, cons
     st.execute();
 }
 
+// Binds sql.cpp's CS_USAGE_FIELDS.
+void use_usage_fields(Stmt& st, const Usage& u) {
+    const auto number = [](const std::optional<std::int64_t>& v) {
+        return v ? std::optional<long long>(*v) : std::nullopt;
+    };
+    st.use(u.model).use(number(u.prompt_tokens)).use(number(u.completion_tokens)).use(number(u.cached_tokens))
+        .use(number(u.reasoning_tokens));
+}
+
+// A reply's usage row, in the transaction that stores the reply (at seq).
+void insert_usage(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id, long long seq,
+                  const Usage& usage) {
+    Stmt st(db, s, db.sql().usage_insert);
+    st.use(user).use(detail::new_uuid()).use(id).use(seq);
+    use_usage_fields(st, usage);
+    st.use(static_cast<long long>(detail::now_us()));
+    st.execute();
+}
+
 // Binds sql.cpp's CS_TURN_USER: the user message the turn stored.
 void use_turn_user(Stmt& st, const TurnIdentity& turn) {
     st.use(turn.user_id).use(turn.conversation_id).use(static_cast<long long>(turn.user_seq)).use(turn.key)
@@ -182,10 +201,11 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
 // nullopt: this keyed turn's reply is stored already (a racing duplicate finished first), or the
 // statement stored nothing (see pg_turn_finish): the locked path takes over.
 std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnIdentity& turn,
-                                                   const std::vector<Message>& output) {
+                                                   const std::vector<Message>& output, const std::optional<Usage>& usage) {
     const std::string& user = turn.user_id;
     const std::string& id = turn.conversation_id;
-    const std::string sql = detail::pg_turn_finish(output.size());
+    const std::string sql = detail::pg_turn_finish(output.size(), usage.has_value());
+    const std::string usage_id = usage ? detail::new_uuid() : std::string{};
     return db.run(turn.outcome_key ? TxMode::idempotent_single_write : TxMode::single_write,
                   [&](soci::session& s) -> std::optional<std::vector<Message>> {
         const long long now = detail::now_us(), k = static_cast<long long>(output.size());
@@ -193,7 +213,13 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnI
         Stmt st(db, s, sql);
         st.into(seq).use(k).use(now).use(user).use(id);
         use_turn_user(st, turn);
-        st.use(user).use(id).use(user).use(id).use(k).use(now);
+        st.use(user).use(id);
+        if (usage) {
+            st.use(user).use(usage_id).use(id);
+            use_usage_fields(st, *usage);
+            st.use(now);
+        }
+        st.use(user).use(id).use(k).use(now);
         for (std::size_t i = 0; i < output.size(); ++i) {
             st.use(static_cast<long long>(i + 1));
             detail::use_message_fields(st, output[i]);
@@ -494,8 +520,19 @@ public:
 
     /** Step 4c: the agent's reply as the messages to store, checked, the reply last.
      *  @throws InvalidArgument naming the field (nothing is released). */
-    std::vector<Message> checked_output(AgentReply reply) const {
+    std::vector<Message> checked_output(AgentReply reply) {
         const Limits& limits = db.limits();
+        if (reply.usage) {
+            const Usage& u = *reply.usage;
+            if (u.model) detail::check_text(*u.model, "reply.usage.model", limits.max_id_bytes);
+            const std::pair<const char*, const std::optional<std::int64_t>*> counts[] = {
+                {"prompt_tokens", &u.prompt_tokens}, {"completion_tokens", &u.completion_tokens},
+                {"cached_tokens", &u.cached_tokens}, {"reasoning_tokens", &u.reasoning_tokens}};
+            for (const auto& [name, value] : counts)
+                if (*value && **value < 0)
+                    throw InvalidArgument(std::string("reply.usage.") + name, "must not be negative");
+        }
+        usage = std::move(reply.usage);
         const std::optional<std::string>& base = turn.outcome_key;
         std::vector<Message> output = std::move(reply.intermediate);
         Message final_msg;
@@ -534,11 +571,15 @@ public:
         const std::optional<std::string>& base = turn.outcome_key;
         try {
             std::optional<std::vector<Message>> stored;
-            if (fast) stored = pg_finish_turn(db, turn, output);
+            if (fast) stored = pg_finish_turn(db, turn, output, usage);
             if (!stored) stored = db.run(base ? TxMode::idempotent_write : TxMode::write, [&](soci::session& s) {
+                const auto with_usage = [&](std::vector<Message> messages) {
+                    if (usage) insert_usage(db, s, user, id, messages.back().seq, *usage);
+                    return messages;
+                };
                 // (On PostgreSQL the UPDATE's check would read its statement's snapshot, which a
                 // truncate committed while it waited for the lock may have outdated: lock first.)
-                if (!base && !turn.marked && db.dialect() == Dialect::sqlite) return append_checked(s, output);
+                if (!base && !turn.marked && db.dialect() == Dialect::sqlite) return with_usage(append_checked(s, output));
                 detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
                 check_user_message(s);
                 if (turn.marked) {
@@ -554,7 +595,7 @@ public:
                         if (found_stored) *found_stored = true;
                         return messages;
                     }
-                return detail::append_locked(db, s, user, id, conv, output);
+                return with_usage(detail::append_locked(db, s, user, id, conv, output));
             });
             return std::move(*stored);
         } catch (...) {
@@ -630,6 +671,7 @@ private:
     DatabaseImpl& db;
     const TurnIdentity turn;
     const bool fast;
+    std::optional<Usage> usage; // the checked reply's, stored with it
 };
 
 TurnResult result_of(const TurnIdentity& turn, std::vector<Message> stored, bool replayed) {

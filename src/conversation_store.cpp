@@ -1,6 +1,7 @@
 #include "convstate/conversation_store.hpp"
 
 #include <charconv>
+#include <functional>
 #include <limits>
 
 #include <fmt/format.h>
@@ -122,6 +123,54 @@ Conversation ConversationStore::fork(std::string_view user_id, std::string_view 
     return fork;
 }
 
+namespace {
+UsageReport read_usage(detail::DatabaseImpl& db, soci::session& s, const std::string& sql,
+                       const std::function<void(Stmt&)>& bind) {
+    UsageReport report;
+    UsageTotals row;
+    std::string model;
+    soci::indicator model_ind{};
+    long long replies = 0, prompt = 0, completion = 0, cached = 0, reasoning = 0;
+    Stmt st(db, s, sql);
+    st.into(model, model_ind).into(replies).into(prompt).into(completion).into(cached).into(reasoning);
+    bind(st);
+    if (st.execute()) {
+        do {
+            row = UsageTotals{model_ind == soci::i_ok ? std::optional(model) : std::nullopt, replies, prompt,
+                              completion, cached, reasoning};
+            report.by_model.push_back(row);
+            report.total.replies += replies;
+            report.total.prompt_tokens += prompt;
+            report.total.completion_tokens += completion;
+            report.total.cached_tokens += cached;
+            report.total.reasoning_tokens += reasoning;
+        } while (st.fetch());
+    }
+    return report;
+}
+} // namespace
+
+UsageReport ConversationStore::usage(std::string_view user_id, std::string_view conversation_id) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    detail::check_conversation_id(conversation_id, db.limits());
+    const std::string user{user_id}, id{conversation_id};
+    return db.run(TxMode::read, [&](soci::session& s) {
+        if (!detail::conversation_exists(db, s, user, id)) detail::throw_not_found(id);
+        return read_usage(db, s, db.sql().usage_by_conversation, [&](Stmt& st) { st.use(user).use(id); });
+    });
+}
+
+UsageReport ConversationStore::usage_since(std::string_view user_id, std::int64_t since_us) const {
+    auto& db = db_.impl();
+    detail::check_user_id(user_id, db.limits());
+    const std::string user{user_id};
+    const long long since = since_us;
+    return db.run(TxMode::read, [&](soci::session& s) {
+        return read_usage(db, s, db.sql().usage_since, [&](Stmt& st) { st.use(user).use(since); });
+    });
+}
+
 std::vector<Conversation> ConversationStore::forks(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
@@ -238,9 +287,11 @@ void ConversationStore::remove(std::string_view user_id, std::string_view conver
         Stmt msgs(db, s, db.sql().conv_delete_messages);
         msgs.use(user).use(id);
         msgs.execute();
-        Stmt summaries(db, s, db.sql().conv_delete_summaries);
-        summaries.use(user).use(id);
-        summaries.execute();
+        for (const std::string* sql : {&db.sql().conv_delete_summaries, &db.sql().conv_delete_usage}) {
+            Stmt del_rows(db, s, *sql);
+            del_rows.use(user).use(id);
+            del_rows.execute();
+        }
         return 0;
     });
 }
@@ -257,9 +308,11 @@ std::size_t ConversationStore::remove_all(std::string_view user_id) const {
         Stmt msgs(db, s, db.sql().user_delete_messages);
         msgs.use(user);
         msgs.execute();
-        Stmt summaries(db, s, db.sql().user_delete_summaries);
-        summaries.use(user);
-        summaries.execute();
+        for (const std::string* sql : {&db.sql().user_delete_summaries, &db.sql().user_delete_usage}) {
+            Stmt del_rows(db, s, *sql);
+            del_rows.use(user);
+            del_rows.execute();
+        }
         return n;
     });
 }

@@ -211,6 +211,23 @@ std::vector<Message> decode_messages(const bj::value& v, const std::string& fiel
     });
 }
 
+Usage usage_from_value(const bj::value& v) {
+    const bj::object& obj = as_object(v, "reply.usage");
+    for (const auto& field : obj)
+        if (field.key() != "model" && field.key() != "prompt_tokens" && field.key() != "completion_tokens" &&
+            field.key() != "cached_tokens" && field.key() != "reasoning_tokens")
+            throw InvalidArgument("reply.usage." + std::string(field.key().substr(0, 64)),
+                                  "is not a usage field (model, prompt_tokens, completion_tokens, cached_tokens, "
+                                  "reasoning_tokens)");
+    Usage u;
+    u.model = get_string(obj, "model", "reply.usage.");
+    u.prompt_tokens = get_int(obj, "prompt_tokens", "reply.usage.");
+    u.completion_tokens = get_int(obj, "completion_tokens", "reply.usage.");
+    u.cached_tokens = get_int(obj, "cached_tokens", "reply.usage.");
+    u.reasoning_tokens = get_int(obj, "reasoning_tokens", "reply.usage.");
+    return u;
+}
+
 Conversation decode_conversation(const bj::object& obj) {
     Conversation c;
     c.id = get_string(obj, "id").value_or("");
@@ -240,6 +257,31 @@ std::string to_json(const std::vector<Message>& messages) {
 
 std::string to_json(const Conversation& conversation) {
     return bj::serialize(conversation_value(conversation));
+}
+
+namespace {
+bj::object usage_totals_value(const UsageTotals& t) {
+    bj::object o;
+    o["replies"] = t.replies;
+    o["prompt_tokens"] = t.prompt_tokens;
+    o["completion_tokens"] = t.completion_tokens;
+    o["cached_tokens"] = t.cached_tokens;
+    o["reasoning_tokens"] = t.reasoning_tokens;
+    return o;
+}
+} // namespace
+
+std::string to_json(const UsageReport& report) {
+    bj::object o = usage_totals_value(report.total);
+    o["by_model"] = encode_all(report.by_model, [](const UsageTotals& t) {
+        bj::object m = usage_totals_value(t);
+        if (t.model)
+            m["model"] = *t.model;
+        else
+            m["model"] = nullptr;
+        return m;
+    });
+    return bj::serialize(o);
 }
 
 std::string to_json(const std::vector<Conversation>& conversations) {
@@ -327,17 +369,20 @@ AgentReply reply_from_json(std::string_view text) {
     const bj::object& obj = as_object(parsed, "reply");
     for (const auto& field : obj)
         if (field.key() != "content" && field.key() != "tool_calls" && field.key() != "intermediate" &&
-            field.key() != "metadata")
+            field.key() != "metadata" && field.key() != "usage")
             throw InvalidArgument("reply." + std::string(field.key().substr(0, 64)),
-                                  "is not a reply field (content, tool_calls, intermediate, metadata)");
+                                  "is not a reply field (content, tool_calls, intermediate, metadata, usage)");
     AgentReply reply;
     reply.content = get_string(obj, "content", "reply.").value_or("");
     if (const bj::value* calls = find(obj, "tool_calls")) reply.tool_calls = decode_tool_calls(*calls, "tool_calls");
     if (const bj::value* steps = find(obj, "intermediate"))
         reply.intermediate = decode_messages(*steps, "intermediate");
     reply.metadata_json = get_metadata(obj, "reply.");
+    if (const bj::value* usage = find(obj, "usage")) reply.usage = usage_from_value(*usage);
     return reply;
 }
+
+Usage usage_from_json(std::string_view text) { return usage_from_value(parse_text(text, "usage")); }
 
 std::string tool_calls_to_json(const std::vector<ToolCall>& calls) {
     return bj::serialize(encode_all(calls, tool_call_value));

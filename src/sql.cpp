@@ -8,6 +8,10 @@ namespace {
 #define CS_MSG "convstate_messages"
 #define CS_VERSION "convstate_schema_version"
 #define CS_SUM "convstate_summaries"
+#define CS_USAGE "convstate_usage"
+#define CS_USAGE_FIELDS "model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens"
+#define CS_USAGE_SUMS "COUNT(*), CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0)" \
+    " AS BIGINT), CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT)"
 #define CS_SUM_COLS "conversation_id, covers_through_seq, content, metadata_json, created_at"
 #define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key, forked_from_id, forked_from_seq"
 // A message's own fields, in the order rows.cpp's use_message_fields binds them.
@@ -116,6 +120,23 @@ SqlText common() {
                        " content, metadata_json, created_at FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq <= :at";
     s.conv_forks = "SELECT " CS_CONV_COLS " FROM " CS_CONV " WHERE user_id = :user_id AND forked_from_id = :id"
                    " ORDER BY created_at, id";
+
+    // Version 7: the usage ledger, one row per reply that reported usage (AgentReply::usage).
+    // Its own key: a truncate that frees the reply's seq leaves the row (the tokens were spent).
+    s.migrations.push_back({7,
+        {"CREATE TABLE " CS_USAGE " ("
+         " user_id TEXT NOT NULL, id TEXT NOT NULL, conversation_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+         " model TEXT, prompt_tokens BIGINT, completion_tokens BIGINT, cached_tokens BIGINT, reasoning_tokens BIGINT,"
+         " created_at BIGINT NOT NULL, PRIMARY KEY (user_id, id))",
+         "CREATE INDEX convstate_usage_conversation ON " CS_USAGE " (user_id, conversation_id)",
+         "CREATE INDEX convstate_usage_recent ON " CS_USAGE " (user_id, created_at)"}});
+    s.usage_insert = "INSERT INTO " CS_USAGE " (user_id, id, conversation_id, seq, " CS_USAGE_FIELDS ", created_at)"
+                     " VALUES (:user_id, :id, :conversation_id, :seq, :model, :prompt, :completion, :cached, :reasoning, :now)";
+    s.usage_by_conversation = "SELECT model, " CS_USAGE_SUMS " FROM " CS_USAGE " WHERE " CS_SCOPE " GROUP BY model ORDER BY model IS NOT NULL, model";
+    s.usage_since = "SELECT model, " CS_USAGE_SUMS " FROM " CS_USAGE " WHERE user_id = :user_id AND created_at >= :since"
+                    " GROUP BY model ORDER BY model IS NOT NULL, model";
+    s.conv_delete_usage = "DELETE FROM " CS_USAGE " WHERE " CS_SCOPE;
+    s.user_delete_usage = "DELETE FROM " CS_USAGE " WHERE user_id = :user_id";
 
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
@@ -267,7 +288,7 @@ SqlText postgresql_text() {
 
 } // namespace
 
-std::string pg_turn_finish(std::size_t k) {
+std::string pg_turn_finish(std::size_t k, bool with_usage) {
     std::string values;
     for (std::size_t i = 0; i < k; ++i) {
         const std::string n = std::to_string(i);
@@ -281,7 +302,12 @@ std::string pg_turn_finish(std::size_t k) {
            // waited for the row lock, the locked row's truncations differ and nothing is stored.
            " WHERE user_id = :user_id AND id = :id AND EXISTS (SELECT 1 FROM " CS_MSG " u WHERE " CS_TURN_USER ")"
            " AND truncations = (SELECT c.truncations FROM " CS_CONV " c WHERE c.user_id = :tr_user AND c.id = :tr_id)"
-           " RETURNING last_seq)"
+           " RETURNING last_seq)" +
+           std::string(with_usage ? ", used AS (INSERT INTO " CS_USAGE " (user_id, id, conversation_id, seq, " CS_USAGE_FIELDS
+                                    ", created_at) SELECT :u_user, :u_id, :u_conv, conv.last_seq, CAST(:model AS TEXT),"
+                                    " CAST(:prompt AS BIGINT), CAST(:completion AS BIGINT), CAST(:cached AS BIGINT),"
+                                    " CAST(:reasoning AS BIGINT), :u_now FROM conv)"
+                                  : "") +
            " INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") SELECT :user_id2, :id2, conv.last_seq - :k2 + v.ord,"
            " v.role, v.content, v.name, v.tool_calls, v.tool_call_id, v.metadata, v.tokens, v.key, :now2"
            " FROM conv, (VALUES " + values + ") AS v(ord, role, content, name, tool_calls, tool_call_id, metadata,"

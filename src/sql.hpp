@@ -66,6 +66,11 @@ struct SqlText {
     std::string msg_window_chunk; // the latest summary at or below :hi, and the messages in (max(:lo, its seq), :hi]
     std::string sum_delete_after; // truncate: summaries covering seqs > :after
     std::string conv_delete_summaries;
+    std::string usage_insert;
+    std::string usage_by_conversation;
+    std::string usage_since;
+    std::string conv_delete_usage;
+    std::string user_delete_usage;
     std::string user_delete_summaries;
     std::string msg_claim_run;
     std::string msg_set_run;   // claim the user message at :seq (a regenerate turn)
@@ -78,8 +83,9 @@ struct SqlText {
 
 /** PostgreSQL: store k agent messages after the conversation's last_seq in one statement, if
  *  the turn's user message is there (a turn token names it) and no truncate committed while the
- *  statement waited for the row lock. No row: the caller takes the locked path. */
-std::string pg_turn_finish(std::size_t k);
+ *  statement waited for the row lock — and, with_usage, the reply's usage row. No row: the
+ *  caller takes the locked path. */
+std::string pg_turn_finish(std::size_t k, bool with_usage);
 
 const SqlText& sql_for(Dialect dialect);
 

@@ -33,6 +33,9 @@ struct AgentReply {
      *  other role fails the turn with AgentError); their idempotency keys are ignored. */
     std::vector<Message> intermediate;
     std::string metadata_json = "{}"; ///< stored on the reply message
+    /** Tokens the model reported, recorded in the usage ledger with the reply, in its
+     *  transaction (ConversationStore::usage). */
+    std::optional<Usage> usage;
 };
 
 /** The host's agent. May throw: the turn then fails with AgentError carrying what() and stores

@@ -78,6 +78,15 @@ public:
      *  deleted source stays listed by list(), with its forked_from). */
     std::vector<Conversation> forks(std::string_view user_id, std::string_view conversation_id) const;
 
+    /** Sums of the usage recorded by the conversation's turns (AgentReply::usage). Usage stays
+     *  recorded when a truncate removes its reply (the tokens were spent) and goes with the
+     *  conversation when it is deleted; a fork starts with none. @throws NotFound. */
+    UsageReport usage(std::string_view user_id, std::string_view conversation_id) const;
+
+    /** Sums of the user's usage recorded at or after since_us (UTC microseconds), over all their
+     *  conversations. */
+    UsageReport usage_since(std::string_view user_id, std::int64_t since_us) const;
+
     /** Deletes the conversation and all its messages in one transaction. @throws NotFound. */
     void remove(std::string_view user_id, std::string_view conversation_id) const;
 

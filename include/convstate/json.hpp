@@ -34,6 +34,9 @@ CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
 /** {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}.
  *  @throws InvalidArgument naming "metadata" if metadata_json is not a JSON object. */
 CONVSTATE_API std::string to_json(const Conversation& conversation);
+/** {"replies","prompt_tokens","completion_tokens","cached_tokens","reasoning_tokens",
+ *  "by_model": [{"model": string or null, "replies", …}]}. */
+CONVSTATE_API std::string to_json(const UsageReport& report);
 /** Conversations as a JSON array (each as to_json(const Conversation&)). */
 CONVSTATE_API std::string to_json(const std::vector<Conversation>& conversations);
 /** {"items": [conversations], "next_cursor": string, or null on the last page}. */
@@ -52,12 +55,15 @@ CONVSTATE_API std::string to_json(const TurnResult& result);
  *  array of messages, token a string (null when completed), completed a TurnResult object (as
  *  to_json(const TurnResult&)) or null. */
 CONVSTATE_API std::string to_json(const PendingTurn& turn);
-/** Decodes an agent's reply: `{"content", "tool_calls"?, "intermediate"?, "metadata"?}` —
- *  content a string (null or absent: ""), tool_calls an array in OpenAI format, intermediate an
- *  array of messages, metadata an object. Unlike messages, an unknown field is refused (a typo
- *  would otherwise drop what it meant to say).
+/** Decodes an agent's reply: `{"content", "tool_calls"?, "intermediate"?, "metadata"?, "usage"?}`
+ *  — content a string (null or absent: ""), tool_calls an array in OpenAI format, intermediate
+ *  an array of messages, metadata an object, usage an object (see usage_from_json). Unlike
+ *  messages, an unknown field is refused (a typo would otherwise drop what it meant to say).
  *  @throws InvalidArgument naming the field ("reply.contnet", "intermediate[1].role", …). */
 CONVSTATE_API AgentReply reply_from_json(std::string_view text);
+/** Decodes a usage object {"model"?,"prompt_tokens"?,"completion_tokens"?,"cached_tokens"?,
+ *  "reasoning_tokens"?} (as AgentReply::usage). @throws InvalidArgument naming the field. */
+CONVSTATE_API Usage usage_from_json(std::string_view text);
 
 /** Decodes one message (a JSON object); "role" is required.
  *  @throws InvalidArgument naming the field (e.g. "tool_calls[0].function.arguments"), or

@@ -66,8 +66,8 @@ public:
      *  nothing to do). The idempotency keys of removed messages are forgotten with them: a retried
      *  turn whose messages were removed stores them again. A split turn whose user message was
      *  removed cannot be completed (NotFound).
-     *  @param expected_last_seq when set, truncate only if the conversation's last_seq equals it,
-     *         else Conflict — so K callers undoing "the last exchange" at once remove it once.
+     *  With expected_last_seq set, it truncates only if the conversation's last_seq equals it,
+     *  else Conflict — so K callers undoing "the last exchange" at once remove it once.
      *  @throws InvalidArgument ("after_seq": negative, or inside a tool-call group — the first
      *          removed message would be a tool result whose call is kept; "expected_last_seq":
      *          negative), NotFound, Conflict, StorageError, OutcomeUnknown (with

@@ -91,6 +91,37 @@ struct Summary {
     bool operator==(const Summary&) const = default;
 };
 
+/** Tokens a model reported for one reply (OpenAI's usage fields); every field optional. */
+struct Usage {
+    std::optional<std::string> model;              ///< the model that produced the reply
+    std::optional<std::int64_t> prompt_tokens;     ///< input tokens (>= 0)
+    std::optional<std::int64_t> completion_tokens; ///< output tokens (>= 0)
+    std::optional<std::int64_t> cached_tokens;     ///< input tokens served from a prompt cache (>= 0)
+    std::optional<std::int64_t> reasoning_tokens;  ///< output tokens spent on reasoning (>= 0)
+    /** Member-wise equality. */
+    bool operator==(const Usage&) const = default;
+};
+
+/** Sums of recorded usage: per model (model unset: replies that named none), and in total. */
+struct UsageTotals {
+    std::optional<std::string> model;  ///< in UsageReport::by_model: the model; in total: unset
+    std::int64_t replies = 0;          ///< replies that recorded usage
+    std::int64_t prompt_tokens = 0;    ///< sum (unset fields count 0)
+    std::int64_t completion_tokens = 0; ///< sum
+    std::int64_t cached_tokens = 0;    ///< sum
+    std::int64_t reasoning_tokens = 0; ///< sum
+    /** Member-wise equality. */
+    bool operator==(const UsageTotals&) const = default;
+};
+
+/** What ConversationStore::usage and usage_since return. */
+struct UsageReport {
+    UsageTotals total;                 ///< everything
+    std::vector<UsageTotals> by_model; ///< one entry per model, by model name (unnamed first)
+    /** Member-wise equality. */
+    bool operator==(const UsageReport&) const = default;
+};
+
 /** What ConversationStore::create takes. */
 struct NewConversation {
     std::string title;                ///< may be empty
