@@ -622,3 +622,39 @@ void test_turn_options_v2(convstate_db *db) {
     FREE(out);
     FREE(n.nested_out);
 }
+
+/* Usage: set by the agent callback or given with a split turn's reply; summed on demand. */
+static int usage_agent(void *context, const char *history_json, const char *user_id, const char *conversation_id,
+                       convstate_reply *reply) {
+    (void)context, (void)history_json, (void)user_id, (void)conversation_id;
+    if (convstate_reply_set_usage(reply, "{\"model\":\"m\",\"prompt\":1}") != CONVSTATE_INVALID_ARGUMENT) return 99;
+    if (convstate_reply_set_usage(reply, "{\"model\":\"m\",\"prompt_tokens\":40,\"completion_tokens\":2}") != CONVSTATE_OK)
+        return 98;
+    return convstate_reply_set_content(reply, "counted");
+}
+
+void test_usage(convstate_db *db) {
+    char *out = NULL, conv[128], token[512];
+    convstate_turn_options o = CONVSTATE_TURN_OPTIONS_INIT;
+    CHECK_OK(convstate_turn(db, g_user, "count me", NULL, usage_agent, NULL, &out));
+    CHECK(json_string_field(out, "conversation_id", conv, sizeof conv));
+    FREE(out);
+    o.conversation_id = conv;
+    CHECK_OK(convstate_turn_begin(db, g_user, "split", &o, &out));
+    CHECK(json_string_field(out, "token", token, sizeof token));
+    FREE(out);
+    CHECK_INVALID("reply.usage.cached_tokens",
+                  convstate_turn_complete(db, g_user, token, "{\"content\":\"x\",\"usage\":{\"cached_tokens\":-1}}", &out));
+    CHECK_OK(convstate_turn_complete(db, g_user, token, "{\"content\":\"x\",\"usage\":{\"prompt_tokens\":2}}", &out));
+    FREE(out);
+    CHECK_OK(convstate_usage(db, g_user, conv, &out));
+    CHECK(json_int_field(out, "replies", -1) == 2 && json_int_field(out, "prompt_tokens", -1) == 42);
+    CHECK(contains(out, "\"by_model\":[{\"replies\":1,\"prompt_tokens\":2,"));
+    CHECK(contains(out, "\"model\":\"m\"}]"));
+    FREE(out);
+    CHECK_OK(convstate_usage_since(db, g_user, 0, &out));
+    CHECK(json_int_field(out, "replies", -1) >= 2);
+    FREE(out);
+    CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_usage(db, g_other, conv, &out));
+    CHECK(out == NULL);
+}

@@ -401,6 +401,22 @@ convstate_status convstate_message_truncate(convstate_db* db, const char* user_i
     });
 }
 
+convstate_status convstate_usage(convstate_db* db, const char* user_id, const char* conversation_id, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        put(out_json, convstate::json::to_json(convstate::ConversationStore(database(db)).usage(
+                          text(user_id, "user_id"), text(conversation_id, "conversation_id"))));
+    });
+}
+
+convstate_status convstate_usage_since(convstate_db* db, const char* user_id, int64_t since_us, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        put(out_json, convstate::json::to_json(
+                          convstate::ConversationStore(database(db)).usage_since(text(user_id, "user_id"), since_us)));
+    });
+}
+
 convstate_status convstate_summary_add(convstate_db* db, const char* user_id, const char* conversation_id,
                                        int64_t covers_through_seq, const char* content, const char* metadata_json,
                                        char** out_json) {
@@ -449,6 +465,13 @@ convstate_status convstate_reply_add_message(convstate_reply* reply, const char*
 
 convstate_status convstate_reply_set_metadata(convstate_reply* reply, const char* metadata_json) {
     return guard([&] { require(reply, "reply")->reply.metadata_json = text(metadata_json, "metadata_json"); });
+}
+
+convstate_status convstate_reply_set_usage(convstate_reply* reply, const char* usage_json) {
+    return guard([&] {
+        convstate_reply* r = require(reply, "reply");
+        r->reply.usage = convstate::json::usage_from_json(text(usage_json, "usage_json"));
+    });
 }
 
 convstate_status convstate_reply_set_error(convstate_reply* reply, const char* message) {

@@ -629,6 +629,18 @@ class Database:
         )
         return out.value
 
+    def usage(self, user_id: str, conversation_id: str) -> Json:
+        """Sums of the usage the conversation's replies reported (a reply's "usage": {"model",
+        "prompt_tokens","completion_tokens","cached_tokens","reasoning_tokens"}, all optional):
+        {"replies","prompt_tokens",…,"by_model":[{"model",…}]}."""
+        return self._call_json(
+            "convstate_usage", _text(user_id, "user_id"), _text(conversation_id, "conversation_id")
+        )
+
+    def usage_since(self, user_id: str, since_us: int) -> Json:
+        """The user's usage recorded at or after since_us (UTC microseconds), as :meth:`usage`."""
+        return self._call_json("convstate_usage_since", _text(user_id, "user_id"), _sint(since_us, "since_us"))
+
     def add_summary(
         self,
         user_id: str,
@@ -921,7 +933,7 @@ def _fill_reply(lib: ctypes.CDLL, reply: Optional[int], result: AgentReply) -> N
         raise TypeError(
             f"the agent must return a str or a dict with 'content', not {type(result).__name__}"
         )
-    unknown = set(result) - {"content", "tool_calls", "intermediate", "metadata"}
+    unknown = set(result) - {"content", "tool_calls", "intermediate", "metadata", "usage"}
     if unknown:
         raise InvalidArgument(f"unknown reply field(s): {', '.join(sorted(unknown))}", field="reply")
     for message in result.get("intermediate") or []:
@@ -932,3 +944,5 @@ def _fill_reply(lib: ctypes.CDLL, reply: Optional[int], result: AgentReply) -> N
         _reply_call(lib, "convstate_reply_set_tool_calls", reply, _json(list(result["tool_calls"]), "tool_calls"))
     if result.get("metadata") is not None:
         _reply_call(lib, "convstate_reply_set_metadata", reply, _opt_json_object(result["metadata"], "metadata"))
+    if result.get("usage") is not None:
+        _reply_call(lib, "convstate_reply_set_usage", reply, _json(result["usage"], "usage", kind=dict))

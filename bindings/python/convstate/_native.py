@@ -149,6 +149,8 @@ _SIGNATURES = {
     "convstate_conversation_fork": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_forks": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
+    "convstate_usage": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
+    "convstate_usage_since": (convstate_status, [_db_p, c_char_p, c_int64, _out_str]),
     "convstate_summary_add": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, _out_str]),
     "convstate_summary_list": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
@@ -172,6 +174,7 @@ _SIGNATURES = {
     "convstate_reply_set_tool_calls": (convstate_status, [_reply_p, c_char_p]),
     "convstate_reply_add_message": (convstate_status, [_reply_p, c_char_p]),
     "convstate_reply_set_metadata": (convstate_status, [_reply_p, c_char_p]),
+    "convstate_reply_set_usage": (convstate_status, [_reply_p, c_char_p]),
     "convstate_reply_set_error": (convstate_status, [_reply_p, c_char_p]),
     "convstate_turn": (
         convstate_status, [_db_p, c_char_p, c_char_p, POINTER(TurnOptions), AGENT_FN, c_void_p, _out_str]),

@@ -384,6 +384,21 @@ class _Cases:
         with self.assertRaises(NotFound):
             self.db.forks("someone-else", r["conversation_id"])
 
+    def test_usage(self) -> None:
+        r = self.db.turn(self.user, "q", lambda h, u, c: {"content": "a", "usage": {"model": "m", "prompt_tokens": 12,
+                                                                                   "completion_tokens": 3}})
+        pending = self.db.begin_turn(self.user, "q2", conversation_id=r["conversation_id"])
+        self.db.complete_turn(self.user, pending["token"], {"content": "b", "usage": {"prompt_tokens": 5}})
+        report = self.db.usage(self.user, r["conversation_id"])
+        self.assertEqual((report["replies"], report["prompt_tokens"], report["completion_tokens"]), (2, 17, 3))
+        self.assertEqual([m["model"] for m in report["by_model"]], [None, "m"])
+        self.assertEqual(self.db.usage_since(self.user, 0)["replies"], 2)
+        with self.assertRaises(AgentError):
+            self.db.turn(self.user, "q3", lambda h, u, c: {"content": "x", "usage": {"prompt_tokens": -1}},
+                         conversation_id=r["conversation_id"])
+        with self.assertRaises(NotFound):
+            self.db.usage("someone-else", r["conversation_id"])
+
     def test_truncate(self) -> None:
         cid = self.conversation()
         self.db.append_batch(

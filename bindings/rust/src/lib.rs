@@ -416,6 +416,8 @@ pub struct AgentReply {
     pub intermediate: Vec<Message>,
     /// Stored on the reply message (a JSON object).
     pub metadata: Value,
+    /// What the model reported, recorded in the usage ledger with the reply.
+    pub usage: Option<Usage>,
 }
 
 impl Default for AgentReply {
@@ -425,7 +427,82 @@ impl Default for AgentReply {
             tool_calls: Vec::new(),
             intermediate: Vec::new(),
             metadata: Value::object(),
+            usage: None,
         }
+    }
+}
+
+/// Tokens a model reported for one reply; every field optional.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+}
+
+impl Usage {
+    /// {"model"?,"prompt_tokens"?,…}: the fields that are set.
+    pub fn to_json(&self) -> Value {
+        let mut v = Value::object();
+        if let Some(m) = &self.model {
+            v.set("model", m.as_str());
+        }
+        for (name, n) in [
+            ("prompt_tokens", self.prompt_tokens),
+            ("completion_tokens", self.completion_tokens),
+            ("cached_tokens", self.cached_tokens),
+            ("reasoning_tokens", self.reasoning_tokens),
+        ] {
+            if let Some(n) = n {
+                v.set(name, n);
+            }
+        }
+        v
+    }
+}
+
+/// Sums of recorded usage (`Database::usage`): in total, and per model (`None`: replies that
+/// named none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageTotals {
+    pub model: Option<String>,
+    pub replies: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub reasoning_tokens: i64,
+}
+
+/// What `Database::usage` and `usage_since` return.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageReport {
+    pub total: UsageTotals,
+    pub by_model: Vec<UsageTotals>,
+}
+
+impl UsageReport {
+    fn from_json(v: &Value) -> Result<UsageReport, Error> {
+        let totals = |o: &Value, model: Option<String>| -> Result<UsageTotals, Error> {
+            let n = |k: &str| o.get(k).and_then(Value::as_i64).ok_or_else(|| Error::Internal(format!("usage: no {k}")));
+            Ok(UsageTotals {
+                model,
+                replies: n("replies")?,
+                prompt_tokens: n("prompt_tokens")?,
+                completion_tokens: n("completion_tokens")?,
+                cached_tokens: n("cached_tokens")?,
+                reasoning_tokens: n("reasoning_tokens")?,
+            })
+        };
+        let by_model = match v.get("by_model").and_then(Value::as_array) {
+            Some(items) => items
+                .iter()
+                .map(|m| totals(m, m.get("model").and_then(Value::as_str).map(str::to_owned)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => return Err(Error::Internal("usage: no by_model".into())),
+        };
+        Ok(UsageReport { total: totals(v, None)?, by_model })
     }
 }
 
@@ -447,6 +524,9 @@ impl AgentReply {
         }
         if !self.metadata.is_null() {
             v.set("metadata", self.metadata.clone());
+        }
+        if let Some(u) = &self.usage {
+            v.set("usage", u.to_json());
         }
         v
     }
@@ -568,6 +648,27 @@ impl Database {
         })?;
         let conversation = decoded(Conversation::from_json(v.get("conversation").unwrap_or(&Value::Null)))?;
         Ok((conversation, matches!(v.get("created"), Some(Value::Bool(true)))))
+    }
+
+    /// Sums of the usage the conversation's replies reported (`AgentReply::usage`).
+    pub fn usage(&self, user_id: &str, conversation_id: &str) -> Result<UsageReport, Error> {
+        let user = cstring("user_id", user_id)?;
+        let id = cstring("conversation_id", conversation_id)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C strings and out-pointer.
+            sys::convstate_usage(self.db(), user.as_ptr(), id.as_ptr(), out)
+        })?;
+        UsageReport::from_json(&v)
+    }
+
+    /// The user's usage recorded at or after `since_us` (UTC microseconds), over all conversations.
+    pub fn usage_since(&self, user_id: &str, since_us: i64) -> Result<UsageReport, Error> {
+        let user = cstring("user_id", user_id)?;
+        let v = call_json(|out| unsafe {
+            // SAFETY: valid handle, C string and out-pointer.
+            sys::convstate_usage_since(self.db(), user.as_ptr(), since_us, out)
+        })?;
+        UsageReport::from_json(&v)
     }
 
     /// Forks the conversation: a new one holding copies of messages 1..`at_seq` and of the
@@ -1081,6 +1182,10 @@ unsafe fn fill_reply(reply: *mut sys::convstate_reply, answer: &AgentReply) -> R
     if !answer.metadata.is_null() {
         let metadata = text("metadata", answer.metadata.to_json())?;
         fail("metadata", unsafe { sys::convstate_reply_set_metadata(reply, metadata.as_ptr()) })?;
+    }
+    if let Some(u) = &answer.usage {
+        let usage = text("usage", u.to_json().to_json())?;
+        fail("usage", unsafe { sys::convstate_reply_set_usage(reply, usage.as_ptr()) })?;
     }
     Ok(())
 }

@@ -309,6 +309,18 @@ extern "C" {
         external_key: *const c_char,
         out_json: *mut *mut c_char,
     ) -> convstate_status;
+    pub fn convstate_usage(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        conversation_id: *const c_char,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
+    pub fn convstate_usage_since(
+        db: *mut convstate_db,
+        user_id: *const c_char,
+        since_us: i64,
+        out_json: *mut *mut c_char,
+    ) -> convstate_status;
     pub fn convstate_summary_add(
         db: *mut convstate_db,
         user_id: *const c_char,
@@ -356,6 +368,7 @@ extern "C" {
     ) -> convstate_status;
     pub fn convstate_reply_add_message(reply: *mut convstate_reply, message_json: *const c_char) -> convstate_status;
     pub fn convstate_reply_set_metadata(reply: *mut convstate_reply, metadata_json: *const c_char) -> convstate_status;
+    pub fn convstate_reply_set_usage(reply: *mut convstate_reply, usage_json: *const c_char) -> convstate_status;
     pub fn convstate_reply_set_error(reply: *mut convstate_reply, message: *const c_char) -> convstate_status;
 
     // The turn

@@ -35,6 +35,7 @@ backend_tests!(
     developer_role,
     summaries,
     fork_and_regenerate,
+    usage,
 );
 
 fn user() -> String {
@@ -903,4 +904,26 @@ fn fork_and_regenerate(db: TestDb) {
     assert_invalid(db.turn(&u, "", &regen, echo), "regenerate");
     assert_invalid(db.fork_conversation(&u, &src, 99, None, None, None), "at_seq");
     assert_not_found(db.forks("someone-else", &src));
+}
+
+fn usage(db: TestDb) {
+    let u = user();
+    let with_usage = |model: Option<&str>, prompt: i64| AgentReply {
+        usage: Some(convstate::Usage {
+            model: model.map(str::to_owned),
+            prompt_tokens: Some(prompt),
+            completion_tokens: Some(2),
+            ..convstate::Usage::default()
+        }),
+        ..AgentReply::text("ok")
+    };
+    let first = db.turn(&u, "q", &TurnOptions::default(), |_, _, _| Ok(with_usage(Some("m"), 10))).unwrap();
+    let c = first.conversation_id;
+    let pending = db.begin_turn(&u, "q2", &TurnOptions::in_conversation(c.as_str())).unwrap();
+    db.complete_turn(&u, pending.token.as_deref().unwrap(), &with_usage(None, 5)).unwrap();
+    let report = db.usage(&u, &c).unwrap();
+    assert_eq!((report.total.replies, report.total.prompt_tokens, report.total.completion_tokens), (2, 15, 4));
+    assert_eq!(report.by_model.iter().map(|m| m.model.clone()).collect::<Vec<_>>(), [None, Some("m".to_owned())]);
+    assert_eq!(db.usage_since(&u, 0).unwrap().total.replies, 2);
+    assert_not_found(db.usage("someone-else", &c));
 }

@@ -256,6 +256,23 @@ CONVSTATE_C_API convstate_status convstate_message_count(convstate_db *db, const
                                                          const char *conversation_id, int64_t *out);
 /** @} */
 
+/** @name Usage
+ *  Report JSON: {"replies","prompt_tokens","completion_tokens","cached_tokens",
+ *  "reasoning_tokens","by_model":[{"model": string or null, "replies", …}]} — sums of what the
+ *  turns' replies reported (convstate_reply_set_usage, or "usage" in convstate_turn_complete's
+ *  reply). */
+/** @{ */
+
+/** The conversation's usage into *out_json (required). It outlives a truncate of its replies
+ *  (the tokens were spent) and goes with the conversation when it is deleted. */
+CONVSTATE_C_API convstate_status convstate_usage(convstate_db *db, const char *user_id, const char *conversation_id,
+                                                 char **out_json);
+/** The user's usage recorded at or after since_us (UTC microseconds), over all their
+ *  conversations, into *out_json (required). */
+CONVSTATE_C_API convstate_status convstate_usage_since(convstate_db *db, const char *user_id, int64_t since_us,
+                                                       char **out_json);
+/** @} */
+
 /** @name Summaries
  *  Summary JSON: {"conversation_id","covers_through_seq","content","metadata","created_at_us"}. */
 /** @{ */
@@ -342,6 +359,11 @@ CONVSTATE_C_API convstate_status convstate_reply_set_tool_calls(convstate_reply 
 CONVSTATE_C_API convstate_status convstate_reply_add_message(convstate_reply *reply, const char *message_json);
 /** Sets the reply message's metadata (a JSON object; checked when the turn stores the reply). */
 CONVSTATE_C_API convstate_status convstate_reply_set_metadata(convstate_reply *reply, const char *metadata_json);
+/** Sets the usage the model reported for this reply, a JSON object {"model"?,"prompt_tokens"?,
+ *  "completion_tokens"?,"cached_tokens"?,"reasoning_tokens"?} (copied; decoded here, counts
+ *  checked when the turn stores it). It is recorded in the usage ledger with the reply
+ *  (convstate_usage). */
+CONVSTATE_C_API convstate_status convstate_reply_set_usage(convstate_reply *reply, const char *usage_json);
 /** Records why the agent failed (copied); return a non-OK status from the callback to fail the
  *  turn. */
 CONVSTATE_C_API convstate_status convstate_reply_set_error(convstate_reply *reply, const char *message);
@@ -426,7 +448,7 @@ CONVSTATE_C_API convstate_status convstate_turn_begin(convstate_db *db, const ch
                                                       const convstate_turn_options *options, char **out_json);
 
 /** The second half of a split turn: stores reply_json — {"content","tool_calls"?,
- *  "intermediate"?,"metadata"?}, the reply an agent builds (an unknown field is refused) —
+ *  "intermediate"?,"metadata"?,"usage"?}, the reply an agent builds (an unknown field is refused) —
  *  after the messages already there, atomically. *out_json receives the result as
  *  convstate_turn's. Completing again stores nothing and returns the stored result (replayed).
  *  Statuses: CONVSTATE_INVALID_ARGUMENT naming the field (a token not from convstate_turn_begin:
