@@ -160,11 +160,15 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 .use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id).use(user).use(id)
                 .use(from_summary).use(user).use(id);
             std::optional<Summary> summary;
+            bool inserted = false; // the new message's row (the only one marked 0 or 1)
             std::vector<Message> rows = detail::fetch_messages_and_summary(
                 st, row, current, current_ind, summary, [&](std::optional<long long> mark) {
-                    if (mark) snapshot_current_flag = *mark;
+                    if (!mark) return;
+                    snapshot_current_flag = *mark;
+                    inserted = true;
                 });
-            if (rows.empty()) detail::throw_not_found(id);
+            // Without it the UPDATE matched nothing (other arms may still return snapshot rows).
+            if (!inserted) detail::throw_not_found(id);
             out.conversation_id = id;
             out.user = rows.back(); // the new message has the highest seq
             const long long end = out.user.seq, below = std::max<long long>(0, end - n);
@@ -183,7 +187,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             const bool prefix_complete = static_cast<long long>(prefix.size()) < prefix_cap &&
                                          (lo == below || static_cast<long long>(prefix.size()) < below);
             if (snapshot_current_flag != 1 || static_cast<long long>(tail.size()) != end - lo) {
-                out.window_rows = detail::read_window_rows(db, s, user, id, w, end);
+                out.window_rows = detail::read_window_rows(db, s, user, id, w, end, true);
                 return out;
             }
             const bool use_prefix = w.keep_system && lo > 0 && prefix_complete;
@@ -257,7 +261,7 @@ std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const 
         Stmt st(db, s, db.sql().conv_exists);
         st.into(last_seq).use(user_id).use(conversation_id);
         if (!st.execute()) detail::throw_not_found(conversation_id);
-        return detail::read_window_rows(db, s, user_id, conversation_id, w, last_seq);
+        return detail::read_window_rows(db, s, user_id, conversation_id, w, last_seq, false);
     });
     return detail::finish_window(db, user_id, conversation_id, w, std::move(rows));
 }
@@ -304,6 +308,9 @@ public:
                 throw InvalidArgument("message", "must be empty with regenerate: the user message is stored already");
             if (key) throw InvalidArgument("idempotency_key", "must be unset with regenerate: the user message keeps its own");
         }
+        if (req.new_conversation.external_key)
+            throw InvalidArgument("new_conversation.external_key", "address a conversation by key with "
+                                                                   "TurnRequest::conversation_key");
         if (req.conversation_key) {
             if (req.conversation_id)
                 throw InvalidArgument("conversation_key", "give conversation_id or conversation_key, not both");
@@ -377,7 +384,7 @@ private:
             st.use(run_token).use(out.user.idempotency_key ? std::optional(now) : std::nullopt).use(req.user_id).use(id)
                 .use(seq);
             st.execute();
-            out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
+            out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq, true);
             return out;
         });
     }
@@ -442,7 +449,7 @@ private:
                 out.user = insert_user_message(s, id, existing && !lock_first ? nullptr : &conv);
             else // resuming a keyed turn whose run ended: this call claims it
                 claim_run(db, s, req.user_id, id, *key, run_token, detail::now_us());
-            out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq);
+            out.window_rows = detail::read_window_rows(db, s, req.user_id, id, w, out.user.seq, true);
             return out;
         });
     }

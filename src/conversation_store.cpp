@@ -41,6 +41,15 @@ std::pair<long long, std::string> parse_cursor(const std::string& cursor) {
 namespace {
 
 std::optional<Conversation> find_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
+                                              const std::string& id);
+
+// A keyed conversation's id is taken: Conflict.
+void require_key_free(detail::DatabaseImpl& db, soci::session& s, const Conversation& c) {
+    if (c.external_key && find_conversation(db, s, c.user_id, c.id))
+        throw Conflict(fmt::format("the user already has a conversation with external_key '{}'", *c.external_key));
+}
+
+std::optional<Conversation> find_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
                                               const std::string& id) {
     ConversationRow row;
     Stmt st(db, s, db.sql().conv_get);
@@ -58,8 +67,7 @@ Conversation ConversationStore::create(std::string_view user_id, const NewConver
     // A keyed id may be taken: look first (a racing creator makes the INSERT fail, and the retry
     // finds its row).
     db.run(TxMode::write, [&](soci::session& s) {
-        if (c.external_key && find_conversation(db, s, c.user_id, c.id))
-            throw Conflict(fmt::format("the user already has a conversation with external_key '{}'", *c.external_key));
+        require_key_free(db, s, c);
         detail::insert_conversation(db, s, c, std::nullopt);
         return 0;
     });
@@ -98,20 +106,13 @@ Conversation ConversationStore::fork(std::string_view user_id, std::string_view 
         if (!guard.execute()) detail::throw_not_found(source);
         if (at > last_seq)
             throw InvalidArgument("at_seq", fmt::format("is past the conversation's last message (seq {})", last_seq));
-        std::string role;
-        const long long next = at + 1;
-        Stmt probe(db, s, db.sql().msg_role_at);
-        probe.into(role).use(user).use(source).use(next);
-        if (probe.execute() && role == "tool")
-            throw InvalidArgument("at_seq", fmt::format("message {} is a tool result: a fork at {} would keep a tool "
-                                                        "call without its results", next, at));
+        detail::check_group_boundary(db, s, user, source, at, last_seq, "at_seq", fmt::format("a fork at {}", at));
         const Conversation from = *find_conversation(db, s, user, source);
         if (!options.title) fork.title = from.title;
         if (!options.metadata_json) fork.metadata_json = from.metadata_json;
         fork.last_seq = at;
         fork.forked_from = ForkOrigin{source, at};
-        if (fork.external_key && find_conversation(db, s, user, fork.id))
-            throw Conflict(fmt::format("the user already has a conversation with external_key '{}'", *fork.external_key));
+        require_key_free(db, s, fork);
         detail::insert_conversation(db, s, fork, std::nullopt);
         for (const std::string* sql : {&db.sql().fork_messages, &db.sql().fork_summaries}) {
             Stmt copy(db, s, *sql);

@@ -144,14 +144,8 @@ std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_v
             throw Conflict(fmt::format("conversation '{}' is at seq {}, not the expected {}", id, conv.last_seq,
                                        *expected_last_seq));
         if (after >= conv.last_seq) return std::int64_t{0};
-        std::string role;
-        const long long first_removed = after + 1;
-        Stmt probe(db, s, db.sql().msg_role_at);
-        probe.into(role).use(user).use(id).use(first_removed);
-        if (probe.execute() && role == "tool")
-            throw InvalidArgument("after_seq", fmt::format("message {} is a tool result: truncating after {} would "
-                                                           "keep a tool call without its results",
-                                                           first_removed, after));
+        detail::check_group_boundary(db, s, user, id, after, conv.last_seq, "after_seq",
+                                     fmt::format("truncating after {}", after));
         Stmt del(db, s, db.sql().msg_delete_after);
         del.use(user).use(id).use(after);
         del.execute();
@@ -187,14 +181,8 @@ Summary MessageRepository::add_summary(std::string_view user_id, std::string_vie
         if (covers > last_seq)
             throw InvalidArgument("covers_through_seq",
                                   fmt::format("is past the conversation's last message (seq {})", last_seq));
-        std::string role;
-        const long long next = covers + 1;
-        Stmt probe(db, s, db.sql().msg_role_at);
-        probe.into(role).use(user).use(summary.conversation_id).use(next);
-        if (probe.execute() && role == "tool")
-            throw InvalidArgument("covers_through_seq",
-                                  fmt::format("message {} is a tool result: a summary through {} would split its "
-                                              "tool-call group", next, covers));
+        detail::check_group_boundary(db, s, user, summary.conversation_id, covers, last_seq, "covers_through_seq",
+                                     fmt::format("a summary through {}", covers));
         Stmt st(db, s, db.sql().sum_upsert);
         st.use(user).use(summary.conversation_id).use(covers).use(summary.content).use(summary.metadata_json)
             .use(static_cast<long long>(summary.created_at_us));

@@ -87,9 +87,10 @@ SqlText common() {
                    " DO UPDATE SET content = excluded.content, metadata_json = excluded.metadata_json,"
                    " created_at = excluded.created_at";
     s.sum_all = "SELECT " CS_SUM_COLS " FROM " CS_SUM " WHERE " CS_SCOPE " ORDER BY covers_through_seq";
-    // A window's first read from a summary: the latest summary at or below :hi (shaped as a row:
+    // A window's first read from a summary: the latest summary at or below :hi2 (shaped as a row:
     // seq 0, covers_through_seq in token_count, last column 2) and the messages in
-    // (max(:lo, its seq), :hi] — one statement.
+    // (max(:lo, its seq), :hi] — one statement. A turn's window passes :hi2 = :hi - 1: it always
+    // ends with the turn's user message, never with a summary covering it.
     s.msg_window_chunk =
         "SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
         " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
@@ -206,7 +207,8 @@ SqlText common() {
                           "(SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
                           " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) ORDER BY seq";
     s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
-    s.msg_role_at = "SELECT role FROM " CS_MSG " WHERE " CS_SCOPE " AND seq = :seq";
+    s.msg_role_at = "SELECT role, CASE WHEN tool_calls_json IS NULL THEN 0 ELSE 1 END FROM " CS_MSG " WHERE " CS_SCOPE
+                    " AND seq = :seq";
     s.msg_delete_after = "DELETE FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after";
     return s;
 }
@@ -256,7 +258,8 @@ SqlText postgresql_text() {
         " SELECT " CS_MSG_COLS ", CAST(NULL AS BIGINT) FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
         // Above the latest summary only, for a window from_summary (:from_summary = 1).
         " AND seq > GREATEST((SELECT last_seq FROM conv) - :n, COALESCE((SELECT MAX(s.covers_through_seq) FROM " CS_SUM
-        " s WHERE CAST(:from_summary AS INTEGER) = 1 AND s.user_id = :user_id7 AND s.conversation_id = :id7), 0))"
+        " s WHERE CAST(:from_summary AS INTEGER) = 1 AND s.user_id = :user_id7 AND s.conversation_id = :id7"
+        " AND s.covers_through_seq < (SELECT last_seq FROM conv)), 0))"
         " AND seq < (SELECT last_seq FROM conv)"
         " UNION ALL SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
         // :prefix_cap (a bound value the planner sees) keeps this arm an index range scan; a
@@ -276,7 +279,9 @@ SqlText postgresql_text() {
         " UNION ALL (SELECT s.conversation_id, CAST(0 AS BIGINT), 'system', s.content, NULL, NULL, NULL,"
         " s.metadata_json, s.covers_through_seq, NULL, s.created_at, 2 FROM " CS_SUM " s"
         " WHERE CAST(:from_summary2 AS INTEGER) = 1 AND s.user_id = :user_id8 AND s.conversation_id = :id8"
-        " ORDER BY s.covers_through_seq DESC LIMIT 1) ORDER BY 2";
+        " AND s.covers_through_seq < (SELECT last_seq FROM conv) ORDER BY s.covers_through_seq DESC LIMIT 1)"
+        // (A summary through the new message cannot exist; through a regenerated one it is not used.)
+        " ORDER BY 2";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, NULL, NULL, :create_key) RETURNING id)"

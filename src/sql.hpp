@@ -58,7 +58,7 @@ struct SqlText {
     std::string msg_range;
     std::string msg_system_prefix;
     std::string msg_count;
-    std::string msg_role_at;      // the role of the message at :seq
+    std::string msg_role_at;      // the role of the message at :seq, and 1 if it carries tool calls
     std::string msg_delete_after; // truncate: messages with seq > :after
     std::string msg_run_state; // owner and start of a keyed turn's run
     std::string sum_upsert;

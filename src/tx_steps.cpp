@@ -131,6 +131,24 @@ std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::strin
     return insert_allocated(db, s, user, id, batch, last_seq, now);
 }
 
+void check_group_boundary(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                          long long boundary, long long last_seq, const std::string& field, const std::string& what) {
+    if (boundary < 1) return;
+    const bool at_end = boundary >= last_seq;
+    const long long probe_seq = at_end ? boundary : boundary + 1;
+    std::string role;
+    long long calls = 0;
+    Stmt probe(db, s, db.sql().msg_role_at);
+    probe.into(role).into(calls).use(user).use(id).use(probe_seq);
+    if (!probe.execute()) return;
+    if (!at_end && role == "tool")
+        throw InvalidArgument(field, fmt::format("message {} is a tool result: {} would keep a tool call apart from "
+                                                 "its results", probe_seq, what));
+    if (at_end && calls != 0)
+        throw InvalidArgument(field, fmt::format("message {} is a tool call whose results are not stored yet: {} "
+                                                 "would keep it apart from them", probe_seq, what));
+}
+
 std::vector<Message> insert_allocated(DatabaseImpl& db, soci::session& s, const std::string& user,
                                       const std::string& id, const std::vector<Message>& batch, long long last_seq,
                                       long long now) {

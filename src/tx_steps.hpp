@@ -56,6 +56,13 @@ std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::strin
                             const std::vector<Message>& batch,
                             std::optional<std::int64_t> expected_last_seq = std::nullopt);
 
+/** Checks that a cut after message `boundary` (0..last_seq: truncate, summary, fork) keeps every
+ *  tool-call group whole: message boundary + 1 is not a tool result, and — at the end — message
+ *  boundary is not a tool call still waiting for its results. `what` names the operation in the
+ *  message ("a summary through 4"). @throws InvalidArgument(field). */
+void check_group_boundary(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
+                          long long boundary, long long last_seq, const std::string& field, const std::string& what);
+
 /** Inserts validated messages at the seqs already allocated for them, last_seq - size + 1 ..
  *  last_seq, created at now; returns them as stored. */
 std::vector<Message> insert_allocated(DatabaseImpl& db, soci::session& s, const std::string& user,

@@ -39,6 +39,8 @@ void check_window(const HistoryWindow& w) {
         throw InvalidArgument("window.max_messages", "must be at least 1");
     if (w.kind == HistoryWindow::Kind::token_budget && w.token_budget < 1)
         throw InvalidArgument("window.token_budget", "must be at least 1");
+    if (w.summary_role == Role::tool)
+        throw InvalidArgument("window.summary_role", "must not be tool (a tool message answers a call)");
 }
 
 long long first_chunk(const HistoryWindow& w) {
@@ -53,7 +55,7 @@ long long first_chunk(const HistoryWindow& w) {
 }
 
 WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
-                            const HistoryWindow& w, long long end) {
+                            const HistoryWindow& w, long long end, bool for_turn) {
     WindowRows rows;
     rows.end = end;
     if (end <= 0) return rows;
@@ -68,7 +70,9 @@ WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::strin
     soci::indicator mark_ind{};
     Stmt st(db, s, db.sql().msg_window_chunk);
     row.bind(st);
-    st.into(mark, mark_ind).use(user).use(id).use(below).use(user).use(id).use(end).use(end).use(user).use(id).use(end);
+    const long long summary_hi = for_turn ? end - 1 : end;
+    st.into(mark, mark_ind).use(user).use(id).use(below).use(user).use(id).use(summary_hi).use(end).use(user).use(id)
+        .use(summary_hi);
     rows.tail = fetch_messages_and_summary(st, row, mark, mark_ind, rows.summary, [](auto) {});
     rows.lo = std::max<long long>(below, rows.summary ? rows.summary->covers_through_seq : 0);
     return rows;

@@ -58,9 +58,11 @@ std::vector<Message> fetch_messages_and_summary(Stmt& st, MessageRow& row, const
 /** How far back the first read reaches: the window's size, or a first chunk of a token budget. */
 long long first_chunk(const HistoryWindow& w);
 
-/** The first read, in the caller's transaction: messages (end - first_chunk(w), end]. */
+/** The first read, in the caller's transaction: messages (end - first_chunk(w), end] (above the
+ *  latest summary, for a window from_summary). for_turn: the window ends with a turn's user
+ *  message at `end`, so a summary covering it is not used. */
 WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
-                            const HistoryWindow& w, long long end);
+                            const HistoryWindow& w, long long end, bool for_turn);
 
 /** Completes rows (reading more with their own reads, no connection held otherwise) and selects
  *  the window. @throws StorageError. */

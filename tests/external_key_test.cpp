@@ -99,6 +99,11 @@ TEST_CASE("external keys: a turn addressed by key creates the conversation once,
               chat.turn(both, reply);
           }) == "conversation_key");
     CHECK(cstest::invalid_field([&] { chat.turn(keyed_turn("u", "", "x"), reply); }) == "conversation_key");
+    CHECK(cstest::invalid_field([&] {
+              TurnRequest r = request("u", std::nullopt, "x");
+              r.new_conversation.external_key = "session-1";
+              chat.turn(r, reply);
+          }) == "new_conversation.external_key");
     CHECK(cstest::invalid_field([&] { chat.turn(keyed_turn("u", "bad\nkey", "x"), reply); }) == "conversation_key");
     CHECK(messages.count("u", a.conversation_id) == 8);
     CHECK(store.list("u").items.size() == 1);

@@ -137,6 +137,16 @@ TEST_CASE("fork: edit a message, regenerate a reply") {
                     AgentError);
     CHECK(chat.turn(regenerate("u", first.conversation_id), echo).reply == "re: fails");
 
+    // A summary through the user message being regenerated is not used: the window ends with it.
+    const Conversation summarized = store.fork("u", first.conversation_id, 3);
+    messages.add_summary("u", summarized.id, 3, "everything so far");
+    std::vector<std::int64_t> shown;
+    chat.turn(regenerate("u", summarized.id), [&](const AgentInput& in) {
+        shown = seqs(in.history);
+        return text_reply("ok");
+    });
+    CHECK(shown == std::vector<std::int64_t>{1, 2, 3});
+
     // Refused, naming the field, writing nothing.
     CHECK(cstest::invalid_field([&] { chat.turn(regenerate("u", first.conversation_id), echo); }) == "regenerate");
     CHECK(cstest::invalid_field([&] {

@@ -70,6 +70,14 @@ TEST_CASE("summaries: add, list and replace; bad input names the field and store
     CHECK(store.get("u", c.id).last_seq == 6);
     CHECK(messages.count("u", c.id) == 6);
     CHECK_THROWS_AS(messages.summaries("intruder", c.id), NotFound);
+
+    // At the end, a tool call whose results are not stored yet: refused (summary and fork alike).
+    messages.append("u", c.id, cstest::tool_calls_msg({"c2"}));
+    CHECK(field(7, "x") == "covers_through_seq");
+    CHECK(cstest::invalid_field([&] { store.fork("u", c.id, 7); }) == "at_seq");
+    HistoryWindow as_tool = HistoryWindow::everything();
+    as_tool.summary_role = Role::tool;
+    CHECK(cstest::invalid_field([&] { ChatOrchestrator(db).window("u", c.id, as_tool); }) == "window.summary_role");
 }
 
 TEST_CASE("summaries: a window is the instructions, the latest summary, then the messages after it") {
@@ -329,7 +337,7 @@ TEST_CASE("summaries: property — random histories, summaries and truncations g
     MESSAGE(checked, " windows checked");
 }
 
-TEST_CASE("summaries: processes running turns, undos and summaries on one conversation") {
+TEST_CASE("summaries: processes running turns, undos, summaries and forks on one conversation") {
     cstest::Fixture fx;
     [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u");
@@ -338,7 +346,15 @@ TEST_CASE("summaries: processes running turns, undos and summaries on one conver
         pids.push_back(cstest::spawn_worker({"undoable-turns", raw.url, "u", c.id, "p" + std::to_string(p), "20"}));
     pids.push_back(cstest::spawn_worker({"undo", raw.url, "u", c.id, "5"}));
     pids.push_back(cstest::spawn_worker({"summarize", raw.url, "u", c.id, "20"}));
+    pids.push_back(cstest::spawn_worker({"fork", raw.url, "u", c.id, "10"}));
     for (int pid : pids) CHECK(cstest::wait_worker(pid) == 0);
+    const std::vector<Conversation> forks = store.forks("u", c.id);
+    CHECK(forks.size() == 10);
+    for (const Conversation& f : forks) { // each a whole prefix, nothing else
+        const std::vector<Message> copy = messages.load_all("u", f.id);
+        CHECK(static_cast<std::int64_t>(copy.size()) == f.forked_from->seq);
+        if (!copy.empty()) cstest::check_dense(copy);
+    }
     const std::vector<Message> all = messages.load_all("u", c.id);
     cstest::check_dense(all);
     const std::int64_t last = store.get("u", c.id).last_seq;

@@ -9,6 +9,8 @@
 //   worker undo URL USER CONVERSATION COUNT   COUNT times, removes the last exchange (from the
 //       newest user message on) with expected_last_seq, retrying conflicts
 //   worker summarize URL USER CONVERSATION COUNT   COUNT summaries, each through last_seq - 2
+//   worker fork URL USER CONVERSATION COUNT   COUNT forks, each at last_seq - 1
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -105,6 +107,18 @@ int main(int argc, char** argv) try {
             if (last < 3) continue;
             try {
                 messages.add_summary(argv[3], argv[4], last - 2, "summary through " + std::to_string(last - 2));
+                ++done;
+            } catch (const convstate::InvalidArgument&) { // a tool-group boundary, or undone meanwhile
+            }
+        }
+        return 0;
+    }
+    if (cmd == "fork" && argc == 6) {
+        const convstate::ConversationStore store(open(argv[2]));
+        for (int done = 0, attempts = 0; done < std::atoi(argv[5]) && attempts < 10000; ++attempts) {
+            const std::int64_t last = store.get(argv[3], argv[4]).last_seq;
+            try {
+                store.fork(argv[3], argv[4], std::max<std::int64_t>(0, last - 1));
                 ++done;
             } catch (const convstate::InvalidArgument&) { // a tool-group boundary, or undone meanwhile
             }

@@ -59,7 +59,7 @@ struct CONVSTATE_API HistoryWindow {
     TokenCounter token_counter;      ///< empty: estimate_tokens
     bool keep_system = true;         ///< keep the leading system messages (see above)
     bool from_summary = true;        ///< start from the latest summary, if any (see above)
-    Role summary_role = Role::system; ///< the role the summary message has in the window
+    Role summary_role = Role::system; ///< the role the summary message has in the window (not tool)
 
     /** Kind::all: every message. */
     static HistoryWindow everything() { return {}; }

@@ -31,7 +31,8 @@ namespace convstate::json {
 CONVSTATE_API std::string to_json(const Message& message);
 /** Messages as a JSON array, in the given order (each as to_json(const Message&)). */
 CONVSTATE_API std::string to_json(const std::vector<Message>& messages);
-/** {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us"}.
+/** {"id","user_id","title","metadata","last_seq","created_at_us","updated_at_us","external_key",
+ *  "forked_from"} (external_key a string or null; forked_from {"conversation_id","seq"} or null).
  *  @throws InvalidArgument naming "metadata" if metadata_json is not a JSON object. */
 CONVSTATE_API std::string to_json(const Conversation& conversation);
 /** {"replies","prompt_tokens","completion_tokens","cached_tokens","reasoning_tokens",

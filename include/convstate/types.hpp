@@ -66,7 +66,7 @@ struct ForkOrigin {
 
 /** A conversation, owned by exactly one user. */
 struct Conversation {
-    std::string id;                 ///< random id, assigned when the conversation is created
+    std::string id;                 ///< random (or, with an external key, derived) id, assigned when it is created
     std::string user_id;            ///< the owning user
     std::string title;              ///< free text; may be empty
     std::string metadata_json = "{}"; ///< a JSON object; stored normalised (compact)

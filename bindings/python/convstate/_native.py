@@ -142,18 +142,19 @@ _SIGNATURES = {
     "convstate_conversation_set_metadata": (convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_delete": (convstate_status, [_db_p, c_char_p, c_char_p]),
     "convstate_conversation_delete_all": (convstate_status, [_db_p, c_char_p, POINTER(c_uint64)]),
-    # Messages
     "convstate_conversation_get_or_create": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_get_by_key": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_fork": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_forks": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
+    # Usage and summaries
     "convstate_usage": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
     "convstate_usage_since": (convstate_status, [_db_p, c_char_p, c_int64, _out_str]),
     "convstate_summary_add": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_int64, c_char_p, c_char_p, _out_str]),
     "convstate_summary_list": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),
+    # Messages
     "convstate_message_append": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, POINTER(c_int64), _out_str]),
     "convstate_message_append_batch": (

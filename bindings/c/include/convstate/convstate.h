@@ -66,7 +66,7 @@ typedef enum convstate_status {
     CONVSTATE_OK = 0,               /**< success */
     CONVSTATE_NOT_FOUND = 1,        /**< missing, or another user's (indistinguishable) */
     CONVSTATE_INVALID_ARGUMENT = 2, /**< bad input (see convstate_last_error_field); nothing written */
-    CONVSTATE_CONFLICT = 3,         /**< expected_last_seq mismatch, or a concurrent turn rejected */
+    CONVSTATE_CONFLICT = 3,         /**< expected_last_seq mismatch, a concurrent turn rejected, a key taken */
     CONVSTATE_STORAGE_ERROR = 4,    /**< the database failed after bounded retries */
     CONVSTATE_OUTCOME_UNKNOWN = 5,  /**< connection lost during COMMIT of an unkeyed write */
     CONVSTATE_AGENT_ERROR = 6,      /**< the agent callback failed; only the user message is stored */
