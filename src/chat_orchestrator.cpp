@@ -138,7 +138,8 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 row.bind(st);
                 st.use(fresh->id).use(user).use(fresh->title).use(fresh->metadata_json).use(now).use(now)
                     .use(fresh->external_key).use(key)
-                    .use(user).use(user_msg.content).use(user_msg.metadata_json).use(key).use(now).use(run_owner)
+                    .use(user).use(user_msg.content).use(user_msg.content_parts_json).use(user_msg.metadata_json).use(key).use(now)
+                    .use(run_owner)
                     .use(run_started).use(defer);
                 st.execute();
                 out.conversation_id = fresh->id;
@@ -155,7 +156,8 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             Stmt st(db, s, db.sql().turn_begin);
             row.bind(st);
             st.into(current, current_ind);
-            st.use(now).use(user).use(id).use(defer).use(user).use(id).use(user_msg.content).use(user_msg.metadata_json).use(key)
+            st.use(now).use(user).use(id).use(defer).use(user).use(id).use(user_msg.content).use(user_msg.content_parts_json)
+                .use(user_msg.metadata_json).use(key)
                 .use(now).use(run_owner).use(run_started).use(user).use(id).use(n).use(from_summary).use(user).use(id)
                 .use(keep).use(user).use(id).use(prefix_cap).use(n).use(user).use(id).use(user).use(id)
                 .use(from_summary).use(user).use(id);
@@ -298,13 +300,19 @@ public:
         detail::check_window(w);
         user_msg.role = Role::user;
         user_msg.content = req.message;
+        if (req.message_parts_json) {
+            if (!req.message.empty())
+                throw InvalidArgument("message", "must be empty when the content is given as message_parts_json");
+            user_msg.content_parts_json =
+                detail::normalize_content_parts(*req.message_parts_json, "message_parts_json", Role::user, limits);
+        }
         user_msg.metadata_json =
             detail::normalize_metadata(req.message_metadata_json, "message_metadata_json", limits);
         user_msg.idempotency_key = key;
         if (req.regenerate) {
             if (!req.conversation_id && !req.conversation_key)
                 throw InvalidArgument("regenerate", "needs conversation_id or conversation_key");
-            if (!req.message.empty())
+            if (!req.message.empty() || req.message_parts_json)
                 throw InvalidArgument("message", "must be empty with regenerate: the user message is stored already");
             if (key) throw InvalidArgument("idempotency_key", "must be unset with regenerate: the user message keeps its own");
         }
@@ -426,7 +434,8 @@ private:
             if (key) {
                 if (auto stored = detail::find_by_key(db, s, req.user_id, id, *key)) {
                     // A retry repeats its request; a key that names some other message is a mistake.
-                    if (stored->role != Role::user || stored->content != req.message)
+                    if (stored->role != Role::user || stored->content != user_msg.content ||
+                        stored->content_parts_json != user_msg.content_parts_json)
                         throw Conflict(fmt::format("idempotency_key '{}' is already used on conversation '{}' by a "
                                                    "different message (seq {})", key->substr(0, 255), id, stored->seq));
                     out.user = std::move(*stored);

@@ -5,12 +5,14 @@
 #include <string>
 
 #include "tokens.hpp"
+#include "validate.hpp"
 
 namespace convstate {
 
 std::int64_t estimate_tokens(const Message& m) {
     if (m.token_count) return *m.token_count;
     std::size_t bytes = m.content.size() + (m.name ? m.name->size() : 0);
+    if (m.content_parts_json) bytes += detail::content_text(*m.content_parts_json).size(); // text parts only
     for (const ToolCall& call : m.tool_calls) bytes += call.name.size() + call.arguments.size() + call.id.size();
     return static_cast<std::int64_t>((bytes + 3) / 4) + 4;
 }

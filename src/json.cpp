@@ -51,7 +51,14 @@ bj::object tool_call_value(const ToolCall& call) {
 bj::object message_value(const Message& m) {
     bj::object o;
     o["role"] = to_string(m.role);
-    o["content"] = m.content;
+    if (m.content_parts_json) {
+        boost::system::error_code ec;
+        bj::value parts = bj::parse(*m.content_parts_json, ec);
+        if (ec) throw InvalidArgument("content", "content_parts_json is not JSON");
+        o["content"] = std::move(parts);
+    } else {
+        o["content"] = m.content;
+    }
     if (m.name) o["name"] = *m.name;
     if (!m.tool_calls.empty()) o["tool_calls"] = encode_all(m.tool_calls, tool_call_value);
     if (m.tool_call_id) o["tool_call_id"] = *m.tool_call_id;
@@ -191,7 +198,10 @@ std::vector<ToolCall> decode_tool_calls(const bj::value& v, const std::string& f
 Message decode_message(const bj::object& obj, const std::string& prefix) {
     Message m;
     m.role = get_role(obj, prefix);
-    m.content = get_string(obj, "content", prefix).value_or("");
+    if (const bj::value* c = find(obj, "content"); c && c->is_array())
+        m.content_parts_json = bj::serialize(*c); // checked when stored (detail::check_message)
+    else
+        m.content = get_string(obj, "content", prefix).value_or("");
     m.name = get_string(obj, "name", prefix);
     if (const bj::value* calls = find(obj, "tool_calls"))
         m.tool_calls = decode_tool_calls(*calls, prefix + "tool_calls");

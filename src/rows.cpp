@@ -7,7 +7,7 @@ namespace convstate::detail {
 void MessageRow::bind(Stmt& st) {
     st.into(conversation_id).into(seq).into(role).into(content).into(name, name_ind)
         .into(tool_calls_json, tool_calls_ind).into(tool_call_id, tool_call_id_ind).into(metadata_json)
-        .into(token_count, token_count_ind).into(key, key_ind).into(created_at);
+        .into(token_count, token_count_ind).into(key, key_ind).into(parts, parts_ind).into(created_at);
 }
 
 Message MessageRow::to_message() const {
@@ -20,6 +20,7 @@ Message MessageRow::to_message() const {
     m.metadata_json = metadata_json;
     if (token_count_ind == soci::i_ok) m.token_count = token_count;
     if (key_ind == soci::i_ok) m.idempotency_key = key;
+    if (parts_ind == soci::i_ok) m.content_parts_json = parts;
     m.conversation_id = conversation_id;
     m.seq = seq;
     m.created_at_us = created_at;
@@ -66,7 +67,8 @@ void use_message_fields(Stmt& st, const Message& m) {
         .use(m.tool_call_id)
         .use(m.metadata_json)
         .use(m.token_count ? std::optional<long long>(*m.token_count) : std::nullopt)
-        .use(m.idempotency_key);
+        .use(m.idempotency_key)
+        .use(m.content_parts_json);
 }
 
 void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& m) {

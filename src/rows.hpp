@@ -11,9 +11,9 @@ namespace convstate::detail {
 
 /** Receives one selected message row (columns in sql.cpp's CS_MSG_COLS order). */
 struct MessageRow {
-    std::string conversation_id, role, content, name, tool_calls_json, tool_call_id, metadata_json, key;
+    std::string conversation_id, role, content, name, tool_calls_json, tool_call_id, metadata_json, key, parts;
     long long seq = 0, token_count = 0, created_at = 0;
-    soci::indicator name_ind{}, tool_calls_ind{}, tool_call_id_ind{}, token_count_ind{}, key_ind{};
+    soci::indicator name_ind{}, tool_calls_ind{}, tool_call_id_ind{}, token_count_ind{}, key_ind{}, parts_ind{};
 
     void bind(Stmt& st);
     Message to_message() const;
@@ -42,7 +42,8 @@ struct SummaryRow {
 std::vector<Message> fetch_messages(Stmt& st, MessageRow& row);
 
 /** Binds a message's own fields, in the order of sql.cpp's CS_MSG_FIELDS (role, content, name,
- *  tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key): the one binder
+ *  tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key, content_parts_json):
+ *  the one binder
  *  of every statement that writes messages. */
 void use_message_fields(Stmt& st, const Message& m);
 

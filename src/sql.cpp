@@ -15,7 +15,8 @@ namespace {
 #define CS_SUM_COLS "conversation_id, covers_through_seq, content, metadata_json, created_at"
 #define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key, forked_from_id, forked_from_seq"
 // A message's own fields, in the order rows.cpp's use_message_fields binds them.
-#define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key"
+#define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key," \
+    " content_parts_json"
 #define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
 // The user message a turn stored (alias u): at its seq, with its key — or, unkeyed, recorded with
@@ -96,7 +97,7 @@ SqlText common() {
         " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
         " AND s.covers_through_seq <= :hi2), 0)) AND seq <= :hi"
         " UNION ALL SELECT * FROM (SELECT s.conversation_id, 0, 'system', s.content, NULL, NULL, NULL, s.metadata_json,"
-        " s.covers_through_seq, NULL, s.created_at, 2 FROM " CS_SUM " s WHERE s.user_id = :user_id3"
+        " s.covers_through_seq, NULL, NULL, s.created_at, 2 FROM " CS_SUM " s WHERE s.user_id = :user_id3"
         " AND s.conversation_id = :id3 AND s.covers_through_seq <= :hi3 ORDER BY s.covers_through_seq DESC LIMIT 1) x"
         " ORDER BY 2";
     s.sum_delete_after = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq > :after";
@@ -138,6 +139,9 @@ SqlText common() {
                     " GROUP BY model ORDER BY model IS NOT NULL, model";
     s.conv_delete_usage = "DELETE FROM " CS_USAGE " WHERE " CS_SCOPE;
     s.user_delete_usage = "DELETE FROM " CS_USAGE " WHERE user_id = :user_id";
+
+    // Version 8: content-part arrays (OpenAI format), stored as compact JSON beside `content`.
+    s.migrations.push_back({8, {"ALTER TABLE " CS_MSG " ADD COLUMN content_parts_json TEXT"}});
 
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
@@ -183,11 +187,12 @@ SqlText common() {
     s.msg_turn_user = "SELECT COUNT(*) FROM " CS_MSG " u WHERE " CS_TURN_USER;
     s.msg_insert_run = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ", run_owner, run_started_at) VALUES"
                        " (:user_id, :conversation_id, :seq, :role, :content, :name, :tool_calls_json, :tool_call_id,"
-                       " :metadata_json, :token_count, :idempotency_key, :created_at, :run_owner, :run_started)";
+                       " :metadata_json, :token_count, :idempotency_key, :content_parts, :created_at, :run_owner,"
+                       " :run_started)";
     s.msg_by_key = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_insert = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") VALUES (:user_id, :conversation_id,"
                    " :seq, :role, :content, :name, :tool_calls_json, :tool_call_id, :metadata_json,"
-                   " :token_count, :idempotency_key, :created_at)";
+                   " :token_count, :idempotency_key, :content_parts, :created_at)";
     s.msg_all = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " ORDER BY seq";
     // Seqs are dense, so the last n are a key range: the read touches n index entries however
     // long the conversation is (ORDER BY seq DESC LIMIT n can make the planner scan it all).
@@ -252,9 +257,9 @@ SqlText postgresql_text() {
     s.turn_begin =
         "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + 1, updated_at = :now"
         " WHERE user_id = :user_id AND id = :id AND " CS_DEFER_FLUSH " IS NOT NULL RETURNING last_seq, truncations),"
-        " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json,"
+        " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, content_parts_json, metadata_json,"
         " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, :id2, last_seq, 'user', :content,"
-        " :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
+        " :parts, :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
         " SELECT " CS_MSG_COLS ", CAST(NULL AS BIGINT) FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
         // Above the latest summary only, for a window from_summary (:from_summary = 1).
         " AND seq > GREATEST((SELECT last_seq FROM conv) - :n, COALESCE((SELECT MAX(s.covers_through_seq) FROM " CS_SUM
@@ -277,7 +282,7 @@ SqlText postgresql_text() {
         " AND c.id = :id6) FROM ins"
         // The latest summary, shaped as a row: seq 0, covers_through_seq in token_count, flag 2.
         " UNION ALL (SELECT s.conversation_id, CAST(0 AS BIGINT), 'system', s.content, NULL, NULL, NULL,"
-        " s.metadata_json, s.covers_through_seq, NULL, s.created_at, 2 FROM " CS_SUM " s"
+        " s.metadata_json, s.covers_through_seq, NULL, NULL, s.created_at, 2 FROM " CS_SUM " s"
         " WHERE CAST(:from_summary2 AS INTEGER) = 1 AND s.user_id = :user_id8 AND s.conversation_id = :id8"
         " AND s.covers_through_seq < (SELECT last_seq FROM conv) ORDER BY s.covers_through_seq DESC LIMIT 1)"
         // (A summary through the new message cannot exist; through a regenerated one it is not used.)
@@ -285,8 +290,9 @@ SqlText postgresql_text() {
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, NULL, NULL, :create_key) RETURNING id)"
-        " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, metadata_json, idempotency_key, created_at,"
-        " run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :metadata_json, :key, :now3,"
+        " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, content_parts_json, metadata_json,"
+        " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :parts,"
+        " :metadata_json, :key, :now3,"
         " :run_owner, :run_started FROM conv WHERE " CS_DEFER_FLUSH " IS NOT NULL RETURNING " CS_MSG_COLS;
     return s;
 }
@@ -300,7 +306,8 @@ std::string pg_turn_finish(std::size_t k, bool with_usage) {
         values += (i ? ", (" : "(") + ("CAST(:ord" + n + " AS BIGINT), CAST(:role" + n + " AS TEXT), CAST(:content" + n +
                                        " AS TEXT), CAST(:name" + n + " AS TEXT), CAST(:tool_calls" + n +
                                        " AS TEXT), CAST(:tool_call_id" + n + " AS TEXT), CAST(:metadata" + n +
-                                       " AS TEXT), CAST(:tokens" + n + " AS BIGINT), CAST(:key" + n + " AS TEXT))");
+                                       " AS TEXT), CAST(:tokens" + n + " AS BIGINT), CAST(:key" + n +
+                                       " AS TEXT), CAST(:parts" + n + " AS TEXT))");
     }
     return "WITH conv AS (UPDATE " CS_CONV " SET last_seq = last_seq + :k, updated_at = :now"
            // The EXISTS reads the statement's snapshot: if a truncate committed while the UPDATE
@@ -314,9 +321,9 @@ std::string pg_turn_finish(std::size_t k, bool with_usage) {
                                     " CAST(:reasoning AS BIGINT), :u_now FROM conv)"
                                   : "") +
            " INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") SELECT :user_id2, :id2, conv.last_seq - :k2 + v.ord,"
-           " v.role, v.content, v.name, v.tool_calls, v.tool_call_id, v.metadata, v.tokens, v.key, :now2"
+           " v.role, v.content, v.name, v.tool_calls, v.tool_call_id, v.metadata, v.tokens, v.key, v.parts, :now2"
            " FROM conv, (VALUES " + values + ") AS v(ord, role, content, name, tool_calls, tool_call_id, metadata,"
-           " tokens, key) RETURNING seq";
+           " tokens, key, parts) RETURNING seq";
 }
 
 const SqlText& sql_for(Dialect dialect) {

@@ -223,12 +223,98 @@ std::string normalize_metadata(std::string_view text, const std::string& field, 
     return bj::serialize(v);
 }
 
+namespace {
+
+const bj::string& part_string(const bj::object& o, std::string_view key, const std::string& path, bool required = true) {
+    static const bj::string none;
+    const bj::value* v = o.if_contains(key);
+    if (!v) {
+        if (required) throw InvalidArgument(path + "." + std::string(key), "is required");
+        return none;
+    }
+    if (!v->is_string()) throw InvalidArgument(path + "." + std::string(key), "must be a string");
+    return v->get_string();
+}
+
+const bj::object& part_object(const bj::object& o, std::string_view key, const std::string& path) {
+    const bj::value* v = o.if_contains(key);
+    if (!v || !v->is_object()) throw InvalidArgument(path + "." + std::string(key), "must be an object");
+    return v->get_object();
+}
+
+void check_part(const bj::value& part, const std::string& path, Role role) {
+    if (!part.is_object()) throw InvalidArgument(path, "must be a content part object");
+    const bj::object& o = part.get_object();
+    const bj::string& type = part_string(o, "type", path);
+    if (type == "text") {
+        part_string(o, "text", path);
+        return;
+    }
+    if (type != "image_url" && type != "input_audio" && type != "file")
+        throw InvalidArgument(path + ".type", "must be text, image_url, input_audio or file");
+    if (role != Role::user)
+        throw InvalidArgument(path + ".type", "only user messages carry image, audio or file parts");
+    const std::string inner = path + "." + std::string(type);
+    const bj::object& body = part_object(o, type, path);
+    if (type == "image_url") {
+        const std::string_view url = part_string(body, "url", inner);
+        if (url.rfind("https://", 0) != 0 && url.rfind("data:", 0) != 0)
+            throw InvalidArgument(inner + ".url", "must be an https: or data: URL");
+        const bj::string& detail = part_string(body, "detail", inner, false);
+        if (!detail.empty() && detail != "auto" && detail != "low" && detail != "high")
+            throw InvalidArgument(inner + ".detail", "must be auto, low or high");
+    } else if (type == "input_audio") {
+        if (part_string(body, "data", inner).empty()) throw InvalidArgument(inner + ".data", "must not be empty");
+        const bj::string& format = part_string(body, "format", inner);
+        if (format != "wav" && format != "mp3") throw InvalidArgument(inner + ".format", "must be wav or mp3");
+    } else {
+        if (part_string(body, "file_id", inner, false).empty() && part_string(body, "file_data", inner, false).empty())
+            throw InvalidArgument(inner, "needs file_id or file_data");
+        part_string(body, "filename", inner, false);
+    }
+}
+
+} // namespace
+
+std::string normalize_content_parts(std::string_view text, const std::string& field, Role role, const Limits& limits) {
+    check_text(text, field, limits.max_content_bytes);
+    const bj::value v = parse_strict(text, field, field);
+    if (!v.is_array() || v.get_array().empty()) throw InvalidArgument(field, "must be a non-empty array of content parts");
+    const bj::array& parts = v.get_array();
+    for (std::size_t i = 0; i < parts.size(); ++i) check_part(parts[i], fmt::format("{}[{}]", field, i), role);
+    return bj::serialize(v);
+}
+
+std::string content_text(const std::string& parts_json) {
+    std::string text;
+    boost::system::error_code ec;
+    const bj::value v = bj::parse(parts_json, ec);
+    if (ec || !v.is_array()) return text;
+    for (const bj::value& part : v.get_array()) {
+        const bj::object* o = part.if_object();
+        if (!o) continue;
+        const bj::value* type = o->if_contains("type");
+        const bj::value* t = o->if_contains("text");
+        if (type && type->is_string() && type->get_string() == "text" && t && t->is_string()) {
+            if (!text.empty()) text += '\n';
+            text.append(t->get_string().data(), t->get_string().size());
+        }
+    }
+    return text;
+}
+
 void check_message(Message& m, const std::string& prefix, const Limits& limits) {
     switch (m.role) {
     case Role::system: case Role::user: case Role::assistant: case Role::tool: case Role::developer: break;
     default: throw InvalidArgument(prefix + "role", "is not one of system, developer, user, assistant, tool");
     }
     check_text(m.content, prefix + "content", limits.max_content_bytes);
+    if (m.content_parts_json) {
+        if (!m.content.empty())
+            throw InvalidArgument(prefix + "content", "must be empty when the content is given as parts");
+        // Errors name the parts as the JSON does: content[2].image_url.url.
+        m.content_parts_json = normalize_content_parts(*m.content_parts_json, prefix + "content", m.role, limits);
+    }
     if (m.name) check_id(*m.name, prefix + "name", limits.max_id_bytes);
     if (m.role == Role::tool) {
         if (!m.tool_call_id)

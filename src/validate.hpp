@@ -40,6 +40,13 @@ inline constexpr std::int64_t max_token_count = 1'000'000'000;
  *  prepended to field names ("" or "messages[3]."). */
 void check_message(Message& message, const std::string& field_prefix, const Limits& limits);
 
+/** A content-part array checked (field names it: "content", "messages[0].content") and made
+ *  compact. Only user messages may carry parts other than text. @throws InvalidArgument. */
+std::string normalize_content_parts(std::string_view text, const std::string& field, Role role, const Limits& limits);
+
+/** The text parts of a content-part array, joined by newlines ("" if none or not an array). */
+std::string content_text(const std::string& parts_json);
+
 /** Checks every message of a batch (fields named "<name>[i]." or, with an empty name, without a
  *  prefix) and rejects an idempotency key used twice. Returns whether every message has a key. */
 bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits);

@@ -53,6 +53,9 @@ struct TurnRequest {
      *  land in one conversation. Not together with conversation_id. */
     std::optional<std::string> conversation_key;
     std::string message;                        ///< the user's content
+    /** The user's content as an OpenAI content-part array (Message::content_parts_json), in
+     *  place of `message` (which must then be empty): text, images, audio, files. */
+    std::optional<std::string> message_parts_json;
     /** Retrying with the same key never stores the exchange twice: a completed turn returns the
      *  stored result without calling the agent; a turn whose agent failed runs it again. */
     std::optional<std::string> idempotency_key;

@@ -16,7 +16,8 @@ namespace convstate {
 using TokenCounter = std::function<std::int64_t(const Message&)>;
 
 /** The default token estimate: the stored token_count when known, else
- *  ceil(bytes / 4) over content, name and tool-call ids, names and arguments, plus 4 per message
+ *  ceil(bytes / 4) over content (of a content-part array: its text parts), name and tool-call ids,
+ *  names and arguments, plus 4 per message
  *  (role and framing). Cheap and model-agnostic; supply a real tokenizer for precision. */
 CONVSTATE_API std::int64_t estimate_tokens(const Message& message);
 

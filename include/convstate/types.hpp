@@ -41,6 +41,14 @@ struct ToolCall {
 struct Message {
     Role role = Role::user;                    ///< who wrote it
     std::string content;                       ///< the text (UTF-8; may be empty)
+    /** Content as an OpenAI content-part array instead of text: JSON text such as
+     *  `[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"https://…"}}]`
+     *  (parts: text; image_url with an https or data URL; input_audio {data, format}; file
+     *  {file_id or file_data, filename?}; only user messages carry parts other than text).
+     *  Stored as compact JSON, every string byte for byte; `content` must then be empty. The
+     *  message's size limit (max_content_bytes) applies to it; the token estimate counts its text
+     *  parts. */
+    std::optional<std::string> content_parts_json;
     std::optional<std::string> name;          ///< optional participant / tool name
     std::vector<ToolCall> tool_calls;          ///< assistant messages only
     std::optional<std::string> tool_call_id;   ///< required on (and only on) tool messages
