@@ -84,5 +84,6 @@ void test_outcome_unknown(convstate_db *db);
 /* test_split_turns.c */
 void test_split_turns(convstate_db *db);
 void test_usage(convstate_db *db);
+void test_content_parts(convstate_db *db);
 
 #endif /* CONVSTATE_C_TEST_H */

@@ -61,6 +61,7 @@ int main(int argc, char **argv) {
         test_turn_options_v2(db);
         test_split_turns(db);
         test_usage(db);
+        test_content_parts(db);
         test_outcome_unknown(db);
 
         CHECK_OK(convstate_conversation_delete_all(db, g_user, &n));

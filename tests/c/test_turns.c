@@ -570,8 +570,8 @@ void test_turn_options_v2(convstate_db *db) {
     nested_ctx n;
     char key[96], conv[128], *out = NULL;
     time_t t0;
-    CHECK(o.version == 5 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0 && o.flush_user_message == 0 &&
-          o.conversation_key == NULL && o.regenerate == 0);
+    CHECK(o.version == 6 && o.run_lease_ms == 0 && o.duplicate_wait_ms == 0 && o.flush_user_message == 0 &&
+          o.conversation_key == NULL && o.regenerate == 0 && o.message_parts_json == NULL);
     CHECK_OK(convstate_conversation_create(db, g_user, "options v2", NULL, &out));
     CHECK(json_string_field(out, "id", conv, sizeof conv));
     FREE(out);
@@ -657,4 +657,27 @@ void test_usage(convstate_db *db) {
     FREE(out);
     CHECK_STATUS(CONVSTATE_NOT_FOUND, convstate_usage(db, g_other, conv, &out));
     CHECK(out == NULL);
+}
+
+/* Content parts: a message whose content is an array, and a turn sent as parts. */
+void test_content_parts(convstate_db *db) {
+    char *out = NULL, conv[128];
+    convstate_turn_options o = CONVSTATE_TURN_OPTIONS_INIT;
+    const char *parts = "[{\"type\":\"text\",\"text\":\"see\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x/a.png\"}}]";
+    o.message_parts_json = parts;
+    CHECK_OK(convstate_turn(db, g_user, "", &o, usage_agent, NULL, &out));
+    CHECK(json_string_field(out, "conversation_id", conv, sizeof conv));
+    FREE(out);
+    CHECK_OK(convstate_message_load_all(db, g_user, conv, &out));
+    CHECK(contains(out, "\"content\":[{\"type\":\"text\",\"text\":\"see\"},{\"type\":\"image_url\""));
+    FREE(out);
+    CHECK_OK(convstate_message_append(db, g_user, conv, "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"t\"}]}",
+                                      NULL, &out));
+    CHECK(contains(out, "\"content\":[{\"type\":\"text\",\"text\":\"t\"}]"));
+    FREE(out);
+    CHECK_INVALID("content[0].type",
+                  convstate_message_append(db, g_user, conv, "{\"role\":\"user\",\"content\":[{\"type\":\"x\"}]}", NULL, &out));
+    o.message_parts_json = "[{\"type\":\"image_url\",\"image_url\":{\"url\":\"ftp://x\"}}]";
+    o.conversation_id = conv;
+    CHECK_INVALID("message_parts_json[0].image_url.url", convstate_turn(db, g_user, "", &o, usage_agent, NULL, &out));
 }

@@ -154,6 +154,7 @@ void to_turn(const char* user_id, const char* message, const convstate_turn_opti
         if (options->version >= 3) orchestrator.flush_user_message = options->flush_user_message != 0;
         if (options->version >= 4 && options->conversation_key) request.conversation_key = options->conversation_key;
         if (options->version >= 5) request.regenerate = options->regenerate != 0;
+        if (options->version >= 6 && options->message_parts_json) request.message_parts_json = options->message_parts_json;
     }
 }
 

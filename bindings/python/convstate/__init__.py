@@ -753,6 +753,9 @@ class Database:
         unique per user), in place of ``conversation_id``: the turn continues the user's
         conversation with this key, or creates it (with ``title`` and ``conversation_metadata``).
 
+        ``message`` may be a list of OpenAI content parts (``{"type": "text", ...}``,
+        ``image_url``, ``input_audio``, ``file``) instead of a str.
+
         ``regenerate``: run the turn without a new user message (pass ``message=""``): the
         agent answers the conversation's last message, which must be a user message — in a fork
         made at it (:meth:`fork_conversation`), or after a failed turn.
@@ -769,9 +772,10 @@ class Database:
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
             reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key, regenerate,
+            message,
         )
         user = _text(user_id, "user_id")
-        text = _text(message, "message")
+        text = _message_text(message)
         raised: list[BaseException] = []
 
         def callback(_context: Any, history_json: Optional[bytes], cb_user: Optional[bytes],
@@ -836,9 +840,10 @@ class Database:
         options, strings = _turn_options(
             conversation_id, idempotency_key, title, conversation_metadata, message_metadata, window,
             reject_concurrent, run_lease, duplicate_wait, flush_user_message, conversation_key, regenerate,
+            message,
         )
         result = self._call_json(
-            "convstate_turn_begin", _text(user_id, "user_id"), _text(message, "message"), byref(options)
+            "convstate_turn_begin", _text(user_id, "user_id"), _message_text(message), byref(options)
         )
         del strings
         return result
@@ -876,6 +881,7 @@ def _turn_options(
     flush_user_message: bool,
     conversation_key: Optional[str],
     regenerate: bool,
+    message: Any,
 ) -> tuple[_native.TurnOptions, list[Any]]:
     """convstate_turn_options, and what it points to (keep that alive until the call returns)."""
     win = _window_from_dict(window)
@@ -887,6 +893,7 @@ def _turn_options(
         _opt_json_object(message_metadata, "message_metadata"),
     ]
     key = _text(conversation_key, "conversation_key", optional=True)
+    parts = _json(list(message), "message", kind=list) if isinstance(message, (list, tuple)) else None
     options = _native.TurnOptions(
         _native.TURN_OPTIONS_VERSION,
         *strings,
@@ -897,8 +904,16 @@ def _turn_options(
         1 if flush_user_message else 0,
         key,
         1 if regenerate else 0,
+        parts,
     )
-    return options, [strings, key, win]
+    return options, [strings, key, parts, win]
+
+
+def _message_text(message: Any) -> bytes:
+    """A turn's message: a str, or a content-part list (sent as message_parts_json, text "")."""
+    if isinstance(message, (list, tuple)):
+        return b""
+    return _text(message, "message")
 
 
 def _reply_json(reply: AgentReply) -> bytes:

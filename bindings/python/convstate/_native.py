@@ -56,7 +56,7 @@ WINDOW_TOKEN_BUDGET = 2
 
 DB_OPTIONS_VERSION = 1
 WINDOW_VERSION = 2
-TURN_OPTIONS_VERSION = 5
+TURN_OPTIONS_VERSION = 6
 
 convstate_status = c_int  # a C enum: int-sized on every ABI we target
 convstate_window_kind = c_int
@@ -107,6 +107,7 @@ class TurnOptions(Structure):
         ("flush_user_message", c_int),
         ("conversation_key", c_char_p),
         ("regenerate", c_int),
+        ("message_parts_json", c_char_p),
     ]
 
 

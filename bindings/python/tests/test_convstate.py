@@ -399,6 +399,21 @@ class _Cases:
         with self.assertRaises(NotFound):
             self.db.usage("someone-else", r["conversation_id"])
 
+    def test_content_parts(self) -> None:
+        parts = [{"type": "text", "text": "what is this? é"},
+                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+        seen: list = []
+        r = self.db.turn(self.user, parts, lambda h, u, c: seen.append(h[-1]["content"]) or "a logo")
+        self.assertEqual(seen, [parts])
+        stored = self.db.load_all(self.user, r["conversation_id"])
+        self.assertEqual(stored[0]["content"], parts)
+        appended = self.db.append(self.user, r["conversation_id"], {"role": "user", "content": [{"type": "text", "text": "t"}]})
+        self.assertEqual(appended["content"], [{"type": "text", "text": "t"}])
+        with self.assertRaises(InvalidArgument) as cm:
+            self.db.append(self.user, r["conversation_id"], {"role": "assistant", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x"}}]})
+        self.assertEqual(cm.exception.field, "content[0].type")
+
     def test_truncate(self) -> None:
         cid = self.conversation()
         self.db.append_batch(

@@ -381,6 +381,9 @@ pub struct TurnOptions {
     /// Run the turn without a new user message (pass ""): the agent answers the conversation's
     /// last message, which must be a user message — in a fork made at it, or after a failed turn.
     pub regenerate: bool,
+    /// The user's content as an OpenAI content-part array, in place of the message text (pass
+    /// "" as the message).
+    pub message_parts: Option<Value>,
 }
 
 impl TurnOptions {
@@ -1085,6 +1088,7 @@ fn with_raw_options<T>(
     let message_metadata =
         opt_cstring("message_metadata", options.message_metadata.as_ref().map(Value::to_json).as_deref())?;
     let conversation_key = opt_cstring("conversation_key", options.conversation_key.as_deref())?;
+    let message_parts = opt_cstring("message_parts", options.message_parts.as_ref().map(Value::to_json).as_deref())?;
     let window = options.window.map(Window::to_sys);
 
     let mut raw = sys::CONVSTATE_TURN_OPTIONS_INIT;
@@ -1102,6 +1106,7 @@ fn with_raw_options<T>(
     raw.flush_user_message = c_int::from(options.flush_user_message);
     raw.conversation_key = opt_ptr(&conversation_key);
     raw.regenerate = c_int::from(options.regenerate);
+    raw.message_parts_json = opt_ptr(&message_parts);
     f(&raw)
 }
 

@@ -127,7 +127,7 @@ pub type convstate_agent_fn = Option<
     ) -> c_int, // a convstate_status value
 >;
 
-pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 5;
+pub const CONVSTATE_TURN_OPTIONS_VERSION: c_uint = 6;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -145,6 +145,7 @@ pub struct convstate_turn_options {
     pub flush_user_message: c_int,
     pub conversation_key: *const c_char,
     pub regenerate: c_int,
+    pub message_parts_json: *const c_char,
 }
 
 /** `CONVSTATE_TURN_OPTIONS_INIT`. */
@@ -162,6 +163,7 @@ pub const CONVSTATE_TURN_OPTIONS_INIT: convstate_turn_options = convstate_turn_o
     flush_user_message: 0,
     conversation_key: std::ptr::null(),
     regenerate: 0,
+    message_parts_json: std::ptr::null(),
 };
 
 // ---- Functions -------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ mod tests {
         assert_eq!(size_of::<convstate_db_options>(), 32);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 40);
-        assert_eq!(size_of::<convstate_turn_options>(), 104);
+        assert_eq!(size_of::<convstate_turn_options>(), 112);
         assert_eq!(CONVSTATE_VERSION_NUMBER, 100);
     }
 }

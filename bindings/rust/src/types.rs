@@ -198,6 +198,9 @@ impl ToolCall {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// The content as an OpenAI content-part array instead of text (then `content` is ""):
+    /// `[{"type":"text","text":…},{"type":"image_url","image_url":{"url":…}}, …]`.
+    pub content_parts: Option<Value>,
     /// Optional participant / tool name.
     pub name: Option<String>,
     /// Assistant messages only.
@@ -223,6 +226,7 @@ impl Default for Message {
         Message {
             role: Role::User,
             content: String::new(),
+            content_parts: None,
             name: None,
             tool_calls: Vec::new(),
             tool_call_id: None,
@@ -263,6 +267,11 @@ impl Message {
         }
     }
 
+    /// A user message whose content is an OpenAI content-part array.
+    pub fn user_parts(parts: Value) -> Message {
+        Message { role: Role::User, content_parts: Some(parts), ..Message::default() }
+    }
+
     pub fn with_name(mut self, name: impl Into<String>) -> Message {
         self.name = Some(name.into());
         self
@@ -297,7 +306,8 @@ impl Message {
 
     /// The fields an append reads (what is sent to the library).
     pub(crate) fn input_json(&self) -> Value {
-        let mut v = Value::object().with("role", self.role.as_str()).with("content", self.content.as_str());
+        let content = self.content_parts.clone().unwrap_or_else(|| Value::from(self.content.as_str()));
+        let mut v = Value::object().with("role", self.role.as_str()).with("content", content);
         if let Some(name) = &self.name {
             v.set("name", name.as_str());
         }
@@ -333,9 +343,14 @@ impl Message {
             None => Vec::new(),
             Some(calls) => decode_array(calls, &o.field("tool_calls"), ToolCall::decode)?,
         };
+        let parts = match o.find("content") {
+            Some(v @ Value::Array(_)) => Some(v.clone()),
+            _ => None,
+        };
         Ok(Message {
             role,
-            content: o.opt_string("content")?.unwrap_or_default(),
+            content: if parts.is_some() { String::new() } else { o.opt_string("content")?.unwrap_or_default() },
+            content_parts: parts,
             name: o.opt_string("name")?,
             tool_calls,
             tool_call_id: o.opt_string("tool_call_id")?,
@@ -588,6 +603,7 @@ mod tests {
         let m = Message {
             role: Role::Assistant,
             content: "x \"y\" 🌍".into(),
+            content_parts: None,
             name: Some("bot".into()),
             tool_calls: vec![ToolCall::new("c1", "calc", r#"{"e":"1+2"}"#)],
             tool_call_id: None,

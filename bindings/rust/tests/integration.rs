@@ -36,6 +36,7 @@ backend_tests!(
     summaries,
     fork_and_regenerate,
     usage,
+    content_parts,
 );
 
 fn user() -> String {
@@ -926,4 +927,21 @@ fn usage(db: TestDb) {
     assert_eq!(report.by_model.iter().map(|m| m.model.clone()).collect::<Vec<_>>(), [None, Some("m".to_owned())]);
     assert_eq!(db.usage_since(&u, 0).unwrap().total.replies, 2);
     assert_not_found(db.usage("someone-else", &c));
+}
+
+fn content_parts(db: TestDb) {
+    let u = user();
+    let parts = Value::Array(vec![
+        Value::object().with("type", "text").with("text", "what is this? 🌍"),
+        Value::object().with("type", "image_url").with("image_url", Value::object().with("url", "https://x/a.png")),
+    ]);
+    let opts = TurnOptions { message_parts: Some(parts.clone()), ..TurnOptions::default() };
+    let r = db.turn(&u, "", &opts, |h, _, _| Ok(AgentReply::text(format!("parts: {}", h[0].content_parts.is_some())))).unwrap();
+    assert_eq!(r.reply, "parts: true");
+    let stored = db.load_all(&u, &r.conversation_id).unwrap();
+    assert_eq!(stored[0].content_parts, Some(parts.clone()));
+    let appended = db.append(&u, &r.conversation_id, &Message::user_parts(parts.clone()), None).unwrap();
+    assert_eq!((appended.content_parts, appended.content.as_str()), (Some(parts), ""));
+    let bad = Value::Array(vec![Value::object().with("type", "video")]);
+    assert_invalid(db.append(&u, &r.conversation_id, &Message::user_parts(bad), None), "content[0].type");
 }

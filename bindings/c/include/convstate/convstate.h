@@ -201,7 +201,8 @@ CONVSTATE_C_API convstate_status convstate_conversation_delete_all(convstate_db 
 /** @} */
 
 /** @name Messages
- *  Message JSON: {"role","content","name"?,"tool_calls"?,"tool_call_id"?,"metadata"?,
+ *  Message JSON: {"role","content" (a string, or an OpenAI content-part array),"name"?,
+ *  "tool_calls"?,"tool_call_id"?,"metadata"?,
  *  "token_count"?,"idempotency_key"?}; stored messages add "conversation_id","seq",
  *  "created_at_us". Lists are JSON arrays in seq order. Every call is scoped to user_id
  *  (CONVSTATE_NOT_FOUND for a missing or foreign conversation); `*out_json` results are freed
@@ -378,9 +379,9 @@ typedef int (*convstate_agent_fn)(void *context, const char *history_json, const
                                   const char *conversation_id, convstate_reply *reply);
 
 /** Version 2 added run_lease_ms and duplicate_wait_ms, version 3 flush_user_message, version 4
- *  conversation_key, version 5 regenerate; structs of earlier versions are still accepted
+ *  conversation_key, version 5 regenerate, version 6 message_parts_json; structs of earlier versions are still accepted
  *  (their missing fields take the defaults). */
-#define CONVSTATE_TURN_OPTIONS_VERSION 5
+#define CONVSTATE_TURN_OPTIONS_VERSION 6
 /** Options of convstate_turn; initialise with CONVSTATE_TURN_OPTIONS_INIT. Strings are copied
  *  during the call. */
 typedef struct convstate_turn_options {
@@ -415,10 +416,13 @@ typedef struct convstate_turn_options {
      *  in a fork made at it, or after a failed turn. Needs conversation_id or conversation_key;
      *  idempotency_key must be NULL. */
     int regenerate;
+    /** The user's content as an OpenAI content-part array (JSON text: text, image_url,
+     *  input_audio, file parts), in place of message (which must then be ""). NULL: none. */
+    const char *message_parts_json;
 } convstate_turn_options;
 /** No conversation (create one), no key, all messages, concurrent turns allowed, default times,
  *  one WAL flush per turn. */
-#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0}
+#define CONVSTATE_TURN_OPTIONS_INIT {CONVSTATE_TURN_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, NULL}
 
 /** Runs one stateless turn: resolve (or create) the conversation, store the user message, load
  *  the window, call agent(context, …), store its output atomically. options may be NULL; db,
