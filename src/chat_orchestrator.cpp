@@ -255,8 +255,7 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnI
 std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const std::string& conversation_id,
                                               const HistoryWindow& w) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     detail::check_window(w);
     detail::WindowRows rows = db.run(TxMode::read, [&](soci::session& s) {
         long long last_seq = 0;

@@ -88,8 +88,7 @@ GetOrCreateResult ConversationStore::get_or_create(std::string_view user_id, con
 Conversation ConversationStore::fork(std::string_view user_id, std::string_view conversation_id, std::int64_t at_seq,
                                      const ForkOptions& options) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     if (at_seq < 0) throw InvalidArgument("at_seq", "must not be negative");
     NewConversation spec; // checked now; the source's title and metadata fill what is unset
     spec.title = options.title.value_or("");
@@ -153,8 +152,7 @@ UsageReport read_usage(detail::DatabaseImpl& db, soci::session& s, const std::st
 
 UsageReport ConversationStore::usage(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         if (!detail::conversation_exists(db, s, user, id)) detail::throw_not_found(id);
@@ -174,8 +172,7 @@ UsageReport ConversationStore::usage_since(std::string_view user_id, std::int64_
 
 std::vector<Conversation> ConversationStore::forks(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         if (!find_conversation(db, s, user, id)) detail::throw_not_found(id);
@@ -206,8 +203,7 @@ Conversation ConversationStore::get_by_key(std::string_view user_id, std::string
 
 Conversation ConversationStore::get(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         auto found = find_conversation(db, s, user, id);
@@ -260,8 +256,7 @@ Conversation update_returning(detail::DatabaseImpl& db, const std::string& sql, 
 Conversation ConversationStore::rename(std::string_view user_id, std::string_view conversation_id,
                                        std::string_view title) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     detail::check_text(title, "title", db.limits().max_title_bytes);
     return update_returning(db, db.sql().conv_rename, std::string(title), user_id, conversation_id);
 }
@@ -269,16 +264,14 @@ Conversation ConversationStore::rename(std::string_view user_id, std::string_vie
 Conversation ConversationStore::set_metadata(std::string_view user_id, std::string_view conversation_id,
                                              std::string_view metadata_json) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string metadata = detail::normalize_metadata(metadata_json, "metadata", db.limits());
     return update_returning(db, db.sql().conv_set_metadata, metadata, user_id, conversation_id);
 }
 
 void ConversationStore::remove(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     db.run(TxMode::write, [&](soci::session& s) {
         Stmt del(db, s, db.sql().conv_delete);

@@ -21,11 +21,6 @@ namespace {
 
 constexpr std::size_t max_page = 10000;
 
-void check_scope(const detail::DatabaseImpl& db, std::string_view user_id, std::string_view conversation_id) {
-    detail::check_user_id(user_id, db.limits());
-    detail::check_conversation_id(conversation_id, db.limits());
-}
-
 void check_page_limit(std::size_t limit) {
     if (limit < 1 || limit > max_page)
         throw InvalidArgument("limit", fmt::format("must be between 1 and {}", max_page));
@@ -56,7 +51,7 @@ std::vector<Message> load(detail::DatabaseImpl& db, const std::string& sql, cons
 std::vector<Message> append_messages(detail::DatabaseImpl& db, std::string_view user_id,
                                      std::string_view conversation_id, const std::vector<Message>& messages,
                                      const AppendOptions& options, const char* field_name) {
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     if (messages.empty()) throw InvalidArgument("messages", "must not be empty");
     if (messages.size() > db.limits().max_batch)
         throw InvalidArgument("messages", fmt::format("holds {} messages, over the limit of {}", messages.size(),
@@ -88,14 +83,14 @@ std::vector<Message> MessageRepository::append_batch(std::string_view user_id, s
 
 std::vector<Message> MessageRepository::load_all(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     return load(db, db.sql().msg_all, std::string(user_id), std::string(conversation_id), [](Stmt&) {});
 }
 
 std::vector<Message> MessageRepository::load_last(std::string_view user_id, std::string_view conversation_id,
                                                   std::size_t n) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     const long long count = static_cast<long long>(std::min<std::size_t>(n, INT64_MAX));
     if (n == 0) {
@@ -108,7 +103,7 @@ std::vector<Message> MessageRepository::load_last(std::string_view user_id, std:
 std::vector<Message> MessageRepository::load_after(std::string_view user_id, std::string_view conversation_id,
                                                    std::int64_t after_seq, std::size_t limit) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     check_page_limit(limit);
     const long long after = after_seq, lim = static_cast<long long>(limit);
     return load(db, db.sql().msg_after, std::string(user_id), std::string(conversation_id),
@@ -118,7 +113,7 @@ std::vector<Message> MessageRepository::load_after(std::string_view user_id, std
 std::vector<Message> MessageRepository::load_before(std::string_view user_id, std::string_view conversation_id,
                                                     std::int64_t before_seq, std::size_t limit) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     check_page_limit(limit);
     // Seqs start at 1 and are below 2^62 in practice: clamping keeps the SQL arithmetic exact.
     const long long before = std::clamp<std::int64_t>(before_seq, 1, std::int64_t{1} << 62);
@@ -131,7 +126,7 @@ std::vector<Message> MessageRepository::load_before(std::string_view user_id, st
 std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_view conversation_id,
                                          std::int64_t after_seq, std::optional<std::int64_t> expected_last_seq) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     if (after_seq < 0) throw InvalidArgument("after_seq", "must not be negative");
     if (expected_last_seq && *expected_last_seq < 0) throw InvalidArgument("expected_last_seq", "must not be negative");
     const std::string user{user_id}, id{conversation_id};
@@ -164,7 +159,7 @@ Summary MessageRepository::add_summary(std::string_view user_id, std::string_vie
                                        std::int64_t covers_through_seq, std::string_view content,
                                        std::string_view metadata_json) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     if (covers_through_seq < 1) throw InvalidArgument("covers_through_seq", "must be at least 1");
     if (content.empty()) throw InvalidArgument("content", "must not be empty");
     detail::check_text(content, "content", db.limits().max_content_bytes);
@@ -194,7 +189,7 @@ Summary MessageRepository::add_summary(std::string_view user_id, std::string_vie
 
 std::vector<Summary> MessageRepository::summaries(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         std::vector<Summary> out;
@@ -213,7 +208,7 @@ std::vector<Summary> MessageRepository::summaries(std::string_view user_id, std:
 
 std::int64_t MessageRepository::count(std::string_view user_id, std::string_view conversation_id) const {
     auto& db = db_.impl();
-    check_scope(db, user_id, conversation_id);
+    detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
     return db.run(TxMode::read, [&](soci::session& s) {
         long long n = 0;

@@ -45,6 +45,11 @@ void check_conversation_id(std::string_view conversation_id, const Limits& limit
     check_id(conversation_id, "conversation_id", limits.max_id_bytes);
 }
 
+void check_scope(std::string_view user_id, std::string_view conversation_id, const Limits& limits) {
+    check_user_id(user_id, limits);
+    check_conversation_id(conversation_id, limits);
+}
+
 bool is_json(std::string_view text) noexcept {
     boost::system::error_code ec;
     boost::json::parse(text, ec);

@@ -26,6 +26,8 @@ void check_key(std::string_view key, const std::string& field, std::size_t max_b
 /** The separator of derived idempotency keys (see check_key). */
 inline constexpr char derived_key_separator = '\x1f';
 void check_conversation_id(std::string_view conversation_id, const Limits& limits);
+/** check_user_id and check_conversation_id: the scope every call on a conversation takes. */
+void check_scope(std::string_view user_id, std::string_view conversation_id, const Limits& limits);
 
 /** Well-formed UTF-8, no NUL byte (PostgreSQL TEXT cannot hold one), at most max_bytes. */
 void check_text(std::string_view value, const std::string& field, std::size_t max_bytes);

@@ -11,6 +11,7 @@
 
 #include "demo_agents.hpp"
 #include "support.hpp"
+#include "undo.hpp"
 
 using namespace convstate;
 using cstest::msg;
@@ -198,14 +199,7 @@ TEST_CASE("fork: forks racing turns and undos on their source are consistent cop
         });
     threads.emplace_back([&] {
         while (!stop) {
-            const std::vector<Message> recent = messages.load_last("u", src.id, 6);
-            std::int64_t from = 0;
-            for (const Message& m : recent)
-                if (m.role == Role::user) from = m.seq;
-            if (from > 1) try {
-                    messages.truncate("u", src.id, from - 1, recent.back().seq);
-                } catch (const Conflict&) {
-                }
+            cstest::undo_last_exchange(messages, "u", src.id, 1);
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
     });

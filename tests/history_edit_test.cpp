@@ -12,6 +12,7 @@
 
 #include "demo_agents.hpp"
 #include "support.hpp"
+#include "undo.hpp"
 
 using namespace convstate;
 using cstest::msg;
@@ -25,13 +26,6 @@ std::vector<Message> numbered(int n, const std::string& tag = "m") {
     std::vector<Message> out;
     for (int i = 1; i <= n; ++i) out.push_back(msg(i % 2 ? Role::user : Role::assistant, tag + std::to_string(i)));
     return out;
-}
-
-// The seq of the newest user message of the last few, or 0 (then nothing is undone).
-std::int64_t last_user_seq(const std::vector<Message>& recent) {
-    for (auto it = recent.rbegin(); it != recent.rend(); ++it)
-        if (it->role == Role::user) return it->seq;
-    return 0;
 }
 
 } // namespace
@@ -185,15 +179,9 @@ TEST_CASE("truncate: racing turns on one conversation keeps seqs dense and every
         threads.emplace_back([&] {
             // "Delete the last exchange": from the newest user message on, if nothing moved.
             for (int undos = 0; undos < 12 && !turns_done; ++undos) {
-                const std::vector<Message> recent = messages.load_last("u", c.id, 6);
-                const std::int64_t from = last_user_seq(recent);
-                if (from == 0) continue;
-                try {
-                    if (messages.truncate("u", c.id, from - 1, recent.back().seq) > 0) {
-                        std::lock_guard lock(mu);
-                        cuts.push_back(from - 1);
-                    }
-                } catch (const Conflict&) {
+                if (const auto cut = cstest::undo_last_exchange(messages, "u", c.id)) {
+                    std::lock_guard lock(mu);
+                    cuts.push_back(*cut);
                 }
                 std::this_thread::sleep_for(std::chrono::milliseconds(3));
             }

@@ -16,6 +16,7 @@
 
 #include "demo_agents.hpp"
 #include "support.hpp"
+#include "undo.hpp"
 
 using namespace convstate;
 using cstest::msg;
@@ -228,14 +229,7 @@ TEST_CASE("summaries: turns racing summaries and undos keep every invariant") {
         });
     threads.emplace_back([&] {
         while (!stop) {
-            const std::vector<Message> recent = messages.load_last("u", c.id, 6);
-            std::int64_t from = 0;
-            for (const Message& m : recent)
-                if (m.role == Role::user) from = m.seq;
-            if (from > 1) try {
-                    if (messages.truncate("u", c.id, from - 1, recent.back().seq) > 0) ++undos;
-                } catch (const Conflict&) {
-                }
+            if (cstest::undo_last_exchange(messages, "u", c.id, 1)) ++undos; // the system message stays
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
     });

@@ -22,6 +22,7 @@
 #include <convstate/convstate.hpp>
 
 #include "demo_agents.hpp"
+#include "undo.hpp"
 
 namespace {
 convstate::Database open(const char* url) {
@@ -85,17 +86,8 @@ int main(int argc, char** argv) try {
     }
     if (cmd == "undo" && argc == 6) {
         convstate::MessageRepository messages(open(argv[2]));
-        for (int done = 0, attempts = 0; done < std::atoi(argv[5]) && attempts < 1000; ++attempts) {
-            const auto recent = messages.load_last(argv[3], argv[4], 6);
-            std::int64_t from = 0;
-            for (const auto& m : recent)
-                if (m.role == convstate::Role::user) from = m.seq;
-            if (from == 0) continue;
-            try {
-                if (messages.truncate(argv[3], argv[4], from - 1, recent.back().seq) > 0) ++done;
-            } catch (const convstate::Conflict&) {
-            }
-        }
+        for (int done = 0, attempts = 0; done < std::atoi(argv[5]) && attempts < 1000; ++attempts)
+            if (cstest::undo_last_exchange(messages, argv[3], argv[4])) ++done;
         return 0;
     }
     if (cmd == "summarize" && argc == 6) {
