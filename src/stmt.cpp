@@ -27,10 +27,7 @@ Stmt::~Stmt() {
     }
     // A SQLite statement left un-reset keeps its read snapshot open: reset it now, not at its
     // next use.
-    // (static_cast: SOCI does not export the backend's typeinfo.)
-    if (db_.dialect() == Dialect::sqlite && c_->prepared)
-        if (auto* be = static_cast<soci::sqlite3_statement_backend*>(c_->st.get_backend()); be && be->stmt_)
-            sqlite_api::sqlite3_reset(be->stmt_);
+    if (native_) sqlite_api::sqlite3_reset(native_);
 }
 
 CachedStatement::Slot CachedStatement::new_slot(bool is_text) {
@@ -47,11 +44,14 @@ CachedStatement::Slot CachedStatement::new_slot(bool is_text) {
     return slot;
 }
 
+// SQLite statements are bound and read by Stmt itself: SOCI gets no bindings for them.
 Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* number) {
     if (!c_->prepared) {
         const CachedStatement::Slot slot = c_->new_slot(is_text);
-        if (slot.text) c_->st.exchange(soci::use(*slot.text, *slot.ind));
-        else c_->st.exchange(soci::use(*slot.number, *slot.ind));
+        if (db_.dialect() != Dialect::sqlite) {
+            if (slot.text) c_->st.exchange(soci::use(*slot.text, *slot.ind));
+            else c_->st.exchange(soci::use(*slot.number, *slot.ind));
+        }
         c_->uses.push_back(slot);
     }
     const CachedStatement::Slot& slot = c_->uses.at(next_use_++);
@@ -62,7 +62,7 @@ Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* num
 }
 
 Stmt& Stmt::bind_into(std::string* text, long long* number, soci::indicator* ind) {
-    if (!c_->prepared) {
+    if (!c_->prepared && db_.dialect() != Dialect::sqlite) {
         const CachedStatement::Slot slot = c_->new_slot(text != nullptr);
         if (slot.text) c_->st.exchange(soci::into(*slot.text, *slot.ind));
         else c_->st.exchange(soci::into(*slot.number, *slot.ind));
@@ -110,22 +110,80 @@ std::size_t placeholders(const std::string& sql) {
 
 } // namespace
 
+void Stmt::prepare() {
+    // The binding contract: one use() per placeholder, every time. Values are bound by position,
+    // so a missing or extra one would shift every value after it.
+    if (next_use_ != c_->uses.size() || (!c_->prepared && c_->uses.size() != placeholders(sql_)))
+        throw std::logic_error(fmt::format("convstate: {} values bound to a statement with {} placeholders: {}",
+                                           next_use_, placeholders(sql_), sql_.substr(0, 200)));
+    if (!c_->prepared) {
+        c_->st.alloc();
+        // Cached: prepared once per connection (PostgreSQL: PREPARE, then EXECUTE each time).
+        // Not cached: PostgreSQL runs it with PQexecParams (one round trip, nothing named).
+        c_->st.prepare(sql_, own_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
+        c_->st.define_and_bind();
+        c_->prepared = true;
+    }
+    if (db_.dialect() != Dialect::sqlite) return;
+    // (static_cast: SOCI does not export the backend's typeinfo.)
+    auto* be = static_cast<soci::sqlite3_statement_backend*>(c_->st.get_backend());
+    native_ = be ? be->stmt_ : nullptr;
+    if (!native_) throw std::logic_error("convstate: SQLite statement not prepared: " + sql_.substr(0, 200));
+    if (targets_.size() > static_cast<std::size_t>(sqlite_api::sqlite3_column_count(native_)))
+        throw std::logic_error(fmt::format("convstate: {} targets for a statement returning {} columns: {}",
+                                           targets_.size(), sqlite_api::sqlite3_column_count(native_),
+                                           sql_.substr(0, 200)));
+    sqlite_api::sqlite3_reset(native_);
+    for (std::size_t i = 0; i < c_->uses.size(); ++i) {
+        const CachedStatement::Slot& slot = c_->uses[i];
+        const int pos = static_cast<int>(i + 1);
+        int rc;
+        if (*slot.ind == soci::i_null) rc = sqlite_api::sqlite3_bind_null(native_, pos);
+        else if (slot.number) rc = sqlite_api::sqlite3_bind_int64(native_, pos, *slot.number);
+        // SQLITE_STATIC: the slot outlives the statement's use of it (it is re-bound each time).
+        else rc = sqlite_api::sqlite3_bind_text(native_, pos, slot.text->data(), static_cast<int>(slot.text->size()),
+                                                SQLITE_STATIC);
+        if (rc != SQLITE_OK) throw soci::sqlite3_soci_error(
+            fmt::format("binding value {}: {}", pos, sqlite_api::sqlite3_errstr(rc)), rc);
+    }
+}
+
+bool Stmt::sqlite_step() {
+    const int rc = sqlite_api::sqlite3_step(native_);
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) {
+        // The message names the failure (as SOCI's does); the result code classifies it.
+        std::string message = sqlite_api::sqlite3_errmsg(sqlite_api::sqlite3_db_handle(native_));
+        sqlite_api::sqlite3_reset(native_);
+        throw soci::sqlite3_soci_error("sqlite3_step: " + message, rc);
+    }
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+        const Target& t = targets_[i];
+        const int col = static_cast<int>(i);
+        const bool null = sqlite_api::sqlite3_column_type(native_, col) == SQLITE_NULL;
+        if (t.ind) *t.ind = null ? soci::i_null : soci::i_ok;
+        if (null) continue; // the target keeps its value; the indicator says null
+        if (t.text) {
+            // column_text before column_bytes: the byte count is then that of the text form.
+            const auto* p = reinterpret_cast<const char*>(sqlite_api::sqlite3_column_text(native_, col));
+            t.text->assign(p ? p : "", static_cast<std::size_t>(sqlite_api::sqlite3_column_bytes(native_, col)));
+        } else {
+            *t.number = sqlite_api::sqlite3_column_int64(native_, col);
+        }
+    }
+    return true;
+}
+
+long long Stmt::affected_rows() {
+    if (native_) return sqlite_api::sqlite3_changes(sqlite_api::sqlite3_db_handle(native_));
+    return c_->st.get_affected_rows();
+}
+
 bool Stmt::execute() {
     try {
-        // The binding contract: one use() per placeholder, every time. Values are bound by
-        // position, so a missing or extra one would shift every value after it.
-        if (next_use_ != c_->uses.size() || (!c_->prepared && c_->uses.size() != placeholders(sql_)))
-            throw std::logic_error(fmt::format("convstate: {} values bound to a statement with {} placeholders: {}",
-                                               next_use_, placeholders(sql_), sql_.substr(0, 200)));
-        if (!c_->prepared) {
-            c_->st.alloc();
-            // Cached: prepared once per connection (PostgreSQL: PREPARE, then EXECUTE each time).
-            // Not cached: PostgreSQL runs it with PQexecParams (one round trip, nothing named).
-            c_->st.prepare(sql_, own_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
-            c_->st.define_and_bind();
-            c_->prepared = true;
-        }
+        prepare();
         db_.count_statement();
+        if (native_) return sqlite_step();
         const bool got = c_->st.execute(true);
         if (got) copy_out();
         return got;
@@ -137,6 +195,7 @@ bool Stmt::execute() {
 
 bool Stmt::fetch() {
     try {
+        if (native_) return sqlite_step();
         const bool got = c_->st.fetch();
         if (got) copy_out();
         return got;

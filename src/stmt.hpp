@@ -10,6 +10,10 @@
 
 #include <soci/soci.h>
 
+namespace sqlite_api {
+struct sqlite3_stmt; // <sqlite3.h>, as SOCI includes it
+}
+
 namespace convstate::detail {
 
 class DatabaseImpl;
@@ -37,8 +41,12 @@ struct CachedStatement {
 
 /** Runs one SQL statement: bind values with use(), targets with into(), then execute() and
  *  fetch(). Values are copied into the statement's own buffers, so the statement can stay
- *  prepared on its connection and be reused (DatabaseImpl::cached); results are copied to the
- *  into() targets after each row. */
+ *  prepared on its connection and be reused (DatabaseImpl::cached).
+ *
+ *  PostgreSQL runs through SOCI, and each row is copied from SOCI's buffers to the into()
+ *  targets. SQLite statements are prepared by SOCI and then bound and stepped with the sqlite3
+ *  API on SOCI's own statement handle, each column read straight into its target: SOCI's
+ *  per-row conversions were the largest cost of reading a history (docs/performance.md). */
 class Stmt {
 public:
     Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable = true);
@@ -58,7 +66,7 @@ public:
     /** Executes with the bound data; returns whether a first row was fetched into the targets. */
     bool execute();
     bool fetch();
-    long long affected_rows() { return c_->st.get_affected_rows(); }
+    long long affected_rows();
 
 private:
     struct Target {
@@ -69,6 +77,9 @@ private:
     Stmt& bind_use(bool is_text, const std::string* text, const long long* number); // null: neither
     Stmt& bind_into(std::string* text, long long* number, soci::indicator* ind);
     void copy_out();
+    void prepare();
+    /** SQLite: steps the statement; reads a row into the targets. False when done. */
+    bool sqlite_step();
 
     DatabaseImpl& db_;
     soci::session& session_;
@@ -76,6 +87,7 @@ private:
     CachedStatement* c_;
     std::unique_ptr<CachedStatement> own_; // when not cached
     std::vector<Target> targets_;
+    sqlite_api::sqlite3_stmt* native_ = nullptr; // SQLite: SOCI's handle, stepped by this Stmt
     std::size_t next_use_ = 0;
     bool failed_ = false;
 };
