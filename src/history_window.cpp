@@ -56,48 +56,61 @@ std::vector<Unit> split_units(const std::vector<const Message*>& ms) {
 
 } // namespace
 
-std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_prefix, const std::vector<Message>& tail,
-                                           const std::optional<Summary>& summary) const {
-    const TokenCounter& count = token_counter ? token_counter : TokenCounter(estimate_tokens);
-    const std::int64_t prefix_end = keep_system && !system_prefix.empty() ? system_prefix.back().seq : 0;
-    std::optional<Message> summary_msg;
-    if (from_summary && summary) {
-        summary_msg.emplace();
-        summary_msg->role = summary_role;
-        summary_msg->content = summary->content;
-        summary_msg->metadata_json = summary->metadata_json;
-        summary_msg->conversation_id = summary->conversation_id;
-        summary_msg->created_at_us = summary->created_at_us;
+namespace {
+
+// What a window keeps of an in-memory history: whether the prefix goes first, the summary as a
+// message, then these tail messages (indexes, in order).
+struct Selection {
+    bool prefix = false;
+    std::optional<Message> summary;
+    std::vector<std::size_t> tail;
+};
+
+Selection choose(const HistoryWindow& w, const std::vector<Message>& system_prefix, const std::vector<Message>& tail,
+                 const std::optional<Summary>& summary) {
+    using Kind = HistoryWindow::Kind;
+    Selection out;
+    const TokenCounter& count = w.token_counter ? w.token_counter : TokenCounter(estimate_tokens);
+    out.prefix = w.keep_system;
+    const std::int64_t prefix_end = w.keep_system && !system_prefix.empty() ? system_prefix.back().seq : 0;
+    if (w.from_summary && summary) {
+        out.summary.emplace();
+        out.summary->role = w.summary_role;
+        out.summary->content = summary->content;
+        out.summary->metadata_json = summary->metadata_json;
+        out.summary->conversation_id = summary->conversation_id;
+        out.summary->created_at_us = summary->created_at_us;
     }
-    const std::int64_t skip_to = std::max(prefix_end, summary_msg ? summary->covers_through_seq : 0);
+    const std::int64_t skip_to = std::max(prefix_end, out.summary ? summary->covers_through_seq : 0);
 
     std::vector<const Message*> rest;
+    rest.reserve(tail.size());
     for (const Message& m : tail)
         if (m.seq > skip_to) rest.push_back(&m);
     const std::vector<Unit> units = split_units(rest);
 
     // Take whole units from the newest backwards while they fit.
     std::size_t first = units.size(); // index of the oldest unit taken
-    if (kind == Kind::all) {
+    if (w.kind == Kind::all) {
         first = 0;
-    } else if (kind == Kind::last_messages) {
+    } else if (w.kind == Kind::last_messages) {
         std::size_t taken = 0;
-        while (first > 0 && taken + (units[first - 1].end - units[first - 1].begin) <= max_messages) {
+        while (first > 0 && taken + (units[first - 1].end - units[first - 1].begin) <= w.max_messages) {
             --first;
             taken += units[first].end - units[first].begin;
         }
     } else {
         // Tokens spent so far, saturating (counts come from the host and from stored values).
         std::int64_t spent = 0;
-        if (keep_system)
+        if (w.keep_system)
             for (const Message& m : system_prefix) spent = detail::add_tokens(spent, count(m));
-        if (summary_msg) spent = detail::add_tokens(spent, count(*summary_msg));
+        if (out.summary) spent = detail::add_tokens(spent, count(*out.summary));
         while (first > 0) {
             const Unit& u = units[first - 1];
             std::int64_t cost = 0;
             for (std::size_t k = u.begin; k < u.end; ++k) cost = detail::add_tokens(cost, count(*rest[k]));
             const std::int64_t after = detail::add_tokens(spent, cost);
-            if (after > token_budget && first != units.size()) break; // the newest unit is always kept
+            if (after > w.token_budget && first != units.size()) break; // the newest unit is always kept
             spent = after;
             --first;
         }
@@ -108,13 +121,35 @@ std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_pr
             first = k;
             break;
         }
-
-    std::vector<Message> window;
-    if (keep_system) window = system_prefix;
-    if (summary_msg) window.push_back(std::move(*summary_msg));
+    if (first < units.size()) out.tail.reserve(units.back().end - units[first].begin);
     for (std::size_t k = first; k < units.size(); ++k)
-        for (std::size_t i = units[k].begin; i < units[k].end; ++i) window.push_back(*rest[i]);
+        for (std::size_t i = units[k].begin; i < units[k].end; ++i)
+            out.tail.push_back(static_cast<std::size_t>(rest[i] - tail.data()));
+    return out;
+}
+
+// The window of a selection, copying (const) or moving the messages out of prefix and tail.
+template <class Prefix, class Tail>
+std::vector<Message> assemble(Selection sel, Prefix& system_prefix, Tail& tail) {
+    std::vector<Message> window;
+    window.reserve((sel.prefix ? system_prefix.size() : 0) + (sel.summary ? 1 : 0) + sel.tail.size());
+    if (sel.prefix)
+        for (auto& m : system_prefix) window.push_back(std::move(m)); // a copy when const
+    if (sel.summary) window.push_back(std::move(*sel.summary));
+    for (std::size_t i : sel.tail) window.push_back(std::move(tail[i]));
     return window;
+}
+
+} // namespace
+
+std::vector<Message> HistoryWindow::select(const std::vector<Message>& system_prefix, const std::vector<Message>& tail,
+                                           const std::optional<Summary>& summary) const {
+    return assemble(choose(*this, system_prefix, tail, summary), system_prefix, tail);
+}
+
+std::vector<Message> HistoryWindow::select(std::vector<Message>&& system_prefix, std::vector<Message>&& tail,
+                                           const std::optional<Summary>& summary) const {
+    return assemble(choose(*this, system_prefix, tail, summary), system_prefix, tail);
 }
 
 } // namespace convstate

@@ -117,7 +117,7 @@ std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, co
             return fetch_messages(st, row);
         });
     }
-    return w.select(prefix, rows.tail, rows.summary);
+    return w.select(std::move(prefix), std::move(rows.tail), rows.summary);
 }
 
 } // namespace convstate::detail

@@ -385,6 +385,11 @@ TEST_CASE("window: property test over random histories") {
 
         const std::vector<Message> window = w.select(prefix, g.history);
         const std::string error = violation(g.history, prefix, w, window, g.fully_valid);
+        // The moving overload (what the library's loaders use) selects the very same messages.
+        {
+            std::vector<Message> prefix_copy = prefix, history_copy = g.history;
+            CHECK(w.select(std::move(prefix_copy), std::move(history_copy)) == window);
+        }
 
         CAPTURE(i);
         INFO("window: ", describe(w, custom));

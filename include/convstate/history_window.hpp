@@ -88,6 +88,10 @@ struct CONVSTATE_API HistoryWindow {
      *  covers are skipped). Returns the window. */
     std::vector<Message> select(const std::vector<Message>& system_prefix, const std::vector<Message>& tail,
                                 const std::optional<Summary>& summary = std::nullopt) const;
+    /** As above, moving the kept messages out of `system_prefix` and `tail` instead of copying
+     *  them (what is left there is unspecified). */
+    std::vector<Message> select(std::vector<Message>&& system_prefix, std::vector<Message>&& tail,
+                                const std::optional<Summary>& summary = std::nullopt) const;
 };
 
 } // namespace convstate
