@@ -144,7 +144,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                 st.execute();
                 out.conversation_id = fresh->id;
                 out.created = true;
-                out.user = row.to_message();
+                out.user = row.take_message();
                 out.window_rows = {1, 0, {out.user}, std::nullopt};
                 return out;
             }
@@ -164,7 +164,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             std::optional<Summary> summary;
             bool inserted = false; // the new message's row (the only one marked 0 or 1)
             std::vector<Message> rows = detail::fetch_messages_and_summary(
-                st, row, current, current_ind, summary, [&](std::optional<long long> mark) {
+                st, row, current, current_ind, summary, n + 1, [&](std::optional<long long> mark) {
                     if (!mark) return;
                     snapshot_current_flag = *mark;
                     inserted = true;

@@ -30,6 +30,7 @@ struct Unit {
 
 std::vector<Unit> split_units(const std::vector<const Message*>& ms) {
     std::vector<Unit> units;
+    units.reserve(ms.size());
     std::size_t i = 0;
     while (i < ms.size()) {
         const Message& m = *ms[i];

@@ -1,5 +1,7 @@
 #include "rows.hpp"
 
+#include <algorithm>
+
 #include "convstate/json.hpp"
 
 namespace convstate::detail {
@@ -10,18 +12,18 @@ void MessageRow::bind(Stmt& st) {
         .into(token_count, token_count_ind).into(key, key_ind).into(parts, parts_ind).into(created_at);
 }
 
-Message MessageRow::to_message() const {
+Message MessageRow::take_message() {
     Message m;
     m.role = role_from_string(role);
-    m.content = content;
-    if (name_ind == soci::i_ok) m.name = name;
+    m.content = std::move(content);
+    if (name_ind == soci::i_ok) m.name = std::move(name);
     if (tool_calls_ind == soci::i_ok) m.tool_calls = json::tool_calls_from_json(tool_calls_json);
-    if (tool_call_id_ind == soci::i_ok) m.tool_call_id = tool_call_id;
-    m.metadata_json = metadata_json;
+    if (tool_call_id_ind == soci::i_ok) m.tool_call_id = std::move(tool_call_id);
+    m.metadata_json = std::move(metadata_json);
     if (token_count_ind == soci::i_ok) m.token_count = token_count;
-    if (key_ind == soci::i_ok) m.idempotency_key = key;
-    if (parts_ind == soci::i_ok) m.content_parts_json = parts;
-    m.conversation_id = conversation_id;
+    if (key_ind == soci::i_ok) m.idempotency_key = std::move(key);
+    if (parts_ind == soci::i_ok) m.content_parts_json = std::move(parts);
+    m.conversation_id = std::move(conversation_id);
     m.seq = seq;
     m.created_at_us = created_at;
     return m;
@@ -49,10 +51,11 @@ Summary SummaryRow::to_summary() const {
     return Summary{conversation_id, covers, content, metadata_json, created_at};
 }
 
-std::vector<Message> fetch_messages(Stmt& st, MessageRow& row) {
+std::vector<Message> fetch_messages(Stmt& st, MessageRow& row, long long expected) {
     std::vector<Message> out;
+    out.reserve(static_cast<std::size_t>(std::clamp<long long>(expected, 0, max_reserved_rows)));
     if (st.execute()) {
-        do out.push_back(row.to_message());
+        do out.push_back(row.take_message());
         while (st.fetch());
     }
     return out;

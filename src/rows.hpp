@@ -16,7 +16,8 @@ struct MessageRow {
     soci::indicator name_ind{}, tool_calls_ind{}, tool_call_id_ind{}, token_count_ind{}, key_ind{}, parts_ind{};
 
     void bind(Stmt& st);
-    Message to_message() const;
+    /** The row as a Message; its strings are moved out (the next fetch refills them). */
+    Message take_message();
 };
 
 /** Receives one selected conversation row (CS_CONV_COLS order). */
@@ -38,8 +39,12 @@ struct SummaryRow {
     Summary to_summary() const;
 };
 
-/** Executes st (already bound to row) and collects every row. */
-std::vector<Message> fetch_messages(Stmt& st, MessageRow& row);
+/** At most this many rows are reserved for ahead of a read (a larger result grows the vector). */
+inline constexpr long long max_reserved_rows = 1024;
+
+/** Executes st (already bound to row) and collects every row; `expected` rows (at most
+ *  max_reserved_rows) are reserved for first. */
+std::vector<Message> fetch_messages(Stmt& st, MessageRow& row, long long expected = 0);
 
 /** Binds a message's own fields, in the order of sql.cpp's CS_MSG_FIELDS (role, content, name,
  *  tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key, content_parts_json):

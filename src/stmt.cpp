@@ -16,6 +16,7 @@ Stmt::Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, boo
         own_ = std::make_unique<CachedStatement>(session);
         c_ = own_.get();
     }
+    targets_.reserve(c_->targets);
 }
 
 Stmt::~Stmt() {
@@ -122,6 +123,7 @@ void Stmt::prepare() {
         // Not cached: PostgreSQL runs it with PQexecParams (one round trip, nothing named).
         c_->st.prepare(sql_, own_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
         c_->st.define_and_bind();
+        c_->targets = targets_.size();
         c_->prepared = true;
     }
     if (db_.dialect() != Dialect::sqlite) return;

@@ -32,6 +32,7 @@ struct CachedStatement {
     std::deque<long long> numbers;
     std::deque<soci::indicator> indicators;
     std::vector<Slot> uses, intos;
+    std::size_t targets = 0; // into() targets per execution (known once prepared)
     bool prepared = false;
     bool busy = false; // a Stmt is using it: the cache neither hands it out again nor drops it
 

@@ -78,7 +78,7 @@ std::optional<Message> find_by_key(DatabaseImpl& db, soci::session& s, const std
     row.bind(st);
     st.use(user).use(id).use(key);
     if (!st.execute()) return std::nullopt;
-    return row.to_message();
+    return row.take_message();
 }
 
 std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std::string& user,
@@ -169,7 +169,7 @@ std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::s
     Stmt st(db, s, db.sql().msg_range);
     row.bind(st);
     st.use(user).use(id).use(lo).use(hi);
-    return fetch_messages(st, row);
+    return fetch_messages(st, row, hi - lo);
 }
 
 } // namespace convstate::detail

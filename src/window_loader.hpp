@@ -10,6 +10,7 @@
 // — and with them the turn's own user message, so such a turn cannot store a reply (NotFound) —
 // so the later reads see the same history as the first.
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,19 +37,21 @@ struct WindowRows {
 
 /** Collects the rows of a statement that returns messages and, marked 2 in a last column bound
  *  to `mark` (sql.cpp's msg_window_chunk, turn_begin), a summary: the messages in order; the
- *  summary into `summary`. on_row sees each message row's mark. */
+ *  summary into `summary`; `expected` message rows are reserved for. on_row sees each message
+ *  row's mark. */
 template <class OnRow>
 std::vector<Message> fetch_messages_and_summary(Stmt& st, MessageRow& row, const long long& mark,
                                                 const soci::indicator& mark_ind, std::optional<Summary>& summary,
-                                                OnRow&& on_row) {
+                                                long long expected, OnRow&& on_row) {
     std::vector<Message> out;
+    out.reserve(static_cast<std::size_t>(std::clamp<long long>(expected, 0, max_reserved_rows)));
     if (st.execute()) {
         do {
             if (mark_ind == soci::i_ok && mark == 2) {
                 summary = Summary{row.conversation_id, row.token_count, row.content, row.metadata_json, row.created_at};
                 continue;
             }
-            out.push_back(row.to_message());
+            out.push_back(row.take_message());
             on_row(mark_ind == soci::i_ok ? std::optional(mark) : std::nullopt);
         } while (st.fetch());
     }
