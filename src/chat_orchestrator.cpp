@@ -176,8 +176,11 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
             const long long end = out.user.seq, below = std::max<long long>(0, end - n);
             // The range arm starts above the summary; the prefix arm ends at `below`.
             const long long lo = std::max<long long>(below, summary ? summary->covers_through_seq : 0);
-            std::vector<Message> prefix, tail;
-            for (Message& m : rows) (m.seq <= lo ? prefix : tail).push_back(std::move(m));
+            // Rows come in seq order (ORDER BY 2): the prefix arm's, at or below lo, first.
+            const auto mid = std::partition_point(rows.begin(), rows.end(), [&](const Message& m) { return m.seq <= lo; });
+            std::vector<Message> prefix(std::make_move_iterator(rows.begin()), std::make_move_iterator(mid));
+            rows.erase(rows.begin(), mid);
+            std::vector<Message> tail = std::move(rows);
             // A writer that committed while we waited for the row lock is missing from the
             // statement's snapshot, and a truncate may have replaced rows the snapshot still
             // shows: unless the snapshot is current (nobody wrote in between), re-read the range

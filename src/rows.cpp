@@ -12,8 +12,7 @@ void MessageRow::bind(Stmt& st) {
         .into(token_count, token_count_ind).into(key, key_ind).into(parts, parts_ind).into(created_at);
 }
 
-Message MessageRow::take_message() {
-    Message m;
+void MessageRow::take_into(Message& m) {
     m.role = role_from_string(role);
     m.content = std::move(content);
     if (name_ind == soci::i_ok) m.name = std::move(name);
@@ -26,7 +25,6 @@ Message MessageRow::take_message() {
     m.conversation_id = std::move(conversation_id);
     m.seq = seq;
     m.created_at_us = created_at;
-    return m;
 }
 
 void ConversationRow::bind(Stmt& st) {
@@ -55,7 +53,7 @@ std::vector<Message> fetch_messages(Stmt& st, MessageRow& row, long long expecte
     std::vector<Message> out;
     out.reserve(static_cast<std::size_t>(std::clamp<long long>(expected, 0, max_reserved_rows)));
     if (st.execute()) {
-        do out.push_back(row.take_message());
+        do row.take_into(out);
         while (st.fetch());
     }
     return out;

@@ -16,8 +16,15 @@ struct MessageRow {
     soci::indicator name_ind{}, tool_calls_ind{}, tool_call_id_ind{}, token_count_ind{}, key_ind{}, parts_ind{};
 
     void bind(Stmt& st);
-    /** The row as a Message; its strings are moved out (the next fetch refills them). */
-    Message take_message();
+    /** Moves the row into m, a default-constructed Message (the next fetch refills the row). */
+    void take_into(Message& m);
+    Message take_message() {
+        Message m;
+        take_into(m);
+        return m;
+    }
+    /** Appends the row to out, constructed in place. */
+    void take_into(std::vector<Message>& out) { take_into(out.emplace_back()); }
 };
 
 /** Receives one selected conversation row (CS_CONV_COLS order). */

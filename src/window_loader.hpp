@@ -51,7 +51,7 @@ std::vector<Message> fetch_messages_and_summary(Stmt& st, MessageRow& row, const
                 summary = Summary{row.conversation_id, row.token_count, row.content, row.metadata_json, row.created_at};
                 continue;
             }
-            out.push_back(row.take_message());
+            row.take_into(out);
             on_row(mark_ind == soci::i_ok ? std::optional(mark) : std::nullopt);
         } while (st.fetch());
     }
