@@ -46,8 +46,9 @@ struct SummaryRow {
     Summary to_summary() const;
 };
 
-/** At most this many rows are reserved for ahead of a read (a larger result grows the vector). */
-inline constexpr long long max_reserved_rows = 1024;
+/** At most this many rows are reserved for ahead of a read (a larger result grows the vector).
+ *  Seqs are dense, so a seq range's size is its row count: reserving it wastes nothing. */
+inline constexpr long long max_reserved_rows = 65536;
 
 /** Executes st (already bound to row) and collects every row; `expected` rows (at most
  *  max_reserved_rows) are reserved for first. */

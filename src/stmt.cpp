@@ -159,18 +159,22 @@ bool Stmt::sqlite_step() {
         sqlite_api::sqlite3_reset(native_);
         throw soci::sqlite3_soci_error("sqlite3_step: " + message, rc);
     }
+    // A null leaves its target as it was; the indicator says null.
     for (std::size_t i = 0; i < targets_.size(); ++i) {
         const Target& t = targets_[i];
         const int col = static_cast<int>(i);
-        const bool null = sqlite_api::sqlite3_column_type(native_, col) == SQLITE_NULL;
-        if (t.ind) *t.ind = null ? soci::i_null : soci::i_ok;
-        if (null) continue; // the target keeps its value; the indicator says null
         if (t.text) {
             // column_text before column_bytes: the byte count is then that of the text form.
+            // No text is a null, or SQLite running out of memory converting the value.
             const auto* p = reinterpret_cast<const char*>(sqlite_api::sqlite3_column_text(native_, col));
-            t.text->assign(p ? p : "", static_cast<std::size_t>(sqlite_api::sqlite3_column_bytes(native_, col)));
+            if (!p && sqlite_api::sqlite3_column_type(native_, col) != SQLITE_NULL)
+                throw soci::sqlite3_soci_error("sqlite3_column_text: out of memory", SQLITE_NOMEM);
+            if (t.ind) *t.ind = p ? soci::i_ok : soci::i_null;
+            if (p) t.text->assign(p, static_cast<std::size_t>(sqlite_api::sqlite3_column_bytes(native_, col)));
         } else {
-            *t.number = sqlite_api::sqlite3_column_int64(native_, col);
+            const bool null = sqlite_api::sqlite3_column_type(native_, col) == SQLITE_NULL;
+            if (t.ind) *t.ind = null ? soci::i_null : soci::i_ok;
+            if (!null) *t.number = sqlite_api::sqlite3_column_int64(native_, col);
         }
     }
     return true;
