@@ -1,9 +1,12 @@
 #include "stmt.hpp"
 
 #include <cctype>
+#include <charconv>
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
+#include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include "db.hpp"
@@ -45,7 +48,8 @@ CachedStatement::Slot CachedStatement::new_slot(bool is_text) {
     return slot;
 }
 
-// SQLite statements are bound and read by Stmt itself: SOCI gets no bindings for them.
+// SOCI gets the values of PostgreSQL statements (it sends them) and no into() targets: Stmt
+// reads the rows itself. SQLite statements it gets neither.
 Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* number) {
     if (!c_->prepared) {
         const CachedStatement::Slot slot = c_->new_slot(is_text);
@@ -63,25 +67,8 @@ Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* num
 }
 
 Stmt& Stmt::bind_into(std::string* text, long long* number, soci::indicator* ind) {
-    if (!c_->prepared && db_.dialect() != Dialect::sqlite) {
-        const CachedStatement::Slot slot = c_->new_slot(text != nullptr);
-        if (slot.text) c_->st.exchange(soci::into(*slot.text, *slot.ind));
-        else c_->st.exchange(soci::into(*slot.number, *slot.ind));
-        c_->intos.push_back(slot);
-    }
     targets_.push_back({text, number, ind});
     return *this;
-}
-
-void Stmt::copy_out() {
-    for (std::size_t i = 0; i < targets_.size(); ++i) {
-        const CachedStatement::Slot& slot = c_->intos[i];
-        const Target& t = targets_[i];
-        if (t.ind) *t.ind = *slot.ind;
-        if (*slot.ind == soci::i_null) continue; // the target keeps its value; the indicator says null
-        if (t.text) *t.text = *slot.text;
-        else *t.number = *slot.number;
-    }
 }
 
 namespace {
@@ -180,6 +167,28 @@ bool Stmt::sqlite_step() {
     return true;
 }
 
+bool Stmt::pg_read() {
+    if (pg_row_ >= pg_rows_) return false;
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+        const Target& t = targets_[i];
+        const int col = static_cast<int>(i);
+        const bool null = PQgetisnull(pg_result_, pg_row_, col) != 0;
+        if (t.ind) *t.ind = null ? soci::i_null : soci::i_ok;
+        if (null) continue; // the target keeps its value; the indicator says null
+        const char* value = PQgetvalue(pg_result_, pg_row_, col);
+        const auto size = static_cast<std::size_t>(PQgetlength(pg_result_, pg_row_, col));
+        if (t.text) {
+            t.text->assign(value, size);
+        } else if (auto [end, ec] = std::from_chars(value, value + size, *t.number); ec != std::errc{} ||
+                   end != value + size) {
+            throw std::logic_error(fmt::format("convstate: column {} holds '{}', not an integer: {}", col + 1,
+                                               std::string_view(value, std::min<std::size_t>(size, 40)),
+                                               sql_.substr(0, 200)));
+        }
+    }
+    return true;
+}
+
 long long Stmt::affected_rows() {
     if (native_) return sqlite_api::sqlite3_changes(sqlite_api::sqlite3_db_handle(native_));
     return c_->st.get_affected_rows();
@@ -190,9 +199,16 @@ bool Stmt::execute() {
         prepare();
         db_.count_statement();
         if (native_) return sqlite_step();
-        const bool got = c_->st.execute(true);
-        if (got) copy_out();
-        return got;
+        c_->st.execute(true); // SOCI sends the statement; it has no targets to fill
+        // (static_cast: SOCI does not export the backend's typeinfo.)
+        const auto* be = static_cast<soci::postgresql_statement_backend*>(c_->st.get_backend());
+        pg_result_ = be ? be->result_.get_result() : nullptr;
+        pg_rows_ = pg_result_ && PQresultStatus(pg_result_) == PGRES_TUPLES_OK ? PQntuples(pg_result_) : 0;
+        pg_row_ = 0;
+        if (pg_rows_ > 0 && targets_.size() > static_cast<std::size_t>(PQnfields(pg_result_)))
+            throw std::logic_error(fmt::format("convstate: {} targets for a statement returning {} columns: {}",
+                                               targets_.size(), PQnfields(pg_result_), sql_.substr(0, 200)));
+        return pg_read();
     } catch (...) {
         failed_ = true;
         throw;
@@ -202,9 +218,8 @@ bool Stmt::execute() {
 bool Stmt::fetch() {
     try {
         if (native_) return sqlite_step();
-        const bool got = c_->st.fetch();
-        if (got) copy_out();
-        return got;
+        ++pg_row_;
+        return pg_read();
     } catch (...) {
         failed_ = true;
         throw;

@@ -13,6 +13,7 @@
 namespace sqlite_api {
 struct sqlite3_stmt; // <sqlite3.h>, as SOCI includes it
 }
+struct pg_result; // PGresult, <libpq-fe.h>
 
 namespace convstate::detail {
 
@@ -31,7 +32,7 @@ struct CachedStatement {
     std::deque<std::string> texts;
     std::deque<long long> numbers;
     std::deque<soci::indicator> indicators;
-    std::vector<Slot> uses, intos;
+    std::vector<Slot> uses;
     std::size_t targets = 0; // into() targets per execution (known once prepared)
     bool prepared = false;
     bool busy = false; // a Stmt is using it: the cache neither hands it out again nor drops it
@@ -44,10 +45,11 @@ struct CachedStatement {
  *  fetch(). Values are copied into the statement's own buffers, so the statement can stay
  *  prepared on its connection and be reused (DatabaseImpl::cached).
  *
- *  PostgreSQL runs through SOCI, and each row is copied from SOCI's buffers to the into()
- *  targets. SQLite statements are prepared by SOCI and then bound and stepped with the sqlite3
- *  API on SOCI's own statement handle, each column read straight into its target: SOCI's
- *  per-row conversions were the largest cost of reading a history (docs/performance.md). */
+ *  SOCI prepares every statement; on PostgreSQL it also binds the values and executes. Rows are
+ *  read by Stmt itself, each column straight into its into() target: from the PGresult SOCI
+ *  received, or by stepping SOCI's SQLite statement handle with the sqlite3 API (which also
+ *  binds the values). SOCI's per-row conversions into buffers of its own, then copied again,
+ *  were the largest cost of reading a history (docs/performance.md). */
 class Stmt {
 public:
     Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable = true);
@@ -77,10 +79,11 @@ private:
     };
     Stmt& bind_use(bool is_text, const std::string* text, const long long* number); // null: neither
     Stmt& bind_into(std::string* text, long long* number, soci::indicator* ind);
-    void copy_out();
     void prepare();
     /** SQLite: steps the statement; reads a row into the targets. False when done. */
     bool sqlite_step();
+    /** PostgreSQL: reads row pg_row_ of the result into the targets. False past the last. */
+    bool pg_read();
 
     DatabaseImpl& db_;
     soci::session& session_;
@@ -89,6 +92,8 @@ private:
     std::unique_ptr<CachedStatement> own_; // when not cached
     std::vector<Target> targets_;
     sqlite_api::sqlite3_stmt* native_ = nullptr; // SQLite: SOCI's handle, stepped by this Stmt
+    const pg_result* pg_result_ = nullptr;         // PostgreSQL: the result SOCI received
+    int pg_row_ = 0, pg_rows_ = 0;
     std::size_t next_use_ = 0;
     bool failed_ = false;
 };
