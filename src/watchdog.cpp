@@ -22,13 +22,15 @@ Watchdog::~Watchdog() {
 void Watchdog::arm(std::size_t slot, int fd, Clock::time_point deadline) {
     const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0) return; // out of descriptors: this attempt goes without a client-side bound
+    bool wake = false;
     {
         std::lock_guard lock(mutex_);
         if (entries_[slot].armed) ::close(entries_[slot].fd);
         entries_[slot] = {true, false, own, deadline};
         if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        wake = deadline < scheduled_;
     }
-    wake_.notify_all();
+    if (wake) wake_.notify_all();
 }
 
 bool Watchdog::fired(std::size_t slot) {
@@ -57,6 +59,7 @@ void Watchdog::loop() {
                 next = e.deadline;
             }
         }
+        scheduled_ = next;
         if (next == Clock::time_point::max()) wake_.wait(lock);
         else wake_.wait_until(lock, next);
     }

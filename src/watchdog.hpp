@@ -48,6 +48,10 @@ private:
     std::condition_variable wake_;
     std::vector<Entry> entries_;
     bool stopping_ = false;
+    // When the thread wakes next (max: only when notified). arm() wakes it only for a deadline
+    // before that: with one timeout for every operation a new deadline is never earlier than one
+    // already waited for, so a busy pool wakes the thread about once per timeout, not per operation.
+    Clock::time_point scheduled_ = Clock::time_point::max();
     std::thread thread_; // started on first arm()
 };
 
