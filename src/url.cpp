@@ -1,6 +1,13 @@
 #include "url.hpp"
 
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <utility>
+#include <vector>
+
 #include <fmt/format.h>
+#include <libpq-fe.h>
 
 #include "convstate/error.hpp"
 
@@ -64,10 +71,39 @@ ConnectionTarget parse_sqlite(std::string_view rest, const DatabaseOptions& opti
     return t;
 }
 
+std::string percent_encode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 15]);
+        }
+    }
+    return out;
+}
+
+// Splits a libpq list value ("h1,h2"; an empty item means the default).
+std::vector<std::string_view> split_list(std::string_view v) {
+    std::vector<std::string_view> out;
+    for (std::size_t start = 0;;) {
+        const std::size_t comma = v.find(',', start);
+        out.push_back(v.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+        if (comma == std::string_view::npos) return out;
+        start = comma + 1;
+    }
+}
+
+// A PostgreSQL URL is parsed by libpq itself (PQconninfoParse), so every connection parameter
+// and libpq's multi-host form (postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write)
+// mean what they mean to psql. Two things are done first, as before: the user info ends at the
+// last '@', so a password may hold '?', '/' or '@' unescaped (it is re-encoded for libpq), and
+// a password in the query is refused (it would show in process lists and logs).
 ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& options) {
-    // The user info ends at the last '@': a password may hold '?', '/' or '@' unescaped, and
-    // none of it is ever quoted in an error. (An '@' in the database name or the query must be
-    // written %40.)
     std::string_view userinfo;
     bool has_userinfo = false;
     if (auto at = rest.rfind('@'); at != std::string_view::npos) {
@@ -75,17 +111,8 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         rest = rest.substr(at + 1);
         has_userinfo = true;
     }
-    std::string_view query;
-    if (auto q = rest.find('?'); q != std::string_view::npos) {
-        query = rest.substr(q + 1);
-        rest = rest.substr(0, q);
-    }
-    std::string_view authority = rest, path;
-    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-        authority = rest.substr(0, slash);
-        path = rest.substr(slash + 1);
-    }
-    std::string user, password, host, port;
+    std::string user, password;
+    bool has_password = false;
     if (has_userinfo) {
         // A user name never holds these: the '@' was meant for the path or the query.
         if (userinfo.substr(0, userinfo.find(':')).find_first_of("/?@") != std::string_view::npos)
@@ -93,29 +120,61 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
             user = percent_decode(userinfo.substr(0, colon), "user name");
             password = percent_decode(userinfo.substr(colon + 1), "password");
+            has_password = true;
         } else {
             user = percent_decode(userinfo, "user name");
         }
     }
-    if (!authority.empty() && authority.front() == '[') { // [IPv6]:port
-        auto close = authority.find(']');
-        if (close == std::string_view::npos) bad_url("unterminated [IPv6] host");
-        host = std::string(authority.substr(1, close - 1));
-        authority = authority.substr(close + 1);
-        if (!authority.empty()) {
-            if (authority.front() != ':') bad_url("unexpected text after the [IPv6] host");
-            port = std::string(authority.substr(1));
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        std::string_view query = rest.substr(q + 1);
+        for (std::size_t start = 0; start <= query.size();) {
+            const std::size_t amp = std::min(query.find('&', start), query.size());
+            const std::string_view pair = query.substr(start, amp - start);
+            if (pair.substr(0, pair.find('=')) == "password")
+                bad_url("put the password in the user-info part, not the query");
+            start = amp + 1;
         }
-    } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-        host = percent_decode(authority.substr(0, colon), "host");
-        port = std::string(authority.substr(colon + 1));
-    } else {
-        host = percent_decode(authority, "host");
     }
-    if (!port.empty() && (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-                          std::stoi(port) == 0 || std::stoi(port) > 65535))
-        bad_url("port '" + port + "' is not a number from 1 to 65535");
-    const std::string dbname = percent_decode(path, "database name");
+    std::string uri = "postgresql://";
+    if (has_userinfo) {
+        uri += percent_encode(user);
+        if (has_password) uri += ':' + percent_encode(password);
+        uri += '@';
+    }
+    uri += rest;
+
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> parsed(PQconninfoParse(uri.c_str(), &error),
+                                                                          PQconninfoFree);
+    if (!parsed) {
+        std::string why = error ? error : "libpq could not parse it (out of memory)";
+        PQfreemem(error);
+        while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+        if (!password.empty())
+            for (std::size_t at; (at = why.find(password)) != std::string::npos;) why.replace(at, password.size(), "***");
+        bad_url(why);
+    }
+    std::vector<std::pair<std::string, std::string>> given;
+    auto value_of = [&](std::string_view key) -> const std::string* {
+        for (const auto& [k, v] : given)
+            if (k == key) return &v;
+        return nullptr;
+    };
+    for (const PQconninfoOption* o = parsed.get(); o->keyword; ++o)
+        if (o->val) given.emplace_back(o->keyword, o->val);
+
+    const std::string none;
+    const std::string& hosts = value_of("host") ? *value_of("host") : value_of("hostaddr") ? *value_of("hostaddr") : none;
+    const std::string& ports = value_of("port") ? *value_of("port") : none;
+    for (std::string_view port : split_list(ports)) {
+        if (port.empty()) continue;
+        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+            std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535)
+            bad_url("port '" + std::string(port) + "' is not a number from 1 to 65535");
+    }
+    const std::vector<std::string_view> host_list = split_list(hosts), port_list = split_list(ports);
+    if (port_list.size() > 1 && port_list.size() != host_list.size())
+        bad_url(fmt::format("{} ports for {} hosts", port_list.size(), host_list.size()));
 
     std::string cs;
     auto add = [&](std::string_view key, std::string_view value) {
@@ -124,51 +183,41 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         cs.push_back('=');
         cs += pq_quote(value);
     };
-    if (!host.empty()) add("host", host);
-    if (!port.empty()) add("port", port);
-    if (!dbname.empty()) add("dbname", dbname);
-    if (!user.empty()) add("user", user);
-    if (!password.empty()) add("password", password);
-    bool has_timeout = false, has_options = false, has_app = false, has_keepalives = false;
-    while (!query.empty()) {
-        auto amp = query.find('&');
-        std::string_view pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-        if (pair.empty()) continue;
-        auto eq = pair.find('=');
-        if (eq == std::string_view::npos || eq == 0) bad_url("query parameter '" + std::string(pair) + "' is not key=value");
-        std::string key = percent_decode(pair.substr(0, eq), "query parameter name");
-        if (key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
-            bad_url("query parameter name '" + key + "' is not a libpq keyword");
-        if (key == "password") bad_url("put the password in the user-info part, not the query");
-        has_timeout |= key == "connect_timeout";
-        has_options |= key == "options";
-        has_app |= key == "application_name";
-        has_keepalives |= key.rfind("keepalives", 0) == 0;
-        std::string value = percent_decode(pair.substr(eq + 1), "query parameter value");
+    for (auto& [key, value] : given) {
         // The caller's own server options keep the statement timeout unless they set one.
         if (key == "options" && value.find("statement_timeout") == std::string::npos)
             value += fmt::format(" -c statement_timeout={}", options.statement_timeout.count());
         add(key, value);
     }
-    if (!has_timeout)
+    if (!value_of("connect_timeout"))
         add("connect_timeout", std::to_string(std::max<long long>(1, (options.connect_timeout.count() + 999) / 1000)));
     // The server cancels a statement after statement_timeout (see DatabaseOptions); keepalives
     // notice a peer that vanished from the network.
-    if (!has_options)
+    if (!value_of("options"))
         add("options", fmt::format("-c client_min_messages=warning -c statement_timeout={}",
                                    options.statement_timeout.count()));
-    if (!has_keepalives) add("keepalives", "1"), add("keepalives_idle", "30"), add("keepalives_interval", "10"),
-        add("keepalives_count", "3");
-    if (!has_app) add("application_name", "convstate");
+    if (!value_of("keepalives") && !value_of("keepalives_idle") && !value_of("keepalives_interval") &&
+        !value_of("keepalives_count"))
+        add("keepalives", "1"), add("keepalives_idle", "30"), add("keepalives_interval", "10"),
+            add("keepalives_count", "3");
+    if (!value_of("application_name")) add("application_name", "convstate");
 
+    // "h1:p1,h2:p2" (a host without its own port uses the one port given, or 5432).
+    std::string where;
+    for (std::size_t i = 0; i < host_list.size(); ++i) {
+        const std::string_view port = port_list.size() == 1 ? port_list[0] : port_list[i];
+        where += fmt::format("{}{}:{}", i ? "," : "", host_list[i].empty() ? "(local socket)" : host_list[i],
+                             port.empty() ? "5432" : port);
+    }
+    const std::string* dbname = value_of("dbname");
+    const std::string* user_name = value_of("user");
     ConnectionTarget t;
     t.dialect = Dialect::postgresql;
     t.connect_string = std::move(cs);
-    t.password = std::move(password);
-    t.display = fmt::format("postgresql database '{}' at {}:{} as user '{}'", dbname.empty() ? "(default)" : dbname,
-                            host.empty() ? "(local socket)" : host, port.empty() ? "5432" : port,
-                            user.empty() ? "(default)" : user);
+    t.password = value_of("password") ? *value_of("password") : std::string{};
+    t.display = fmt::format("postgresql database '{}' at {} as user '{}'",
+                            dbname && !dbname->empty() ? *dbname : "(default)", where,
+                            user_name && !user_name->empty() ? *user_name : "(default)");
     return t;
 }
 

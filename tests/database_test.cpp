@@ -35,6 +35,8 @@ TEST_CASE("database: malformed URLs and options are InvalidArgument naming the f
         {"postgresql://u@127.0.0.1/db?bad-key=1", "url"},
         {"postgresql://u@127.0.0.1/db?password=x", "url"},
         {"postgresql://u@[::1/db", "url"},
+        {"postgresql://u@h1:5432,h2:99999/db", "url"},
+        {"postgresql://u@h1,h2,h3/db?port=5432,5433", "url"},
     };
     for (const Case& c : cases) {
         CAPTURE(c.url);
@@ -159,6 +161,39 @@ TEST_CASE("database: a connection lost during COMMIT is retried only for keyed w
     REQUIRE(!all.empty());
     CHECK(all.back().content == "die:keyed");
     for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].seq == static_cast<std::int64_t>(i + 1));
+}
+
+TEST_CASE("database: PostgreSQL URLs mean what they mean to libpq, several hosts included") {
+    const DatabaseOptions options;
+    auto has = [](const detail::ConnectionTarget& t, const std::string& part) {
+        CAPTURE(t.connect_string);
+        return t.connect_string.find(part) != std::string::npos;
+    };
+    const detail::ConnectionTarget multi = detail::parse_url(
+        "postgresql://app:pw@10.0.0.1:5432,10.0.0.2:5433/chat?target_session_attrs=read-write", options);
+    CHECK(has(multi, "host='10.0.0.1,10.0.0.2'"));
+    CHECK(has(multi, "port='5432,5433'"));
+    CHECK(has(multi, "target_session_attrs='read-write'"));
+    CHECK(has(multi, "dbname='chat'"));
+    CHECK(multi.display == "postgresql database 'chat' at 10.0.0.1:5432,10.0.0.2:5433 as user 'app'");
+    CHECK(multi.display.find("pw") == std::string::npos);
+    // IPv6 hosts, one port for every host, a socket directory given as a parameter.
+    const detail::ConnectionTarget v6 = detail::parse_url("postgres://[::1]:6000,[fe80::2]:6001/db", options);
+    CHECK(has(v6, "host='::1,fe80::2'"));
+    CHECK(has(v6, "port='6000,6001'"));
+    const detail::ConnectionTarget one_port = detail::parse_url("postgresql://h1,h2/db?port=6432", options);
+    CHECK(one_port.display == "postgresql database 'db' at h1:6432,h2:6432 as user '(default)'");
+    const detail::ConnectionTarget socket = detail::parse_url("postgresql:///db?host=/var/run/postgresql", options);
+    CHECK(has(socket, "host='/var/run/postgresql'"));
+    // Every libpq parameter passes through; the library's defaults fill in what is not given.
+    const detail::ConnectionTarget params =
+        detail::parse_url("postgresql://h/db?sslmode=require&connect_timeout=3&keepalives=0", options);
+    CHECK(has(params, "sslmode='require'"));
+    CHECK(has(params, "connect_timeout='3'"));
+    CHECK(has(params, "keepalives='0'"));
+    CHECK_FALSE(has(params, "keepalives_idle"));
+    CHECK(has(params, "application_name='convstate'"));
+    CHECK(has(params, "statement_timeout=30000"));
 }
 
 TEST_CASE("database: SQLite durability is NORMAL unless the options or the URL ask for FULL") {
