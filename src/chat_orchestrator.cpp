@@ -335,8 +335,18 @@ public:
 
     /** Steps 1-3, committed: resolve the conversation, persist the user message, read the
      *  window's rows — or find the turn completed (a replay). An identical keyed turn running
-     *  elsewhere is waited for. */
+     *  elsewhere is waited for. A storage failure may leave this run's claim stored (a commit
+     *  whose answer was lost): the run is then given up (DatabaseImpl::abandon_run). */
     BegunTurn begin() {
+        try {
+            return begin_steps();
+        } catch (const StorageError&) {
+            if (key) db.abandon_run(run_token);
+            throw;
+        }
+    }
+
+    BegunTurn begin_steps() {
         if (req.regenerate) return begin_regenerate();
         std::optional<BegunTurn> begun;
         if (fast && req.conversation_key) {
@@ -448,8 +458,10 @@ private:
                     }
                     // Not completed: a live run of this turn elsewhere owns the agent call.
                     const RunClaim claim = read_run(db, s, req.user_id, id, *key);
-                    // (This call's own claim, from an attempt whose answer was lost, is not a rival.)
-                    if (claim.owner && *claim.owner != run_token && claim.started > detail::now_us() - lease_us) {
+                    // (This call's own claim, from an attempt whose answer was lost, is not a rival;
+                    // nor is a run this process gave up on.)
+                    if (claim.owner && *claim.owner != run_token && !db.abandoned_run(*claim.owner) &&
+                        claim.started > detail::now_us() - lease_us) {
                         out.running_elsewhere = true;
                         return out;
                     }
@@ -633,6 +645,10 @@ public:
                 return 0;
             });
         } catch (...) {
+            try {
+                db.abandon_run(turn.run_token);
+            } catch (...) { // out of memory: the lease expires instead
+            }
         }
     }
 

@@ -72,6 +72,22 @@ CachedStatement* DatabaseImpl::cached(soci::session& session, const std::string&
     return it->second.get();
 }
 
+void DatabaseImpl::abandon_run(const std::string& token) {
+    constexpr std::size_t kept = 4096;
+    std::lock_guard lock(abandoned_mutex_);
+    if (!abandoned_.insert(token).second) return;
+    abandoned_order_.push_back(token);
+    if (abandoned_order_.size() > kept) {
+        abandoned_.erase(abandoned_order_.front());
+        abandoned_order_.pop_front();
+    }
+}
+
+bool DatabaseImpl::abandoned_run(const std::string& token) const {
+    std::lock_guard lock(abandoned_mutex_);
+    return abandoned_.count(token) != 0;
+}
+
 void DatabaseImpl::evict(soci::session& session, const std::string& sql, const CachedStatement* c) noexcept {
     try {
         auto& cache = statements_cache_[slot_of(session)];

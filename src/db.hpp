@@ -4,10 +4,12 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <soci/soci.h>
@@ -77,6 +79,13 @@ public:
     /** Drops the cached statement c for sql, which failed (it is prepared afresh next time). */
     void evict(soci::session& session, const std::string& sql, const CachedStatement* c) noexcept;
 
+    /** Remembers the run token of a keyed turn this process gave up on while its claim on the
+     *  agent call may still be stored (the attempt failed and releasing the claim failed too, as
+     *  during a failover): a retry through this Database takes that claim over at once instead
+     *  of waiting out its lease. Bounded: the oldest are forgotten (their lease then applies). */
+    void abandon_run(const std::string& token);
+    bool abandoned_run(const std::string& token) const;
+
     /** Counts one statement sent to the server (a round trip). */
     void count_statement() noexcept {
         statements_.fetch_add(1, std::memory_order_relaxed);
@@ -114,6 +123,9 @@ private:
     std::vector<std::unordered_map<std::string, std::unique_ptr<CachedStatement>>> statements_cache_;
     std::size_t slot_of(soci::session& session);
     std::atomic<std::uint64_t> statements_{0}, transactions_{0}, retries_{0};
+    mutable std::mutex abandoned_mutex_;
+    std::unordered_set<std::string> abandoned_;
+    std::deque<std::string> abandoned_order_;
     Watchdog watchdog_;
 };
 
