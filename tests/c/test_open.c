@@ -70,6 +70,11 @@ void test_open(void) {
     CHECK(init.migrate_on_open == 1);
     CHECK(init.max_retries == 8);
     CHECK(init.max_content_bytes == 0);
+    CHECK(init.prepared_statements == 1);
+    CHECK(init.pool_timeout_ms == 30000);
+    CHECK(init.statement_timeout_ms == 30000);
+    CHECK(init.max_user_id_bytes == 0 && init.max_id_bytes == 0 && init.max_title_bytes == 0);
+    CHECK(init.max_metadata_bytes == 0 && init.max_tool_calls == 0 && init.max_batch == 0);
 
     CHECK_INVALID("out", convstate_db_open(g_url, NULL, NULL));
     CHECK_INVALID("url", convstate_db_open(NULL, NULL, &db));
@@ -89,6 +94,9 @@ void test_open(void) {
     o = init;
     o.max_retries = -1;
     CHECK_INVALID("max_retries", convstate_db_open(g_url, &o, &db));
+    o = init;
+    o.statement_timeout_ms = 0;
+    CHECK_INVALID("statement_timeout", convstate_db_open(g_url, &o, &db));
     CHECK(db == NULL);
 
     /* An unreachable server: STORAGE_ERROR, and the password never appears in the message. */
@@ -144,6 +152,46 @@ void test_open(void) {
         CHECK(count_messages(db, g_user, id) == 1);
         CHECK_OK(convstate_conversation_delete(db, g_user, id));
     }
+    convstate_db_close(db);
+    db = NULL;
+
+    /* Version 2: the other limits are honoured; prepared_statements 0 works the same. */
+    o = init;
+    o.max_title_bytes = 4;
+    o.prepared_statements = 0;
+    CHECK_OK(convstate_db_open(g_url, &o, &db));
+    if (db) {
+        convstate_stats stats = {99, 99, 99};
+        CHECK_INVALID("title", convstate_conversation_create(db, g_user, "five!", NULL, &out));
+        CHECK(out == NULL);
+        CHECK_OK(convstate_db_stats(db, &stats));
+        CHECK(stats.retries == 0);
+        if (create_conversation(db, g_user, "lim", id)) {
+            convstate_stats after = {0, 0, 0};
+            CHECK_OK(convstate_db_stats(db, &after));
+            CHECK(after.statements > stats.statements);
+            CHECK(after.transactions >= stats.transactions + 1);
+            CHECK_OK(convstate_conversation_delete(db, g_user, id));
+        }
+        CHECK_INVALID("db", convstate_db_stats(NULL, &stats));
+        CHECK_INVALID("out", convstate_db_stats(db, NULL));
+    }
+    convstate_db_close(db);
+    db = NULL;
+
+    /* A version-1 caller's struct ends at max_content_bytes: nothing after it is read (here it
+     * is garbage that version 2 would refuse: a statement timeout of 49 days). */
+    memset(&o, 0xff, sizeof o);
+    o.version = 1;
+    o.pool_size = 2;
+    o.busy_timeout_ms = 10000;
+    o.connect_timeout_ms = 10000;
+    o.migrate_on_open = 1;
+    o.max_retries = 8;
+    o.max_content_bytes = 0;
+    CHECK_OK(convstate_db_open(g_url, &o, &db));
+    if (db && create_conversation(db, g_user, "a title of more than four bytes", id))
+        CHECK_OK(convstate_conversation_delete(db, g_user, id));
     convstate_db_close(db);
 }
 

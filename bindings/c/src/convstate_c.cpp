@@ -204,6 +204,20 @@ convstate_status convstate_db_open(const char* url, const convstate_db_options* 
             o.migrate_on_open = options->migrate_on_open != 0;
             o.max_retries = options->max_retries;
             if (options->max_content_bytes) o.limits.max_content_bytes = options->max_content_bytes;
+            if (options->version >= 2) { // fields a version-1 caller's struct does not have
+                o.prepared_statements = options->prepared_statements != 0;
+                o.pool_timeout = std::chrono::milliseconds(options->pool_timeout_ms);
+                o.statement_timeout = std::chrono::milliseconds(options->statement_timeout_ms);
+                const std::pair<std::uint64_t, std::size_t*> limits[] = {
+                    {options->max_user_id_bytes, &o.limits.max_user_id_bytes},
+                    {options->max_id_bytes, &o.limits.max_id_bytes},
+                    {options->max_title_bytes, &o.limits.max_title_bytes},
+                    {options->max_metadata_bytes, &o.limits.max_metadata_bytes},
+                    {options->max_tool_calls, &o.limits.max_tool_calls},
+                    {options->max_batch, &o.limits.max_batch}};
+                for (const auto& [given, limit] : limits)
+                    if (given) *limit = static_cast<std::size_t>(given);
+            }
         }
         *out = new convstate_db{convstate::Database::open(text(url, "url"), o)};
     });
@@ -217,6 +231,13 @@ convstate_status convstate_db_migrate(convstate_db* db) {
 
 convstate_status convstate_db_schema_version(convstate_db* db, int* out) {
     return guard([&] { *require(out, "out") = database(db).schema_version(); });
+}
+
+convstate_status convstate_db_stats(convstate_db* db, convstate_stats* out) {
+    return guard([&] {
+        const convstate::DatabaseStats s = database(db).stats();
+        *require(out, "out") = convstate_stats{s.statements, s.transactions, s.retries};
+    });
 }
 
 convstate_status convstate_conversation_create(convstate_db* db, const char* user_id, const char* title,

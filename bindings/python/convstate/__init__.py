@@ -298,8 +298,14 @@ class Database:
     """A convstate database: a pool of connections to SQLite or PostgreSQL.
 
     ``url``: ``sqlite3:///abs/path.db``, ``sqlite3://relative.db`` or
-    ``postgresql://user:password@host:port/dbname?sslmode=…``. Thread-safe; use it as a context
-    manager or call :meth:`close` (which waits for calls running on other threads).
+    ``postgresql://user:password@host:port/dbname?sslmode=…`` (any libpq URL, several hosts
+    included). Thread-safe; use it as a context manager or call :meth:`close` (which waits for
+    calls running on other threads).
+
+    ``prepared_statements=False`` sends PostgreSQL statements unprepared, for a
+    transaction-pooling proxy such as pgbouncer. ``pool_timeout_ms`` bounds the wait for a free
+    connection, ``statement_timeout_ms`` a PostgreSQL statement. The ``max_*`` limits are the
+    input limits (0: the default).
     """
 
     def __init__(
@@ -312,6 +318,15 @@ class Database:
         migrate_on_open: bool = True,
         max_retries: int = 8,
         max_content_bytes: int = 0,
+        prepared_statements: bool = True,
+        pool_timeout_ms: int = 30000,
+        statement_timeout_ms: int = 30000,
+        max_user_id_bytes: int = 0,
+        max_id_bytes: int = 0,
+        max_title_bytes: int = 0,
+        max_metadata_bytes: int = 0,
+        max_tool_calls: int = 0,
+        max_batch: int = 0,
     ) -> None:
         self._handle: Optional[int] = None
         self._cv = threading.Condition()
@@ -327,6 +342,15 @@ class Database:
             1 if migrate_on_open else 0,
             _sint(max_retries, "max_retries", 32),
             _uint(max_content_bytes, "max_content_bytes"),
+            1 if prepared_statements else 0,
+            _uint(pool_timeout_ms, "pool_timeout_ms", 32),
+            _uint(statement_timeout_ms, "statement_timeout_ms", 32),
+            _uint(max_user_id_bytes, "max_user_id_bytes"),
+            _uint(max_id_bytes, "max_id_bytes"),
+            _uint(max_title_bytes, "max_title_bytes"),
+            _uint(max_metadata_bytes, "max_metadata_bytes"),
+            _uint(max_tool_calls, "max_tool_calls"),
+            _uint(max_batch, "max_batch"),
         )
         handle = c_void_p()
         status = lib.convstate_db_open(_text(url, "url"), byref(options), byref(handle))
@@ -419,6 +443,13 @@ class Database:
         out = c_int()
         self._call("convstate_db_schema_version", byref(out))
         return out.value
+
+    def stats(self) -> dict:
+        """What this handle has done since it was opened: ``statements`` (round trips, BEGIN and
+        COMMIT included), ``transactions`` (write transactions committed), ``retries``."""
+        out = _native.Stats()
+        self._call("convstate_db_stats", byref(out))
+        return {"statements": out.statements, "transactions": out.transactions, "retries": out.retries}
 
     # -- conversations ----------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ WINDOW_ALL = 0
 WINDOW_LAST_MESSAGES = 1
 WINDOW_TOKEN_BUDGET = 2
 
-DB_OPTIONS_VERSION = 1
+DB_OPTIONS_VERSION = 2
 WINDOW_VERSION = 2
 TURN_OPTIONS_VERSION = 6
 
@@ -73,7 +73,23 @@ class DbOptions(Structure):
         ("migrate_on_open", c_int),
         ("max_retries", c_int),
         ("max_content_bytes", c_uint64),
+        # version 2
+        ("prepared_statements", c_int),
+        ("pool_timeout_ms", c_uint),
+        ("statement_timeout_ms", c_uint),
+        ("max_user_id_bytes", c_uint64),
+        ("max_id_bytes", c_uint64),
+        ("max_title_bytes", c_uint64),
+        ("max_metadata_bytes", c_uint64),
+        ("max_tool_calls", c_uint64),
+        ("max_batch", c_uint64),
     ]
+
+
+class Stats(Structure):
+    """struct convstate_stats"""
+
+    _fields_ = [("statements", c_uint64), ("transactions", c_uint64), ("retries", c_uint64)]
 
 
 class Window(Structure):
@@ -135,6 +151,7 @@ _SIGNATURES = {
     "convstate_db_close": (None, [_db_p]),
     "convstate_db_migrate": (convstate_status, [_db_p]),
     "convstate_db_schema_version": (convstate_status, [_db_p, POINTER(c_int)]),
+    "convstate_db_stats": (convstate_status, [_db_p, POINTER(Stats)]),
     # Conversations
     "convstate_conversation_create": (convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_get": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),

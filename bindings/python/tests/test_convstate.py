@@ -164,6 +164,26 @@ class _Cases:
             self.assertEqual(cm.exception.field, "content")
             self.assertEqual(db.count(self.user, cid), 1)
 
+    def test_version_2_options_and_stats(self) -> None:
+        with Database(self.url, max_title_bytes=4, max_batch=2, prepared_statements=False,
+                      pool_timeout_ms=5000, statement_timeout_ms=5000) as db:
+            with self.assertRaises(InvalidArgument) as cm:
+                db.create_conversation(self.user, "five!")
+            self.assertEqual(cm.exception.field, "title")
+            before = db.stats()
+            self.assertEqual(set(before), {"statements", "transactions", "retries"})
+            cid = db.create_conversation(self.user, "four")["id"]
+            with self.assertRaises(InvalidArgument) as cm:
+                db.append_batch(self.user, cid, [msg("user", "a"), msg("user", "b"), msg("user", "c")])
+            self.assertEqual(cm.exception.field, "messages")
+            after = db.stats()
+            self.assertGreater(after["statements"], before["statements"])
+            self.assertGreaterEqual(after["transactions"], before["transactions"] + 1)
+            self.assertEqual(after["retries"], 0)
+        with self.assertRaises(InvalidArgument) as cm:
+            Database(self.url, statement_timeout_ms=0)
+        self.assertEqual(cm.exception.field, "statement_timeout")
+
     # -- conversations ----------------------------------------------------------------------
 
     def test_conversation_crud(self) -> None:

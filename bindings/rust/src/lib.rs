@@ -233,6 +233,36 @@ pub struct Options {
     pub max_retries: i32,
     /// Largest message content accepted; 0: the library's default (8 MiB).
     pub max_content_bytes: u64,
+    /// PostgreSQL: keep statements prepared per connection; `false` behind a
+    /// transaction-pooling proxy such as pgbouncer.
+    pub prepared_statements: bool,
+    /// How long to wait for a free pooled connection (0: fail at once).
+    pub pool_timeout_ms: u32,
+    /// PostgreSQL: the longest a statement may run (1 ms to 24 h).
+    pub statement_timeout_ms: u32,
+    /// Input limits; 0 keeps the library's default (255, 255, 1024, 256 KiB, 128, 1000).
+    pub max_user_id_bytes: u64,
+    /// Conversation ids, tool call ids, idempotency keys, names.
+    pub max_id_bytes: u64,
+    /// Conversation titles.
+    pub max_title_bytes: u64,
+    /// Metadata JSON text.
+    pub max_metadata_bytes: u64,
+    /// Tool calls per message.
+    pub max_tool_calls: u64,
+    /// Messages per batch append or agent reply.
+    pub max_batch: u64,
+}
+
+/// What a [`Database`] has done since it was opened ([`Database::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Statements sent to the server, i.e. round trips (BEGIN and COMMIT included).
+    pub statements: u64,
+    /// Write transactions committed.
+    pub transactions: u64,
+    /// Operations retried after a transient error.
+    pub retries: u64,
 }
 
 impl Default for Options {
@@ -245,6 +275,15 @@ impl Default for Options {
             migrate_on_open: init.migrate_on_open != 0,
             max_retries: init.max_retries,
             max_content_bytes: init.max_content_bytes,
+            prepared_statements: init.prepared_statements != 0,
+            pool_timeout_ms: init.pool_timeout_ms,
+            statement_timeout_ms: init.statement_timeout_ms,
+            max_user_id_bytes: init.max_user_id_bytes,
+            max_id_bytes: init.max_id_bytes,
+            max_title_bytes: init.max_title_bytes,
+            max_metadata_bytes: init.max_metadata_bytes,
+            max_tool_calls: init.max_tool_calls,
+            max_batch: init.max_batch,
         }
     }
 }
@@ -259,6 +298,15 @@ impl Options {
             migrate_on_open: c_int::from(self.migrate_on_open),
             max_retries: self.max_retries,
             max_content_bytes: self.max_content_bytes,
+            prepared_statements: c_int::from(self.prepared_statements),
+            pool_timeout_ms: self.pool_timeout_ms,
+            statement_timeout_ms: self.statement_timeout_ms,
+            max_user_id_bytes: self.max_user_id_bytes,
+            max_id_bytes: self.max_id_bytes,
+            max_title_bytes: self.max_title_bytes,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_tool_calls: self.max_tool_calls,
+            max_batch: self.max_batch,
         }
     }
 }
@@ -603,6 +651,14 @@ impl Database {
         // SAFETY: valid handle and out-pointer.
         check(unsafe { sys::convstate_db_schema_version(self.db(), &mut out) })?;
         Ok(out)
+    }
+
+    /// What this handle has done since it was opened.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        let mut out = sys::convstate_stats::default();
+        // SAFETY: valid handle and out-pointer.
+        check(unsafe { sys::convstate_db_stats(self.db(), &mut out) })?;
+        Ok(Stats { statements: out.statements, transactions: out.transactions, retries: out.retries })
     }
 
     // ---- Conversations ----

@@ -49,7 +49,7 @@ pub struct convstate_reply {
 
 // ---- Database options ------------------------------------------------------------------------
 
-pub const CONVSTATE_DB_OPTIONS_VERSION: c_uint = 1;
+pub const CONVSTATE_DB_OPTIONS_VERSION: c_uint = 2;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,25 @@ pub struct convstate_db_options {
     pub migrate_on_open: c_int,
     pub max_retries: c_int,
     pub max_content_bytes: u64,
+    // version 2
+    pub prepared_statements: c_int,
+    pub pool_timeout_ms: c_uint,
+    pub statement_timeout_ms: c_uint,
+    pub max_user_id_bytes: u64,
+    pub max_id_bytes: u64,
+    pub max_title_bytes: u64,
+    pub max_metadata_bytes: u64,
+    pub max_tool_calls: u64,
+    pub max_batch: u64,
+}
+
+/** `struct convstate_stats`. */
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct convstate_stats {
+    pub statements: u64,
+    pub transactions: u64,
+    pub retries: u64,
 }
 
 /** `CONVSTATE_DB_OPTIONS_INIT`. */
@@ -72,6 +91,15 @@ pub const CONVSTATE_DB_OPTIONS_INIT: convstate_db_options = convstate_db_options
     migrate_on_open: 1,
     max_retries: 8,
     max_content_bytes: 0,
+    prepared_statements: 1,
+    pool_timeout_ms: 30000,
+    statement_timeout_ms: 30000,
+    max_user_id_bytes: 0,
+    max_id_bytes: 0,
+    max_title_bytes: 0,
+    max_metadata_bytes: 0,
+    max_tool_calls: 0,
+    max_batch: 0,
 };
 
 // ---- History windows -------------------------------------------------------------------------
@@ -188,6 +216,7 @@ extern "C" {
     pub fn convstate_db_close(db: *mut convstate_db);
     pub fn convstate_db_migrate(db: *mut convstate_db) -> convstate_status;
     pub fn convstate_db_schema_version(db: *mut convstate_db, out: *mut c_int) -> convstate_status;
+    pub fn convstate_db_stats(db: *mut convstate_db, out: *mut convstate_stats) -> convstate_status;
 
     // Conversations
     pub fn convstate_conversation_create(
@@ -414,7 +443,8 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn struct_layouts() {
-        assert_eq!(size_of::<convstate_db_options>(), 32);
+        assert_eq!(size_of::<convstate_db_options>(), 96);
+        assert_eq!(size_of::<convstate_stats>(), 24);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 40);
         assert_eq!(size_of::<convstate_turn_options>(), 112);

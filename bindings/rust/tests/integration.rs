@@ -76,6 +76,21 @@ fn bad_options_are_invalid_arguments() {
     let (url, files) = common::sqlite_url();
     assert_invalid(Database::open_with(&url, &Options { pool_size: 0, ..Options::default() }), "pool_size");
     assert_invalid(Database::open_with(&url, &Options { max_retries: -1, ..Options::default() }), "max_retries");
+    assert_invalid(
+        Database::open_with(&url, &Options { statement_timeout_ms: 0, ..Options::default() }),
+        "statement_timeout",
+    );
+    // The limits and prepared_statements reach the library; stats count what was done.
+    let options = Options { max_title_bytes: 4, prepared_statements: false, ..Options::default() };
+    let db = Database::open_with(&url, &options).unwrap();
+    assert_invalid(db.create_conversation(&user(), Some("five!"), None), "title");
+    let before = db.stats().unwrap();
+    db.create_conversation(&user(), Some("four"), None).unwrap();
+    let after = db.stats().unwrap();
+    assert!(after.statements > before.statements);
+    assert!(after.transactions > before.transactions);
+    assert_eq!(after.retries, 0);
+    drop(db);
     for f in files {
         let _ = std::fs::remove_file(f);
     }

@@ -95,12 +95,12 @@ CONVSTATE_C_API void convstate_free(void *p);
  *  convstate_db_close. */
 typedef struct convstate_db convstate_db;
 
-/** The convstate_db_options::version this header knows. */
-#define CONVSTATE_DB_OPTIONS_VERSION 1
-/** Options of convstate_db_open; initialise with CONVSTATE_DB_OPTIONS_INIT. Every field but
- *  max_content_bytes is used as given and checked as by the C++ Database::open (pool_size
- *  1..1024, max_retries >= 0). The C++ options not listed here (pool timeout, statement timeout,
- *  prepared statements, the other limits) keep their defaults. */
+/** The convstate_db_options::version this header knows. Version 1 ends at max_content_bytes. */
+#define CONVSTATE_DB_OPTIONS_VERSION 2
+/** Options of convstate_db_open; initialise with CONVSTATE_DB_OPTIONS_INIT. Every field is used
+ *  as given and checked as by the C++ Database::open (pool_size 1..1024, max_retries >= 0,
+ *  statement_timeout_ms 1 ms..24 h; pool_timeout_ms 0 fails at once when no connection is free),
+ *  except that a limit of 0 means its default. */
 typedef struct convstate_db_options {
     unsigned int version;            /**< CONVSTATE_DB_OPTIONS_VERSION */
     unsigned int pool_size;          /**< connections kept open (>= 1) */
@@ -109,9 +109,22 @@ typedef struct convstate_db_options {
     int migrate_on_open;             /**< nonzero: apply pending migrations in open */
     int max_retries;                 /**< transient-error retries per operation */
     uint64_t max_content_bytes;      /**< largest message content accepted; 0: the default (8 MiB) */
+    /* version 2 */
+    int prepared_statements;           /**< PostgreSQL: nonzero keeps statements prepared per
+                                            connection; 0 behind a transaction-pooling proxy
+                                            such as pgbouncer */
+    unsigned int pool_timeout_ms;      /**< wait for a free pooled connection */
+    unsigned int statement_timeout_ms; /**< PostgreSQL: the longest a statement may run */
+    uint64_t max_user_id_bytes;        /**< 0: the default (255) */
+    uint64_t max_id_bytes;             /**< conversation ids, keys, names; 0: the default (255) */
+    uint64_t max_title_bytes;          /**< 0: the default (1024) */
+    uint64_t max_metadata_bytes;       /**< 0: the default (256 KiB) */
+    uint64_t max_tool_calls;           /**< per message; 0: the default (128) */
+    uint64_t max_batch;                /**< messages per batch append or agent reply; 0: the default (1000) */
 } convstate_db_options;
-/** The defaults: pool of 4, 10 s timeouts, migrate on open, 8 retries, 8 MiB content. */
-#define CONVSTATE_DB_OPTIONS_INIT {CONVSTATE_DB_OPTIONS_VERSION, 4, 10000, 10000, 1, 8, 0}
+/** The defaults: pool of 4, 10 s busy/connect timeouts, migrate on open, 8 retries, prepared
+ *  statements, 30 s pool and statement timeouts, the default limits. */
+#define CONVSTATE_DB_OPTIONS_INIT {CONVSTATE_DB_OPTIONS_VERSION, 4, 10000, 10000, 1, 8, 0, 1, 30000, 30000, 0, 0, 0, 0, 0, 0}
 
 /** Opens a database: "sqlite3:///abs/path.db", "sqlite3://relative.db" or
  *  "postgresql://user:password@host:port/dbname?sslmode=…". options may be NULL (defaults).
@@ -129,6 +142,15 @@ CONVSTATE_C_API void convstate_db_close(convstate_db *db);
 CONVSTATE_C_API convstate_status convstate_db_migrate(convstate_db *db);
 /** *out (required) receives the schema version recorded in the database (0 for an empty one). */
 CONVSTATE_C_API convstate_status convstate_db_schema_version(convstate_db *db, int *out);
+
+/** What a handle has done since it was opened (Database::stats()). */
+typedef struct convstate_stats {
+    uint64_t statements;   /**< statements sent to the server, i.e. round trips (BEGIN/COMMIT included) */
+    uint64_t transactions; /**< write transactions committed */
+    uint64_t retries;      /**< operations retried after a transient error */
+} convstate_stats;
+/** Fills *out with the handle's counters. */
+CONVSTATE_C_API convstate_status convstate_db_stats(convstate_db *db, convstate_stats *out);
 /** @} */
 
 /** @name Conversations
