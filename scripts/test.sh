@@ -20,7 +20,7 @@ cd "$repo_root"
 # Rust toolchain (the minimum supported; tests/CMakeLists.txt uses it even when another cargo
 # comes first on PATH), Python with venv for the installed-package tests, Doxygen for the API
 # reference (built with warnings as errors).
-scripts/deps.sh postgresql-15 valgrind cargo python3 python3-venv doxygen python3-fastapi python3-uvicorn python3-httpx python3-jwt
+scripts/deps.sh postgresql-15 valgrind cargo python3 python3-venv doxygen python3-fastapi python3-uvicorn python3-httpx python3-jwt pgbouncer
 
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DCONVSTATE_SANITIZE=ON -DCONVSTATE_BUILD_TESTS=ON -DCONVSTATE_BUILD_EXAMPLES=ON
 cmake --build build/test -j2

@@ -163,6 +163,8 @@ FreshDb fresh_db() {
 }
 
 convstate::Database open_fresh(FreshDb* out, convstate::DatabaseOptions options) {
+    // CONVSTATE_TEST_PREPARED=0: the suite behind a transaction-pooling proxy (tests/pgbouncer_test.sh).
+    if (env("CONVSTATE_TEST_PREPARED") == "0") options.prepared_statements = false;
     FreshDb db = fresh_db();
     convstate::Database handle = convstate::Database::open(db.url, options);
     if (out) *out = db;

@@ -28,6 +28,9 @@ namespace {
 convstate::Database open(const char* url) {
     convstate::DatabaseOptions options;
     options.pool_size = 1;
+    // CONVSTATE_TEST_PREPARED=0: behind a transaction-pooling proxy (tests/pgbouncer_test.sh).
+    if (const char* prepared = std::getenv("CONVSTATE_TEST_PREPARED"); prepared && std::string(prepared) == "0")
+        options.prepared_statements = false;
     return convstate::Database::open(url, options);
 }
 } // namespace
