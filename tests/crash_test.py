@@ -47,8 +47,9 @@ def children_of(pid):
     return kids
 
 
-def crash(cluster, extra_opts=""):
-    """SIGKILL the postmaster and every process it started (a server crash), then start it."""
+def kill_server(cluster):
+    """SIGKILL the postmaster and every process it started (a server crash); returns once they
+    are all gone (so that a new server can take the shared memory and the port)."""
     pid = int(run_owner(["head", "-1", f"{cluster.dir}/postmaster.pid"]).stdout.strip())
     victims = [pid] + children_of(pid)
     for p in victims:
@@ -56,9 +57,14 @@ def crash(cluster, extra_opts=""):
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for p in victims:  # gone before the new server takes the shared memory and the port
+    for p in victims:
         while os.path.exists(f"/proc/{p}"):
             time.sleep(0.01)
+
+
+def crash(cluster, extra_opts=""):
+    """A server crash (kill_server), then the server started again."""
+    kill_server(cluster)
     opts = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k '{cluster.dir}' -c max_connections=200 {extra_opts}"
     run_owner([f"{cluster.bindir}/pg_ctl", "-w", "-D", cluster.dir, "-l", f"{cluster.dir}/log", "start", "-o", opts])
 

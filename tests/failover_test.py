@@ -34,25 +34,11 @@ sys.path.insert(0, os.path.join(HERE, "http"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "bindings", "python"))
 
 import convstate  # noqa: E402
-from crash_test import children_of  # noqa: E402
+from crash_test import kill_server  # noqa: E402
 from fault_test import PgCluster, free_port, log, run_owner  # noqa: E402
 
 US = "\x1f"
 STANDBY_NAME = "convstate_standby"
-
-
-def kill_server(cluster):
-    """SIGKILL the postmaster and every process it started; wait until they are gone."""
-    pid = int(run_owner(["head", "-1", f"{cluster.dir}/postmaster.pid"]).stdout.strip())
-    victims = [pid] + children_of(pid)
-    for p in victims:
-        try:
-            os.kill(p, 9)
-        except ProcessLookupError:
-            pass
-    for p in victims:
-        while os.path.exists(f"/proc/{p}"):
-            time.sleep(0.01)
 
 
 def psql(cluster_port, sql, bindir):
