@@ -283,9 +283,9 @@ public:
           key(request.idempotency_key),
           mode(key ? TxMode::idempotent_write : TxMode::write),
           reject(options.concurrency == ConcurrentTurns::reject),
-          // PostgreSQL takes steps 1-3 in one statement; the general path (SQLite,
+          // PostgreSQL takes steps 1-3 in one statement; the general path (SQLite, Citus,
           // ConcurrentTurns::reject, replays of keyed turns) a transaction.
-          fast(database.dialect() == Dialect::postgresql && !reject && !request.regenerate),
+          fast(database.dialect() == Dialect::postgresql && !database.citus() && !reject && !request.regenerate),
           // Names this call's run: its user message (see CS_TURN_USER in sql.cpp), its
           // ConcurrentTurns::reject mark and its claim on a keyed turn.
           split(split_turn), run_token(detail::new_uuid()),
@@ -528,7 +528,7 @@ public:
         : db(database), turn(std::move(identity)),
           // PostgreSQL stores the output in one statement; the general path (SQLite, a turn
           // holding a ConcurrentTurns::reject mark, a racing duplicate's reply) a transaction.
-          fast(database.dialect() == Dialect::postgresql && !turn.marked) {}
+          fast(database.dialect() == Dialect::postgresql && !database.citus() && !turn.marked) {}
 
     /** Step 4a: the window chosen from the rows begin read, with no connection held (the host's
      *  token counter may call the library). The run is released if this fails. */

@@ -47,6 +47,15 @@ DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
             }
         }
     }
+    if (!sql_.citus_installed.empty()) {
+        try {
+            long long citus = 0;
+            pool_.at(0) << sql_.citus_installed, soci::into(citus);
+            citus_ = citus != 0;
+        } catch (const soci::soci_error& e) {
+            throw StorageError("cannot open the " + target_.display + ": " + scrub(e.get_error_message()));
+        }
+    }
 }
 
 DatabaseImpl::~DatabaseImpl() = default;
@@ -281,8 +290,30 @@ void DatabaseImpl::migrate() {
             const long long applied = now_us();
             s << sql_.insert_schema_version, soci::use(m.version), soci::use(applied);
         }
+        distribute(s);
         return 0;
     });
+}
+
+// On Citus every table is distributed by user_id, all co-located, so that everything one user
+// touches lives on one shard and each statement is a single-shard (router) query. Done in the
+// migration's transaction, once per table (a table created by a later migration is distributed
+// by it); Citus propagates later DDL on distributed tables to their shards itself. The schema
+// version table stays a local table of the coordinator. Nothing happens without the extension.
+void DatabaseImpl::distribute(soci::session& s) {
+    if (sql_.citus_installed.empty()) return;
+    long long installed = 0;
+    s << sql_.citus_installed, soci::into(installed);
+    if (installed == 0) return;
+    const std::string& anchor = sql_.distributed_tables.front();
+    for (const std::string& table : sql_.distributed_tables) {
+        long long done = 0;
+        s << sql_.citus_distributed, soci::use(table, "t"), soci::into(done);
+        if (done) continue;
+        const std::string with = table == anchor ? std::string("default") : anchor;
+        std::string ignored;
+        s << sql_.citus_distribute, soci::use(table, "t"), soci::use(with, "with"), soci::into(ignored);
+    }
 }
 
 } // namespace detail

@@ -58,6 +58,11 @@ public:
     const DatabaseOptions& options() const noexcept { return options_; }
     const Limits& limits() const noexcept { return options_.limits; }
     const SqlText& sql() const noexcept { return sql_; }
+    /** PostgreSQL with the Citus extension (found when the Database was opened). The turn then
+     *  takes the general path: its statements are single-table, single-shard (router) queries,
+     *  where the one-statement steps' CTEs would be planned as several distributed subplans
+     *  (and Citus refuses their set_config). */
+    bool citus() const noexcept { return citus_; }
 
     /** Runs fn(session) — in one transaction unless mode is read — retrying transient failures
      *  (busy, serialization failure, deadlock, lost connection) up to options().max_retries.
@@ -67,6 +72,8 @@ public:
 
     int schema_version();
     void migrate();
+    /** Citus: distributes the tables not distributed yet (see database.cpp). */
+    void distribute(soci::session& s);
 
     DatabaseStats stats() const noexcept {
         return {statements_.load(std::memory_order_relaxed), transactions_.load(std::memory_order_relaxed),
@@ -116,6 +123,7 @@ private:
     ConnectionTarget target_;
     DatabaseOptions options_;
     const SqlText& sql_;
+    bool citus_ = false;
     soci::connection_pool pool_;
     std::unique_ptr<std::atomic<bool>[]> broken_; // per pool slot: reconnect before next use
     // Per pool slot, used only by the thread holding that slot's lease. Declared after pool_ so

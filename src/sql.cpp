@@ -233,6 +233,10 @@ SqlText postgresql_text() {
     s.begin_write = "BEGIN";
     // Any constant works; this one spells "cvst".
     s.migrate_lock = "SELECT pg_advisory_xact_lock(1668707188)";
+    s.citus_installed = "SELECT COUNT(*) FROM pg_extension WHERE extname = 'citus'";
+    s.citus_distributed = "SELECT COUNT(*) FROM pg_dist_partition WHERE logicalrelid = CAST(:t AS regclass)";
+    s.citus_distribute = "SELECT create_distributed_table(CAST(:t AS regclass), 'user_id', colocate_with => :with)";
+    s.distributed_tables = {CS_CONV, CS_MSG, CS_SUM, CS_USAGE};
     s.schema_table_exists = "SELECT COUNT(*) FROM information_schema.tables"
                             " WHERE table_schema = current_schema() AND table_name = '" CS_VERSION "'";
     // Appenders exclude each other (NO KEY UPDATE, like their UPDATEs of last_seq); a truncate

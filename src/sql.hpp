@@ -22,6 +22,12 @@ struct SqlText {
     std::string max_schema_version;
     std::string insert_schema_version;
     std::vector<Migration> migrations;
+    // Citus (PostgreSQL only; empty elsewhere): after the migrations, every table is distributed
+    // by user_id, co-located with the conversations (see DatabaseImpl::migrate).
+    std::string citus_installed;  // 1 when the citus extension is in this database
+    std::string citus_distributed; // 1 when table :t is distributed
+    std::string citus_distribute; // distributes table :t by user_id, co-located with :with
+    std::vector<std::string> distributed_tables; // in order: the first is the co-location anchor
 
     std::string conv_insert;
     std::string conv_get;
