@@ -131,6 +131,8 @@ TEST_CASE("database: a pooled connection that the server closed is replaced") {
 
 TEST_CASE("database: a connection lost during COMMIT is retried only for keyed writes") {
     if (!cstest::is_postgres()) return; // needs a server that can drop us mid-COMMIT
+    // It drops the connection with a trigger, and Citus has no triggers on distributed tables.
+    if (cstest::is_citus()) return;
     cstest::Fixture fx;
     [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const Conversation c = store.create("u1");

@@ -123,7 +123,7 @@ TEST_CASE("summaries: a window is the instructions, the latest summary, then the
         seen = seqs(in.history);
         return text_reply("ok");
     });
-    if (cstest::is_postgres()) CHECK(db.stats().statements - before == 2);
+    if (cstest::pg_fast_path()) CHECK(db.stats().statements - before == 2);
     CHECK(seen == std::vector<std::int64_t>{1, 2, 0, 18, 19, 20, 21});
     const PendingTurn p = chat.begin_turn(request("u", c.id, "split"));
     CHECK(seqs(p.history).at(2) == 0);

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -81,6 +82,10 @@ bool is_postgres() {
     return pg;
 }
 
+bool is_citus() { return is_postgres() && !env("CONVSTATE_TEST_CITUS_WORKERS").empty(); }
+
+bool pg_fast_path() { return is_postgres() && !is_citus(); }
+
 const char* backend_name() { return is_postgres() ? "postgres" : "sqlite"; }
 
 std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages) {
@@ -157,6 +162,31 @@ FreshDb fresh_db() {
     {
         soci::session admin(soci::postgresql, pg_connect(s, s.dbname));
         admin << "CREATE DATABASE " + name; // name is ours: letters, digits, underscores
+    }
+    // CONVSTATE_TEST_CITUS_WORKERS=p1,p2: the server is a Citus coordinator with workers on
+    // 127.0.0.1 at those ports (tests/citus_test.sh). The new database gets the same database
+    // and the extension on every worker, and its own cluster metadata, so that the library's
+    // migrate() distributes its tables as in a real deployment.
+    if (const std::string workers = env("CONVSTATE_TEST_CITUS_WORKERS"); !workers.empty()) {
+        std::vector<std::string> ports;
+        for (std::size_t start = 0; start <= workers.size();) {
+            const std::size_t comma = std::min(workers.find(',', start), workers.size());
+            ports.push_back(workers.substr(start, comma - start));
+            start = comma + 1;
+        }
+        for (const std::string& port : ports) {
+            const PgServer w{s.user, "127.0.0.1", port, s.dbname};
+            {
+                soci::session admin(soci::postgresql, pg_connect(w, w.dbname));
+                admin << "CREATE DATABASE " + name;
+            }
+            soci::session db(soci::postgresql, pg_connect(w, name));
+            db << "CREATE EXTENSION citus";
+        }
+        soci::session db(soci::postgresql, pg_connect(s, name));
+        db << "CREATE EXTENSION citus";
+        db << "SELECT citus_set_coordinator_host('127.0.0.1', " + s.port + ")";
+        for (const std::string& port : ports) db << "SELECT citus_add_node('127.0.0.1', " + port + ")";
     }
     return FreshDb{"postgresql://" + s.user + "@" + s.host + ":" + s.port + "/" + name, "postgresql",
                    pg_connect(s, name)};

@@ -13,6 +13,10 @@
 namespace cstest {
 
 bool is_postgres();
+/** The PostgreSQL server is a Citus coordinator (tests/citus_test.sh suite). */
+bool is_citus();
+/** PostgreSQL's one-statement turn steps are used (PostgreSQL, not Citus): 2 statements a turn. */
+bool pg_fast_path();
 const char* backend_name();
 
 /** A fresh, empty database on the backend under test: a new SQLite file in a temp dir, or a

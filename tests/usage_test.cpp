@@ -32,7 +32,7 @@ TEST_CASE("usage: stored with each reply, summed per conversation, per model and
     });
     const std::uint64_t before = db.stats().statements;
     chat.turn(request("u", a.conversation_id, "two"), [](const AgentInput&) { return reply_with("gpt-x", 150, 30); });
-    if (cstest::is_postgres()) CHECK(db.stats().statements - before == 2); // usage rides in the reply's statement
+    if (cstest::pg_fast_path()) CHECK(db.stats().statements - before == 2); // usage rides in the reply's statement
     const PendingTurn p = chat.begin_turn(request("u", a.conversation_id, "three", "k-3"));
     chat.complete_turn("u", p.token, reply_with(std::nullopt, 10, 5));
     chat.complete_turn("u", p.token, reply_with(std::nullopt, 10, 5)); // a replay records nothing more
