@@ -60,14 +60,18 @@ struct Options {
     int runs = 0; // 0: 3 at full scale, 1 at smoke scale
     bool run_cs = true, run_raw = true; // --impl (for profiling one side; no ratio lines then)
     bool default_malloc = false;        // --default-malloc: leave glibc's settings alone
+    std::vector<int> citus_workers;     // --citus-workers P1,P2: --pg-url is a Citus coordinator
 };
 
 constexpr const char* kUsage =
     "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5,S6]\n"
     "                       [--pg-url postgresql://...] [--dir DIR] [--scale full|smoke]\n"
     "                       [--runs N] [--csv FILE] [--impl convstate|raw|both] [--default-malloc]\n"
+    "                       [--citus-workers PORT,PORT]\n"
     "  The benchmark workload of docs/benchmark.md for convstate and a hand-written floor.\n"
-    "  PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL); bench/run.sh starts one for you.\n";
+    "  PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL); bench/run.sh starts one for you.\n"
+    "  --citus-workers: --pg-url is a Citus coordinator with workers on 127.0.0.1 at these ports;\n"
+    "  each bench database gets Citus on every node (bench/citus.sh starts such a cluster).\n";
 
 // A bad command line: what is wrong, then the usage, on stderr; exit status 2.
 [[noreturn]] void usage(const std::string& error) {
@@ -118,6 +122,15 @@ Options parse(int argc, char** argv) {
             o.run_raw = v != "convstate";
         } else if (a == "--default-malloc") {
             o.default_malloc = true;
+        } else if (a == "--citus-workers") {
+            const std::string v = value();
+            for (std::size_t start = 0; start <= v.size();) {
+                const std::size_t comma = std::min(v.find(',', start), v.size());
+                const int port = std::atoi(v.substr(start, comma - start).c_str());
+                if (port < 1 || port > 65535) usage("--citus-workers takes ports, e.g. 5433,5434");
+                o.citus_workers.push_back(port);
+                start = comma + 1;
+            }
         } else if (a == "--help" || a == "-h") {
             std::fputs(kUsage, stdout);
             std::exit(0);
@@ -288,6 +301,24 @@ constexpr const char* pg_db_raw = "convstate_bench_raw";
 constexpr const char* pg_db_s5big = "convstate_bench_s5big";
 constexpr const char* pg_db_s5small = "convstate_bench_s5small";
 
+// A Citus database: the same database with the extension on every worker, and on the
+// coordinator the extension and the cluster's nodes. convstate's migrate() then distributes its
+// tables by user_id; the floor's tables stay local tables of the coordinator.
+void citus_database(const Options& o, const char* db) {
+    const auto [host, port] = pg_url_host_port(o.pg_url);
+    for (const int w : o.citus_workers) {
+        const std::string worker = pg_url_with_host(o.pg_url, "127.0.0.1", w);
+        PgAdmin(worker).try_exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", db));
+        PgAdmin(worker).exec(fmt::format("CREATE DATABASE {}", db));
+        PgAdmin(pg_url_with_db(worker, db)).exec("CREATE EXTENSION citus");
+    }
+    PgAdmin coordinator(pg_url_with_db(o.pg_url, db));
+    coordinator.exec("CREATE EXTENSION citus");
+    coordinator.exec(fmt::format("SELECT citus_set_coordinator_host('{}', {})", host, port));
+    for (const int w : o.citus_workers) coordinator.exec(fmt::format("SELECT citus_add_node('127.0.0.1', {})", w));
+    if (std::string(db) == pg_db_cs) out(fmt::format("# citus: {} on a coordinator with {} workers", db, o.citus_workers.size()));
+}
+
 class Env {
 public:
     Env(Backend b, const Options& o) : backend(b), opt(o) {
@@ -296,6 +327,7 @@ public:
             for (const char* db : {pg_db_cs, pg_db_raw, pg_db_s5big, pg_db_s5small}) {
                 admin->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", db));
                 admin->exec(fmt::format("CREATE DATABASE {}", db));
+                if (!o.citus_workers.empty()) citus_database(o, db);
             }
             const auto settings = admin->query(
                 "SELECT current_setting('server_version'), current_setting('fsync'),"

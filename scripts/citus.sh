@@ -8,6 +8,8 @@
 #   citus_start             # exports CONVSTATE_TEST_CITUS_URL (the coordinator)
 #   citus_stop              # safe to call twice or when nothing was started
 #
+# PG_DURABLE=1 keeps fsync and synchronous_commit on (as scripts/pg.sh; for benchmarks).
+#
 # The source is citus-13.2.2.tar.gz (and its build fix for Debian's PostgreSQL 15.18,
 # citus-13.2.2-pg15.18.patch) in $CONVSTATE_CITUS_SOURCE, or else ../shared/vendor beside the
 # repository. Citus is not packaged in Debian 12, so it is built from that source (3-5 minutes
@@ -75,7 +77,8 @@ _citus_node() {
     for ((attempt = 1; attempt <= 10; attempt++)); do
         port=$(_pg_pick_port) || break
         opts="-c listen_addresses=127.0.0.1 -p $port -k '$dir' -c max_connections=300"
-        opts+=" -c shared_preload_libraries=citus -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        opts+=" -c shared_preload_libraries=citus"
+        [[ "${PG_DURABLE:-0}" == 1 ]] || opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         opts+=" -c max_prepared_transactions=200"
         if _pg_as_owner "$bindir/pg_ctl" -w -D "$dir" -l "$dir/log" start -o "$opts" >/dev/null 2>&1; then
             printf '%s %s\n' "$dir" "$port"
