@@ -299,12 +299,10 @@ void DatabaseImpl::migrate() {
 // touches lives on one shard and each statement is a single-shard (router) query. Done in the
 // migration's transaction, once per table (a table created by a later migration is distributed
 // by it); Citus propagates later DDL on distributed tables to their shards itself. The schema
-// version table stays a local table of the coordinator. Nothing happens without the extension.
+// version table stays a local table of the coordinator. Nothing happens without the extension
+// (as found when the Database was opened).
 void DatabaseImpl::distribute(soci::session& s) {
-    if (sql_.citus_installed.empty()) return;
-    long long installed = 0;
-    s << sql_.citus_installed, soci::into(installed);
-    if (installed == 0) return;
+    if (!citus_) return;
     const std::string& anchor = sql_.distributed_tables.front();
     for (const std::string& table : sql_.distributed_tables) {
         long long done = 0;

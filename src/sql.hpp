@@ -23,7 +23,7 @@ struct SqlText {
     std::string insert_schema_version;
     std::vector<Migration> migrations;
     // Citus (PostgreSQL only; empty elsewhere): after the migrations, every table is distributed
-    // by user_id, co-located with the conversations (see DatabaseImpl::migrate).
+    // by user_id, co-located with the conversations (see DatabaseImpl::distribute).
     std::string citus_installed;  // 1 when the citus extension is in this database
     std::string citus_distributed; // 1 when table :t is distributed
     std::string citus_distribute; // distributes table :t by user_id, co-located with :with
