@@ -5,7 +5,6 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <soci/postgresql/soci-postgresql.h>
 
 #include "convstate/json.hpp"
 #include "rows.hpp"
@@ -107,11 +106,6 @@ void use_turn_user(Stmt& st, const TurnIdentity& turn) {
         .use(turn.key).use(turn.run_token);
 }
 
-bool is_unique_violation(const soci::soci_error& e) {
-    const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e);
-    return pe && pe->sqlstate() == "23505";
-}
-
 // How many leading system messages turn_begin returns at most (more are loaded separately).
 constexpr long long prefix_cap = 16;
 
@@ -200,7 +194,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
                                std::move(summary)};
             return out;
         } catch (const soci::soci_error& e) {
-            if (is_unique_violation(e)) return std::nullopt;
+            if (db.policy().unique_violation(e)) return std::nullopt;
             throw;
         }
     });
@@ -240,7 +234,7 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnI
             do last = std::max(last, seq);
             while (st.fetch());
         } catch (const soci::soci_error& e) {
-            if (is_unique_violation(e)) return std::nullopt;
+            if (db.policy().unique_violation(e)) return std::nullopt;
             throw;
         }
         std::vector<Message> stored = output; // seqs last-k+1 .. last, in order
@@ -283,9 +277,9 @@ public:
           key(request.idempotency_key),
           mode(key ? TxMode::idempotent_write : TxMode::write),
           reject(options.concurrency == ConcurrentTurns::reject),
-          // PostgreSQL takes steps 1-3 in one statement; the general path (SQLite, Citus,
+          // PostgreSQL takes steps 1-3 in one statement; the general path (other dialects, Citus,
           // ConcurrentTurns::reject, replays of keyed turns) a transaction.
-          fast(database.dialect() == Dialect::postgresql && !database.citus() && !reject && !request.regenerate),
+          fast(database.one_statement_turns() && !reject && !request.regenerate),
           // Names this call's run: its user message (see CS_TURN_USER in sql.cpp), its
           // ConcurrentTurns::reject mark and its claim on a keyed turn.
           split(split_turn), run_token(detail::new_uuid()),
@@ -490,11 +484,9 @@ private:
             bump.use(locked->last_seq).use(now).use(req.user_id).use(id);
             bump.execute();
         } else {
-            long long last_seq = 0;
-            Stmt reserve(db, s, db.sql().conv_reserve);
-            reserve.into(last_seq).use(1LL).use(now).use(req.user_id).use(id);
-            if (!reserve.execute()) detail::throw_not_found(id);
-            m.seq = last_seq;
+            const std::optional<long long> last_seq = detail::reserve_seqs(db, s, req.user_id, id, 1, now);
+            if (!last_seq) detail::throw_not_found(id);
+            m.seq = *last_seq;
         }
         Stmt st(db, s, db.sql().msg_insert_run);
         st.use(req.user_id).use(id).use(static_cast<long long>(m.seq));
@@ -526,9 +518,9 @@ public:
      *  a token may name one that never was, and a truncate may have removed it since. */
     TurnEnd(DatabaseImpl& database, TurnIdentity identity)
         : db(database), turn(std::move(identity)),
-          // PostgreSQL stores the output in one statement; the general path (SQLite, a turn
-          // holding a ConcurrentTurns::reject mark, a racing duplicate's reply) a transaction.
-          fast(database.dialect() == Dialect::postgresql && !database.citus() && !turn.marked) {}
+          // PostgreSQL stores the output in one statement; the general path (other dialects, a
+          // turn holding a ConcurrentTurns::reject mark, a racing duplicate's reply) a transaction.
+          fast(database.one_statement_turns() && !turn.marked) {}
 
     /** Step 4a: the window chosen from the rows begin read, with no connection held (the host's
      *  token counter may call the library). The run is released if this fails. */
@@ -607,9 +599,11 @@ public:
                     if (usage) insert_usage(db, s, user, id, messages.back().seq, *usage);
                     return messages;
                 };
-                // (On PostgreSQL the UPDATE's check would read its statement's snapshot, which a
-                // truncate committed while it waited for the lock may have outdated: lock first.)
-                if (!base && !turn.marked && db.dialect() == Dialect::sqlite) return with_usage(append_checked(s, output));
+                // (Where writers run side by side, the UPDATE's check would read its statement's
+                // snapshot, which a truncate committed while it waited for the lock may have
+                // outdated: lock first.)
+                if (!base && !turn.marked && db.policy().can().single_writer)
+                    return with_usage(append_checked(s, output));
                 detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
                 check_user_message(s);
                 if (turn.marked) {

@@ -245,9 +245,18 @@ Conversation update_returning(detail::DatabaseImpl& db, const std::string& sql, 
     return db.run(TxMode::write, [&](soci::session& s) {
         ConversationRow row;
         Stmt st(db, s, sql);
-        row.bind(st);
+        const bool returning = db.policy().can().update_returning;
+        if (returning) row.bind(st);
         st.use(value).use(now).use(user).use(id);
-        if (!st.execute()) detail::throw_not_found(id);
+        if (returning) {
+            if (!st.execute()) detail::throw_not_found(id);
+            return row.to_conversation();
+        }
+        st.execute(); // then read back under the row lock the UPDATE took
+        Stmt get(db, s, db.sql().conv_get);
+        row.bind(get);
+        get.use(user).use(id);
+        if (!get.execute()) detail::throw_not_found(id);
         return row.to_conversation();
     });
 }

@@ -6,10 +6,6 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
-#include <poll.h>
-#include <soci/postgresql/soci-postgresql.h>
-#include <soci/sqlite3/soci-sqlite3.h>
 
 #include "db.hpp"
 #include "util.hpp"
@@ -19,13 +15,12 @@ namespace convstate {
 namespace detail {
 
 namespace {
-constexpr int sqlite_busy = 5, sqlite_locked = 6;
-
 int latest_version() { return sql_for(Dialect::sqlite).migrations.back().version; }
 } // namespace
 
 DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
-    : target_(std::move(target)), options_(std::move(options)), sql_(sql_for(target_.dialect)),
+    : target_(std::move(target)), options_(std::move(options)), policy_(dialect_policy(target_.dialect)),
+      sql_(policy_.sql()),
       pool_(options_.pool_size), broken_(new std::atomic<bool>[options_.pool_size]),
       statements_cache_(options_.pool_size), watchdog_(options_.pool_size) {
     for (std::size_t i = 0; i < options_.pool_size; ++i) {
@@ -33,7 +28,7 @@ DatabaseImpl::DatabaseImpl(ConnectionTarget target, DatabaseOptions options)
         soci::session& session = pool_.at(i);
         for (int attempt = 0;; ++attempt) {
             try {
-                open_session(session);
+                policy_.open(session, target_, options_);
                 break;
             } catch (const soci::soci_error& e) {
                 // Two processes creating one SQLite file race on switching it to WAL, and SQLite
@@ -67,7 +62,7 @@ std::size_t DatabaseImpl::slot_of(soci::session& session) {
 }
 
 CachedStatement* DatabaseImpl::cached(soci::session& session, const std::string& sql) {
-    if (target_.dialect == Dialect::postgresql && !options_.prepared_statements) return nullptr;
+    if (policy_.can().server_prepared && !options_.prepared_statements) return nullptr;
     auto& cache = statements_cache_[slot_of(session)];
     auto it = cache.find(sql);
     if (it == cache.end()) {
@@ -105,77 +100,14 @@ void DatabaseImpl::evict(soci::session& session, const std::string& sql, const C
     }
 }
 
-namespace {
-
-// SOCI opens SQLite connections in SQLite's default (serialized) threading mode, which locks a
-// mutex in every API call: about a tenth of a turn's instructions, for nothing, since a pooled
-// connection is only ever used by the thread holding its lease. SOCI 4.0 has no option for
-// SQLITE_OPEN_NOMUTEX, so the fresh handle SOCI opened (no statement prepared on it yet) is
-// replaced by one opened the same way in multi-thread mode. SOCI keeps nothing else of it.
-void use_multithread_handle(soci::session& session) {
-    // (static_cast: SOCI does not export the backend's typeinfo.)
-    auto* be = static_cast<soci::sqlite3_session_backend*>(session.get_backend());
-    const char* file = be && be->conn_ ? sqlite_api::sqlite3_db_filename(be->conn_, "main") : nullptr;
-    if (!file || !*file) return; // an in-memory database: it stays where it is
-    sqlite_api::sqlite3* handle = nullptr;
-    const int rc = sqlite_api::sqlite3_open_v2(
-        file, &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-        std::string message = handle ? sqlite_api::sqlite3_errmsg(handle) : sqlite_api::sqlite3_errstr(rc);
-        sqlite_api::sqlite3_close(handle);
-        throw soci::sqlite3_soci_error("sqlite3_open_v2: " + message, rc);
-    }
-    sqlite_api::sqlite3_close(be->conn_);
-    be->conn_ = handle;
-}
-
-} // namespace
-
-void DatabaseImpl::open_session(soci::session& session) {
-    if (target_.dialect == Dialect::sqlite) {
-        session.open(soci::sqlite3, target_.connect_string);
-        use_multithread_handle(session);
-        // WAL lets readers run beside the writer; NORMAL is durable across process crashes
-        // (a power loss may lose the last commits, never corrupt); FULL syncs every commit.
-        std::string mode;
-        session << "PRAGMA journal_mode=WAL", soci::into(mode);
-        session << (target_.sqlite_full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-        session << fmt::format("PRAGMA busy_timeout={}", options_.busy_timeout.count());
-    } else {
-        session.open(soci::postgresql, target_.connect_string);
-    }
-}
-
 void DatabaseImpl::reconnect(soci::session& session, std::size_t slot) {
     statements_cache_[slot].clear(); // they belong to the old connection
-    session.reconnect();
-    if (target_.dialect == Dialect::sqlite) open_session(session);
+    policy_.reconnect(session, target_, options_);
     broken_[slot] = false;
 }
 
-namespace {
-PGconn* pg_connection(soci::session& session) {
-    // (static_cast: SOCI does not export the backend's typeinfo.)
-    auto* backend = static_cast<soci::postgresql_session_backend*>(session.get_backend());
-    return backend ? backend->conn_ : nullptr;
-}
-} // namespace
-
-bool DatabaseImpl::connection_alive(soci::session& session) const {
-    if (target_.dialect != Dialect::postgresql) return true;
-    PGconn* conn = pg_connection(session);
-    if (!conn || PQstatus(conn) != CONNECTION_OK) return false;
-    // An idle connection has nothing to read (the library never LISTENs); a server that closed
-    // it has sent its goodbye and EOF. Look without blocking and without sending anything; any
-    // unexpected input means the connection is replaced.
-    pollfd p{PQsocket(conn), POLLIN, 0};
-    return ::poll(&p, 1, 0) == 0;
-}
-
 void DatabaseImpl::Deadline::arm(soci::session& session) {
-    if (db_.target_.dialect != Dialect::postgresql) return;
-    PGconn* conn = pg_connection(session);
-    const int fd = conn ? PQsocket(conn) : -1;
+    const int fd = db_.policy_.socket(session);
     if (fd < 0) return;
     const auto timeout = db_.options_.statement_timeout;
     const auto grace = std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(5));
@@ -190,30 +122,6 @@ DatabaseImpl::Lease DatabaseImpl::lease() {
         throw StorageError(fmt::format("no pooled connection became free within {} ms (pool_size {})",
                                        options_.pool_timeout.count(), options_.pool_size));
     return Lease(*this, slot);
-}
-
-ErrorClass DatabaseImpl::classify(const soci::soci_error& e, soci::session& session) const {
-    ErrorClass c;
-    if (const auto* se = dynamic_cast<const soci::sqlite3_soci_error*>(&e)) {
-        c.code = se->result();
-        c.transient = (c.code & 0xFF) == sqlite_busy || (c.code & 0xFF) == sqlite_locked;
-        return c;
-    }
-    if (const auto* pe = dynamic_cast<const soci::postgresql_soci_error*>(&e)) {
-        c.sqlstate = pe->sqlstate();
-        // 40001 serialization failure, 40P01 deadlock, 55P03 lock not available: retry.
-        // 23505 unique violation: two writers raced on an idempotency key; the retry finds it.
-        c.transient = c.sqlstate == "40001" || c.sqlstate == "40P01" || c.sqlstate == "55P03" ||
-                      c.sqlstate == "23505";
-        // 08xxx connection exception; 57P01-03 the server is shutting down or restarting.
-        c.connection_lost = c.sqlstate.rfind("08", 0) == 0 || c.sqlstate.rfind("57P0", 0) == 0;
-    }
-    if (target_.dialect == Dialect::postgresql && !c.connection_lost) {
-        bool connected = false;
-        try { connected = session.is_connected(); } catch (...) {}
-        c.connection_lost = !connected;
-    }
-    return c;
 }
 
 void DatabaseImpl::throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const {
@@ -273,8 +181,7 @@ int DatabaseImpl::schema_version() {
 }
 
 void DatabaseImpl::migrate() {
-    run(TxMode::idempotent_write, [&](soci::session& s) {
-        if (!sql_.migrate_lock.empty()) s << sql_.migrate_lock;
+    const auto apply = [&](soci::session& s) {
         s << sql_.create_schema_table;
         int current = 0;
         soci::indicator ind{};
@@ -291,6 +198,32 @@ void DatabaseImpl::migrate() {
             s << sql_.insert_schema_version, soci::use(m.version), soci::use(applied);
         }
         distribute(s);
+    };
+    if (policy_.can().transactional_ddl) {
+        run(TxMode::idempotent_write, [&](soci::session& s) {
+            if (!sql_.migrate_lock.empty()) s << sql_.migrate_lock;
+            apply(s);
+            return 0;
+        });
+        return;
+    }
+    // DDL commits as it goes: a session lock serialises the processes migrating at once, and
+    // every migration statement is idempotent (IF NOT EXISTS …), so a migration cut short (a
+    // crash, a lost connection) is completed by the next run before its version is recorded.
+    run(TxMode::read, [&](soci::session& s) {
+        long long locked = 0;
+        soci::indicator ind{};
+        s << sql_.migrate_lock, soci::into(locked, ind);
+        if (ind != soci::i_ok || locked != 1)
+            throw StorageError(fmt::format("migrating the {}: another process held the migration lock too long",
+                                           target_.display));
+        try {
+            apply(s);
+        } catch (...) {
+            try { s << sql_.migrate_unlock; } catch (...) {} // (a lost connection released it)
+            throw;
+        }
+        s << sql_.migrate_unlock;
         return 0;
     });
 }

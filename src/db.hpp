@@ -16,20 +16,13 @@
 
 #include "convstate/database.hpp"
 #include "convstate/error.hpp"
+#include "dialect.hpp"
 #include "sql.hpp"
 #include "stmt.hpp"
 #include "url.hpp"
 #include "watchdog.hpp"
 
 namespace convstate::detail {
-
-/** How a driver error should be handled. */
-struct ErrorClass {
-    bool transient = false;       // safe to retry once the transaction is rolled back
-    bool connection_lost = false; // the session must be reconnected
-    int code = 0;
-    std::string sqlstate;
-};
 
 enum class TxMode {
     read,             // autocommit reads; retried freely
@@ -55,6 +48,7 @@ public:
     ~DatabaseImpl();
 
     Dialect dialect() const noexcept { return target_.dialect; }
+    const DialectPolicy& policy() const noexcept { return policy_; }
     const DatabaseOptions& options() const noexcept { return options_; }
     const Limits& limits() const noexcept { return options_.limits; }
     const SqlText& sql() const noexcept { return sql_; }
@@ -63,6 +57,8 @@ public:
      *  where the one-statement steps' CTEs would be planned as several distributed subplans
      *  (and Citus refuses their set_config). */
     bool citus() const noexcept { return citus_; }
+    /** A turn's steps may take their one-statement forms (dialects with CTE writes, not Citus). */
+    bool one_statement_turns() const noexcept { return policy_.can().cte_writes && !citus_; }
 
     /** Runs fn(session) — in one transaction unless mode is read — retrying transient failures
      *  (busy, serialization failure, deadlock, lost connection) up to options().max_retries.
@@ -103,12 +99,10 @@ private:
     class Lease;
     class Deadline;
     Lease lease();
-    /** PostgreSQL: false when the server has closed this idle connection (a restart, or
-     *  pg_terminate_backend): nothing was sent on it, so it is replaced before use. */
-    bool connection_alive(soci::session& session) const;
-    void open_session(soci::session& session);
     void reconnect(soci::session& session, std::size_t slot);
-    ErrorClass classify(const soci::soci_error& e, soci::session& session) const;
+    ErrorClass classify(const soci::soci_error& e, soci::session& session) const {
+        return policy_.classify(e, session);
+    }
     [[noreturn]] void throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const;
     void backoff(int attempt) const;
     [[noreturn]] void throw_outcome_unknown(bool timed_out = false) const;
@@ -122,6 +116,7 @@ private:
 
     ConnectionTarget target_;
     DatabaseOptions options_;
+    const DialectPolicy& policy_;
     const SqlText& sql_;
     bool citus_ = false;
     soci::connection_pool pool_;
@@ -137,7 +132,7 @@ private:
     Watchdog watchdog_;
 };
 
-/** The client-side deadline of one attempt on a pooled PostgreSQL connection (see Watchdog). */
+/** The client-side deadline of one attempt on a pooled server connection (see Watchdog). */
 class DatabaseImpl::Deadline {
 public:
     Deadline(DatabaseImpl& db, std::size_t slot) : db_(db), slot_(slot) {}
@@ -185,17 +180,17 @@ auto DatabaseImpl::run(TxMode mode, F&& fn) -> std::invoke_result_t<F&, soci::se
         const std::uint64_t sent_before = statements_sent_by_thread;
         bool in_tx = false;
         try {
-            if (broken_[lease.slot()] || !connection_alive(session)) reconnect(session, lease.slot());
+            if (broken_[lease.slot()] || !policy_.idle_session_alive(session)) reconnect(session, lease.slot());
             deadline.arm(session);
             if (opens_transaction(mode)) {
-                Stmt(*this, session, sql_.begin_write, dialect() == Dialect::sqlite).execute();
+                Stmt(*this, session, sql_.begin_write, policy_.can().prepare_transaction_control).execute();
                 in_tx = true;
             }
             decltype(auto) result = fn(session);
             if (in_tx) {
                 in_tx = false;
                 try {
-                    Stmt(*this, session, commit_sql(), dialect() == Dialect::sqlite).execute();
+                    Stmt(*this, session, commit_sql(), policy_.can().prepare_transaction_control).execute();
                     transactions_.fetch_add(1, std::memory_order_relaxed);
                 } catch (const soci::soci_error& e) {
                     const ErrorClass c = classify(e, session);

@@ -1,5 +1,7 @@
 #include "sql.hpp"
 
+#include <stdexcept>
+
 namespace convstate::detail {
 namespace {
 
@@ -30,7 +32,9 @@ namespace {
     "set_config('synchronous_commit', CASE WHEN CAST(:defer_flush AS INTEGER) = 1 THEN 'off'"                  \
     " ELSE current_setting('synchronous_commit') END, true)"
 
-SqlText common() {
+} // namespace
+
+SqlText common_sql() {
     SqlText s;
     s.create_schema_table =
         "CREATE TABLE IF NOT EXISTS " CS_VERSION " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)";
@@ -218,8 +222,10 @@ SqlText common() {
     return s;
 }
 
+namespace {
+
 SqlText sqlite_text() {
-    SqlText s = common();
+    SqlText s = common_sql();
     s.begin_write = "BEGIN IMMEDIATE";
     s.schema_table_exists = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '" CS_VERSION "'";
     // SQLite spells LEAST as the two-argument scalar MIN.
@@ -229,7 +235,7 @@ SqlText sqlite_text() {
 }
 
 SqlText postgresql_text() {
-    SqlText s = common();
+    SqlText s = common_sql();
     s.begin_write = "BEGIN";
     // Any constant works; this one spells "cvst".
     s.migrate_lock = "SELECT pg_advisory_xact_lock(1668707188)";
@@ -330,10 +336,22 @@ std::string pg_turn_finish(std::size_t k, bool with_usage) {
            " tokens, key, parts) RETURNING seq";
 }
 
+const SqlText& sqlite_sql() {
+    static const SqlText sql = sqlite_text();
+    return sql;
+}
+
+const SqlText& postgresql_sql() {
+    static const SqlText sql = postgresql_text();
+    return sql;
+}
+
 const SqlText& sql_for(Dialect dialect) {
-    static const SqlText sqlite = sqlite_text();
-    static const SqlText postgresql = postgresql_text();
-    return dialect == Dialect::sqlite ? sqlite : postgresql;
+    switch (dialect) {
+    case Dialect::sqlite: return sqlite_sql();
+    case Dialect::postgresql: return postgresql_sql();
+    }
+    throw std::logic_error("convstate: unknown dialect");
 }
 
 } // namespace convstate::detail

@@ -17,6 +17,7 @@ struct Migration {
 struct SqlText {
     std::string begin_write;     // SQLite takes the write lock up front (BEGIN IMMEDIATE)
     std::string migrate_lock;    // serialises concurrent migrate() (empty: begin_write suffices)
+    std::string migrate_unlock;  // ends a session-level migrate_lock (without transactional DDL)
     std::string schema_table_exists;
     std::string create_schema_table;
     std::string max_schema_version;
@@ -93,6 +94,11 @@ struct SqlText {
  *  caller takes the locked path. */
 std::string pg_turn_finish(std::size_t k, bool with_usage);
 
+/** What every dialect shares (the version 1… migrations and most statements), for the
+ *  dialects' own texts to start from. */
+SqlText common_sql();
+const SqlText& sqlite_sql();
+const SqlText& postgresql_sql();
 const SqlText& sql_for(Dialect dialect);
 
 } // namespace convstate::detail

@@ -14,7 +14,8 @@
 namespace convstate::detail {
 
 Stmt::Stmt(DatabaseImpl& db, soci::session& session, const std::string& sql, bool cacheable)
-    : db_(db), session_(session), sql_(sql), c_(cacheable ? db.cached(session, sql) : nullptr) {
+    : db_(db), session_(session), sql_(sql), c_(cacheable ? db.cached(session, sql) : nullptr),
+      rows_(db.policy().can().rows) {
     if (!c_) {
         own_ = std::make_unique<CachedStatement>(session);
         c_ = own_.get();
@@ -48,12 +49,12 @@ CachedStatement::Slot CachedStatement::new_slot(bool is_text) {
     return slot;
 }
 
-// SOCI gets the values of PostgreSQL statements (it sends them) and no into() targets: Stmt
-// reads the rows itself. SQLite statements it gets neither.
+// SOCI gets the values of server statements (it sends them); SQLite statements Stmt binds
+// itself. Into() targets SOCI gets only where Stmt cannot read the rows itself (RowSource::soci).
 Stmt& Stmt::bind_use(bool is_text, const std::string* text, const long long* number) {
     if (!c_->prepared) {
         const CachedStatement::Slot slot = c_->new_slot(is_text);
-        if (db_.dialect() != Dialect::sqlite) {
+        if (rows_ != RowSource::sqlite_statement) {
             if (slot.text) c_->st.exchange(soci::use(*slot.text, *slot.ind));
             else c_->st.exchange(soci::use(*slot.number, *slot.ind));
         }
@@ -106,6 +107,14 @@ void Stmt::prepare() {
                                            next_use_, placeholders(sql_), sql_.substr(0, 200)));
     if (!c_->prepared) {
         c_->st.alloc();
+        if (rows_ == RowSource::soci) {
+            for (const Target& t : targets_) {
+                const CachedStatement::Slot slot = c_->new_slot(t.text != nullptr);
+                if (slot.text) c_->st.exchange(soci::into(*slot.text, *slot.ind));
+                else c_->st.exchange(soci::into(*slot.number, *slot.ind));
+                c_->intos.push_back(slot);
+            }
+        }
         // Cached: prepared once per connection (PostgreSQL: PREPARE, then EXECUTE each time).
         // Not cached: PostgreSQL runs it with PQexecParams (one round trip, nothing named).
         c_->st.prepare(sql_, own_ ? soci::details::st_one_time_query : soci::details::st_repeatable_query);
@@ -113,7 +122,10 @@ void Stmt::prepare() {
         c_->targets = targets_.size();
         c_->prepared = true;
     }
-    if (db_.dialect() != Dialect::sqlite) return;
+    if (rows_ == RowSource::soci && targets_.size() > c_->intos.size())
+        throw std::logic_error(fmt::format("convstate: {} targets for a statement prepared with {}: {}",
+                                           targets_.size(), c_->intos.size(), sql_.substr(0, 200)));
+    if (rows_ != RowSource::sqlite_statement) return;
     // (static_cast: SOCI does not export the backend's typeinfo.)
     auto* be = static_cast<soci::sqlite3_statement_backend*>(c_->st.get_backend());
     native_ = be ? be->stmt_ : nullptr;
@@ -189,6 +201,21 @@ bool Stmt::pg_read() {
     return true;
 }
 
+bool Stmt::soci_read(bool got_row) {
+    if (!got_row) return false;
+    // A null leaves its target as it was; the indicator says null. The buffers are swapped,
+    // not copied: SOCI overwrites its side at the next row.
+    for (std::size_t i = 0; i < targets_.size(); ++i) {
+        const Target& t = targets_[i];
+        const CachedStatement::Slot& slot = c_->intos[i];
+        if (t.ind) *t.ind = *slot.ind;
+        if (*slot.ind == soci::i_null) continue;
+        if (t.text) t.text->swap(*slot.text);
+        else *t.number = *slot.number;
+    }
+    return true;
+}
+
 long long Stmt::affected_rows() {
     if (native_) return sqlite_api::sqlite3_changes(sqlite_api::sqlite3_db_handle(native_));
     return c_->st.get_affected_rows();
@@ -199,6 +226,7 @@ bool Stmt::execute() {
         prepare();
         db_.count_statement();
         if (native_) return sqlite_step();
+        if (rows_ == RowSource::soci) return soci_read(c_->st.execute(true));
         c_->st.execute(true); // SOCI sends the statement; it has no targets to fill
         // (static_cast: SOCI does not export the backend's typeinfo.)
         const auto* be = static_cast<soci::postgresql_statement_backend*>(c_->st.get_backend());
@@ -218,6 +246,7 @@ bool Stmt::execute() {
 bool Stmt::fetch() {
     try {
         if (native_) return sqlite_step();
+        if (rows_ == RowSource::soci) return soci_read(c_->st.fetch());
         ++pg_row_;
         return pg_read();
     } catch (...) {

@@ -10,6 +10,8 @@
 
 #include <soci/soci.h>
 
+#include "dialect.hpp"
+
 namespace sqlite_api {
 struct sqlite3_stmt; // <sqlite3.h>, as SOCI includes it
 }
@@ -33,6 +35,7 @@ struct CachedStatement {
     std::deque<long long> numbers;
     std::deque<soci::indicator> indicators;
     std::vector<Slot> uses;
+    std::vector<Slot> intos; // RowSource::soci: SOCI's into() buffers, one per target
     std::size_t targets = 0; // into() targets per execution (known once prepared)
     bool prepared = false;
     bool busy = false; // a Stmt is using it: the cache neither hands it out again nor drops it
@@ -45,10 +48,11 @@ struct CachedStatement {
  *  fetch(). Values are copied into the statement's own buffers, so the statement can stay
  *  prepared on its connection and be reused (DatabaseImpl::cached).
  *
- *  SOCI prepares every statement; on PostgreSQL it also binds the values and executes. Rows are
- *  read by Stmt itself, each column straight into its into() target: from the PGresult SOCI
- *  received, or by stepping SOCI's SQLite statement handle with the sqlite3 API (which also
- *  binds the values). SOCI's per-row conversions into buffers of its own, then copied again,
+ *  SOCI prepares every statement; on a server it also binds the values and executes. Where the
+ *  dialect allows (Capabilities::rows), rows are read by Stmt itself, each column straight into
+ *  its into() target: from the PGresult SOCI received, or by stepping SOCI's SQLite statement
+ *  handle with the sqlite3 API (which also binds the values). Elsewhere SOCI reads them into
+ *  buffers of the cached statement, handed on to the targets. SOCI's per-row conversions into buffers of its own, then copied again,
  *  were the largest cost of reading a history (docs/performance.md). */
 class Stmt {
 public:
@@ -82,6 +86,8 @@ private:
     void prepare();
     /** SQLite: steps the statement; reads a row into the targets. False when done. */
     bool sqlite_step();
+    /** RowSource::soci: hands the row SOCI fetched (if got_row) to the targets. */
+    bool soci_read(bool got_row);
     /** PostgreSQL: reads row pg_row_ of the result into the targets. False past the last. */
     bool pg_read();
 
@@ -94,6 +100,7 @@ private:
     sqlite_api::sqlite3_stmt* native_ = nullptr; // SQLite: SOCI's handle, stepped by this Stmt
     const pg_result* pg_result_ = nullptr;         // PostgreSQL: the result SOCI received
     int pg_row_ = 0, pg_rows_ = 0;
+    RowSource rows_;
     std::size_t next_use_ = 0;
     bool failed_ = false;
 };

@@ -124,11 +124,26 @@ std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::strin
         return append_locked(db, s, user, id, conv, batch, expected_last_seq);
     }
     const long long n = static_cast<long long>(batch.size()), now = now_us();
+    const std::optional<long long> last_seq = reserve_seqs(db, s, user, id, n, now);
+    if (!last_seq) throw_not_found(id);
+    return insert_allocated(db, s, user, id, batch, *last_seq, now);
+}
+
+std::optional<long long> reserve_seqs(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                      const std::string& id, long long n, long long now) {
     long long last_seq = 0;
     Stmt reserve(db, s, db.sql().conv_reserve);
-    reserve.into(last_seq).use(n).use(now).use(user).use(id);
-    if (!reserve.execute()) throw_not_found(id);
-    return insert_allocated(db, s, user, id, batch, last_seq, now);
+    const bool returning = db.policy().can().update_returning;
+    if (returning) reserve.into(last_seq);
+    reserve.use(n).use(now).use(user).use(id);
+    if (returning) return reserve.execute() ? std::optional(last_seq) : std::nullopt;
+    // Read back under the row lock the UPDATE took (n >= 1: a matched row always changed).
+    reserve.execute();
+    if (reserve.affected_rows() == 0) return std::nullopt;
+    Stmt read(db, s, db.sql().conv_exists);
+    read.into(last_seq).use(user).use(id);
+    if (!read.execute()) return std::nullopt;
+    return last_seq;
 }
 
 void check_group_boundary(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,

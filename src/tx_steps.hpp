@@ -49,12 +49,18 @@ std::vector<Message> append_locked(DatabaseImpl& db, soci::session& s, const std
                                    std::optional<std::int64_t> expected_last_seq = std::nullopt);
 
 /** Appends validated messages in the caller's transaction. Without idempotency keys and
- *  expected_last_seq, one UPDATE … RETURNING locks the row and allocates the seqs; otherwise the
+ *  expected_last_seq, reserve_seqs locks the row and allocates the seqs; otherwise the
  *  row is locked first and append_locked checks keys and the expected seq under the lock.
  *  @throws NotFound, Conflict. */
 std::vector<Message> append(DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id,
                             const std::vector<Message>& batch,
                             std::optional<std::int64_t> expected_last_seq = std::nullopt);
+
+/** Allocates n (>= 1) seqs after the conversation's last_seq, locking its row until the
+ *  transaction ends (sql.conv_reserve); returns the new last_seq, or nullopt when the user has
+ *  no such conversation. */
+std::optional<long long> reserve_seqs(DatabaseImpl& db, soci::session& s, const std::string& user,
+                                      const std::string& id, long long n, long long now);
 
 /** Checks that a cut after message `boundary` (0..last_seq: truncate, summary, fork) keeps every
  *  tool-call group whole: message boundary + 1 is not a tool result, and — at the end — message
