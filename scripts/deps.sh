@@ -17,6 +17,7 @@ packages=(
     libfmt-dev
     doctest-dev
     libpq-dev
+    libmariadb-dev
     libsqlite3-dev
     libssl-dev
     "$@"

@@ -257,6 +257,12 @@ Database Database::open(std::string_view url, const DatabaseOptions& options) {
     if (options.statement_timeout.count() < 1 || options.statement_timeout > std::chrono::hours(24))
         throw InvalidArgument("statement_timeout", "must be between 1 ms and 24 hours");
     detail::ConnectionTarget target = detail::parse_url(url, options);
+    if (const std::size_t k = detail::dialect_policy(target.dialect).can().max_key_bytes) {
+        if (options.limits.max_user_id_bytes > k)
+            throw InvalidArgument("limits.max_user_id_bytes", fmt::format("must be at most {} on this backend", k));
+        if (options.limits.max_id_bytes > k)
+            throw InvalidArgument("limits.max_id_bytes", fmt::format("must be at most {} on this backend", k));
+    }
     auto impl = std::make_shared<detail::DatabaseImpl>(std::move(target), options);
     if (options.migrate_on_open) {
         impl->migrate();

@@ -6,11 +6,13 @@ namespace convstate::detail {
 
 const DialectPolicy& sqlite_policy();
 const DialectPolicy& postgresql_policy();
+const DialectPolicy& mysql_policy();
 
 const DialectPolicy& dialect_policy(Dialect dialect) {
     switch (dialect) {
     case Dialect::sqlite: return sqlite_policy();
     case Dialect::postgresql: return postgresql_policy();
+    case Dialect::mysql: return mysql_policy();
     }
     throw std::logic_error("convstate: unknown dialect");
 }

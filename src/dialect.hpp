@@ -47,6 +47,9 @@ struct Capabilities {
     bool single_writer = false;
     /** Statements are prepared on the server (DatabaseOptions::prepared_statements applies). */
     bool server_prepared = false;
+    /** The longest key (user id, conversation id, idempotency key …) the schema holds, or 0
+     *  for no bound: Database::open refuses Limits beyond it. */
+    std::size_t max_key_bytes = 0;
     /** BEGIN and COMMIT kept prepared like other statements (cheap where preparing is local). */
     bool prepare_transaction_control = false;
 };

@@ -2,37 +2,9 @@
 
 #include <stdexcept>
 
+#include "sql_tables.hpp"
+
 namespace convstate::detail {
-namespace {
-
-// Table names carry a prefix so the schema can live beside the host application's own tables.
-#define CS_CONV "convstate_conversations"
-#define CS_MSG "convstate_messages"
-#define CS_VERSION "convstate_schema_version"
-#define CS_SUM "convstate_summaries"
-#define CS_USAGE "convstate_usage"
-#define CS_USAGE_FIELDS "model, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens"
-#define CS_USAGE_SUMS "COUNT(*), CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(completion_tokens), 0)" \
-    " AS BIGINT), CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT)"
-#define CS_SUM_COLS "conversation_id, covers_through_seq, content, metadata_json, created_at"
-#define CS_CONV_COLS "id, user_id, title, metadata_json, last_seq, created_at, updated_at, external_key, forked_from_id, forked_from_seq"
-// A message's own fields, in the order rows.cpp's use_message_fields binds them.
-#define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key," \
-    " content_parts_json"
-#define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
-#define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
-// The user message a turn stored (alias u): at its seq, with its key — or, unkeyed, recorded with
-// its run's token, which no other message carries (a truncate may free the seq for another one).
-// Binds user, conversation, seq, key, key, run token (detail::use_turn_user).
-#define CS_TURN_USER                                                                                           \
-    "u.user_id = :tu_user AND u.conversation_id = :tu_id AND u.seq = :tu_seq AND u.role = 'user' AND"          \
-    " (u.idempotency_key = :tu_key OR (CAST(:tu_key2 AS TEXT) IS NULL AND u.idempotency_key IS NULL"           \
-    " AND u.run_owner = :tu_run))"
-#define CS_DEFER_FLUSH                                                                                         \
-    "set_config('synchronous_commit', CASE WHEN CAST(:defer_flush AS INTEGER) = 1 THEN 'off'"                  \
-    " ELSE current_setting('synchronous_commit') END, true)"
-
-} // namespace
 
 SqlText common_sql() {
     SqlText s;
@@ -100,8 +72,10 @@ SqlText common_sql() {
         "SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
         " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
         " AND s.covers_through_seq <= :hi2), 0)) AND seq <= :hi"
-        " UNION ALL SELECT * FROM (SELECT s.conversation_id, 0, 'system', s.content, NULL, NULL, NULL, s.metadata_json,"
-        " s.covers_through_seq, NULL, NULL, s.created_at, 2 FROM " CS_SUM " s WHERE s.user_id = :user_id3"
+        " UNION ALL SELECT * FROM (SELECT s.conversation_id, 0 AS seq, 'system' AS role, s.content, NULL AS name,"
+        " NULL AS tool_calls_json, NULL AS tool_call_id, s.metadata_json, s.covers_through_seq AS token_count,"
+        " NULL AS idempotency_key, NULL AS content_parts_json, s.created_at, 2 AS flag FROM " CS_SUM " s"
+        " WHERE s.user_id = :user_id3"
         " AND s.conversation_id = :id3 AND s.covers_through_seq <= :hi3 ORDER BY s.covers_through_seq DESC LIMIT 1) x"
         " ORDER BY 2";
     s.sum_delete_after = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq > :after";
@@ -350,6 +324,7 @@ const SqlText& sql_for(Dialect dialect) {
     switch (dialect) {
     case Dialect::sqlite: return sqlite_sql();
     case Dialect::postgresql: return postgresql_sql();
+    case Dialect::mysql: return mysql_sql();
     }
     throw std::logic_error("convstate: unknown dialect");
 }

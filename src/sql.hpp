@@ -99,6 +99,7 @@ std::string pg_turn_finish(std::size_t k, bool with_usage);
 SqlText common_sql();
 const SqlText& sqlite_sql();
 const SqlText& postgresql_sql();
+const SqlText& mysql_sql();
 const SqlText& sql_for(Dialect dialect);
 
 } // namespace convstate::detail

@@ -38,8 +38,14 @@ std::string percent_decode(std::string_view s, const char* part) {
     return out;
 }
 
-// libpq keyword/value syntax: single-quote the value, backslash-escape ' and \.
-std::string pq_quote(std::string_view v) {
+void check_port(std::string_view port) {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535)
+        bad_url("port '" + std::string(port) + "' is not a number from 1 to 65535");
+}
+
+// libpq's and SOCI MySQL's keyword=value syntax: single-quote the value, backslash-escape ' and \.
+std::string quote_value(std::string_view v) {
     std::string out = "'";
     for (char c : v) {
         if (c == '\'' || c == '\\') out.push_back('\\');
@@ -98,43 +104,58 @@ std::vector<std::string_view> split_list(std::string_view v) {
     }
 }
 
+// The user info of a server URL: it ends at the last '@', so a password may hold '?', '/' or
+// '@' unescaped. Takes it off the front of rest.
+struct UserInfo {
+    bool given = false, has_password = false;
+    std::string user, password;
+};
+
+UserInfo take_userinfo(std::string_view& rest) {
+    UserInfo u;
+    const auto at = rest.rfind('@');
+    if (at == std::string_view::npos) return u;
+    const std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    u.given = true;
+    // A user name never holds these: the '@' was meant for the path or the query.
+    if (userinfo.substr(0, userinfo.find(':')).find_first_of("/?@") != std::string_view::npos)
+        bad_url("an '@' in the database name or a query value must be written %40");
+    if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+        u.user = percent_decode(userinfo.substr(0, colon), "user name");
+        u.password = percent_decode(userinfo.substr(colon + 1), "password");
+        u.has_password = true;
+    } else {
+        u.user = percent_decode(userinfo, "user name");
+    }
+    return u;
+}
+
+// The key=value pairs of a URL's query (undecoded); a password there is refused (it would show
+// in process lists and logs).
+std::vector<std::pair<std::string_view, std::string_view>> query_pairs(std::string_view query) {
+    std::vector<std::pair<std::string_view, std::string_view>> pairs;
+    for (std::size_t start = 0; start <= query.size();) {
+        const std::size_t amp = std::min(query.find('&', start), query.size());
+        const std::string_view pair = query.substr(start, amp - start);
+        const std::size_t eq = pair.find('=');
+        const std::string_view key = pair.substr(0, eq);
+        if (key == "password") bad_url("put the password in the user-info part, not the query");
+        if (!pair.empty()) pairs.emplace_back(key, eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+        start = amp + 1;
+    }
+    return pairs;
+}
+
 // A PostgreSQL URL is parsed by libpq itself (PQconninfoParse), so every connection parameter
 // and libpq's multi-host form (postgresql://u@h1:p1,h2:p2/db?target_session_attrs=read-write)
-// mean what they mean to psql. Two things are done first, as before: the user info ends at the
-// last '@', so a password may hold '?', '/' or '@' unescaped (it is re-encoded for libpq), and
-// a password in the query is refused (it would show in process lists and logs).
+// mean what they mean to psql. The user info is taken first
+// (take_userinfo; re-encoded for libpq), and a password in the query is refused.
 ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& options) {
-    std::string_view userinfo;
-    bool has_userinfo = false;
-    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-        userinfo = rest.substr(0, at);
-        rest = rest.substr(at + 1);
-        has_userinfo = true;
-    }
-    std::string user, password;
-    bool has_password = false;
-    if (has_userinfo) {
-        // A user name never holds these: the '@' was meant for the path or the query.
-        if (userinfo.substr(0, userinfo.find(':')).find_first_of("/?@") != std::string_view::npos)
-            bad_url("an '@' in the database name or a query value must be written %40");
-        if (auto colon = userinfo.find(':'); colon != std::string_view::npos) {
-            user = percent_decode(userinfo.substr(0, colon), "user name");
-            password = percent_decode(userinfo.substr(colon + 1), "password");
-            has_password = true;
-        } else {
-            user = percent_decode(userinfo, "user name");
-        }
-    }
-    if (auto q = rest.find('?'); q != std::string_view::npos) {
-        std::string_view query = rest.substr(q + 1);
-        for (std::size_t start = 0; start <= query.size();) {
-            const std::size_t amp = std::min(query.find('&', start), query.size());
-            const std::string_view pair = query.substr(start, amp - start);
-            if (pair.substr(0, pair.find('=')) == "password")
-                bad_url("put the password in the user-info part, not the query");
-            start = amp + 1;
-        }
-    }
+    const UserInfo ui = take_userinfo(rest);
+    const bool has_userinfo = ui.given, has_password = ui.has_password;
+    const std::string &user = ui.user, &password = ui.password;
+    if (auto q = rest.find('?'); q != std::string_view::npos) query_pairs(rest.substr(q + 1));
     std::string uri = "postgresql://";
     if (has_userinfo) {
         uri += percent_encode(user);
@@ -167,10 +188,7 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
     const std::string& hosts = value_of("host") ? *value_of("host") : value_of("hostaddr") ? *value_of("hostaddr") : none;
     const std::string& ports = value_of("port") ? *value_of("port") : none;
     for (std::string_view port : split_list(ports)) {
-        if (port.empty()) continue;
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
-            std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535)
-            bad_url("port '" + std::string(port) + "' is not a number from 1 to 65535");
+        if (!port.empty()) check_port(port);
     }
     const std::vector<std::string_view> host_list = split_list(hosts), port_list = split_list(ports);
     if (port_list.size() > 1 && port_list.size() != host_list.size())
@@ -181,7 +199,7 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         if (!cs.empty()) cs.push_back(' ');
         cs += key;
         cs.push_back('=');
-        cs += pq_quote(value);
+        cs += quote_value(value);
     };
     for (auto& [key, value] : given) {
         // The caller's own server options keep the statement timeout unless they set one.
@@ -221,16 +239,78 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
     return t;
 }
 
+// mysql://user:password@host:port/database?key=value (MySQL and MariaDB through SOCI's MySQL
+// backend). The session's character set is always utf8mb4 (the library's text is UTF-8).
+ConnectionTarget parse_mysql(std::string_view rest, const DatabaseOptions& options) {
+    const UserInfo ui = take_userinfo(rest);
+    std::vector<std::pair<std::string_view, std::string_view>> query;
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        query = query_pairs(rest.substr(q + 1));
+        rest = rest.substr(0, q);
+    }
+    const auto slash = rest.find('/');
+    const std::string_view hostport = rest.substr(0, slash);
+    const std::string db = slash == std::string_view::npos ? std::string{} : percent_decode(rest.substr(slash + 1), "database name");
+    if (db.empty()) bad_url("a mysql URL names its database: mysql://user:password@host:3306/database");
+    if (db.find('/') != std::string::npos) bad_url("the database name must not contain '/'");
+    std::string_view host = hostport, port = {};
+    if (!host.empty() && host.front() == '[') { // [IPv6]:port
+        const auto close = host.find(']');
+        if (close == std::string_view::npos) bad_url("unclosed '[' in the host");
+        if (close + 1 < host.size()) {
+            if (host[close + 1] != ':') bad_url("expected ':port' after the bracketed host");
+            port = host.substr(close + 2);
+        }
+        host = host.substr(1, close - 1);
+    } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+        port = host.substr(colon + 1);
+        host = host.substr(0, colon);
+    }
+    if (!port.empty()) check_port(port);
+
+    std::string cs = "host=" + quote_value(host.empty() ? std::string("localhost") : percent_decode(host, "host"));
+    cs += " port=" + std::string(port.empty() ? "3306" : port) + " db=" + quote_value(db) + " charset=utf8mb4";
+    if (ui.given) cs += " user=" + quote_value(ui.user);
+    if (ui.has_password) cs += " password=" + quote_value(ui.password);
+    bool timeout_given = false;
+    for (const auto& [key, raw] : query) {
+        static constexpr std::string_view known[] = {"unix_socket", "sslca", "sslcert", "sslkey",
+                                                     "connect_timeout", "read_timeout", "write_timeout"};
+        if (key == "charset") bad_url("the character set is always utf8mb4; drop charset from the URL");
+        if (std::find(std::begin(known), std::end(known), key) == std::end(known))
+            bad_url(fmt::format("unknown mysql URL parameter '{}' (known: unix_socket, sslca, sslcert, sslkey, "
+                                "connect_timeout, read_timeout, write_timeout)", key));
+        const std::string value = percent_decode(raw, "query");
+        if (key.ends_with("_timeout") && (value.empty() || value.size() > 6 ||
+                                          value.find_first_not_of("0123456789") != std::string::npos || value == "0"))
+            bad_url(fmt::format("{} is a whole number of seconds from 1, not '{}'", key, value));
+        timeout_given |= key == "connect_timeout";
+        cs += fmt::format(" {}={}", key, quote_value(value));
+    }
+    if (!timeout_given)
+        cs += fmt::format(" connect_timeout={}", std::max<long long>(1, (options.connect_timeout.count() + 999) / 1000));
+
+    ConnectionTarget t;
+    t.dialect = Dialect::mysql;
+    t.connect_string = std::move(cs);
+    t.password = ui.password;
+    t.display = fmt::format("mysql database '{}' at {}:{} as user '{}'", db, host.empty() ? "localhost" : host,
+                            port.empty() ? "3306" : port, ui.user.empty() ? "(default)" : ui.user);
+    return t;
+}
+
 } // namespace
 
 ConnectionTarget parse_url(std::string_view url, const DatabaseOptions& options) {
     const auto sep = url.find("://");
     if (sep == std::string_view::npos)
-        bad_url("expected a URL such as sqlite3:///path/to/file.db or postgresql://user@host:5432/db");
+        bad_url("expected a URL such as sqlite3:///path/to/file.db, postgresql://user@host:5432/db or "
+                "mysql://user@host:3306/db");
     const std::string_view scheme = url.substr(0, sep), rest = url.substr(sep + 3);
     if (scheme == "sqlite3" || scheme == "sqlite") return parse_sqlite(rest, options);
     if (scheme == "postgresql" || scheme == "postgres") return parse_postgres(rest, options);
-    bad_url("unsupported scheme '" + std::string(scheme) + "' (supported: sqlite3://, postgresql://)");
+    if (scheme == "mysql" || scheme == "mariadb") return parse_mysql(rest, options);
+    bad_url("unsupported scheme '" + std::string(scheme) + "' (supported: sqlite3://, postgresql://, mysql://)");
 }
 
 } // namespace convstate::detail

@@ -17,8 +17,9 @@ namespace detail { class DatabaseImpl; }
 
 /** The SQL backend of a Database, chosen by its URL's scheme. */
 enum class Dialect {
-    sqlite,    ///< `sqlite3://` (or `sqlite://`)
-    postgresql ///< `postgresql://` (or `postgres://`)
+    sqlite,     ///< `sqlite3://` (or `sqlite://`)
+    postgresql, ///< `postgresql://` (or `postgres://`)
+    mysql       ///< `mysql://` (or `mariadb://`): MariaDB 10.6 or later
 };
 
 /** Counters since open, across all threads (see Database::stats). */
