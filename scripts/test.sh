@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build convstate and run the whole test suite against SQLite and a throwaway PostgreSQL.
+# Build convstate and run the whole test suite against SQLite, a throwaway PostgreSQL and a
+# throwaway MariaDB.
 #
 # Three build trees:
 #   build/test   Debug with ASan+UBSan: the C++ suite, the C API test, the examples
@@ -16,34 +17,40 @@ start_time=$SECONDS
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-# Test-only tools on top of the build dependencies: a PostgreSQL server, valgrind, Debian's own
+# Test-only tools on top of the build dependencies: PostgreSQL and MariaDB servers, valgrind, Debian's own
 # Rust toolchain (the minimum supported; tests/CMakeLists.txt uses it even when another cargo
 # comes first on PATH), Python with venv for the installed-package tests, Doxygen for the API
 # reference (built with warnings as errors).
-scripts/deps.sh postgresql-15 valgrind cargo python3 python3-venv doxygen python3-fastapi python3-uvicorn python3-httpx python3-jwt pgbouncer
+scripts/deps.sh postgresql-15 valgrind cargo python3 python3-venv doxygen python3-fastapi python3-uvicorn python3-httpx python3-jwt pgbouncer \
+    mariadb-server
 
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DCONVSTATE_SANITIZE=ON -DCONVSTATE_BUILD_TESTS=ON -DCONVSTATE_BUILD_EXAMPLES=ON
 cmake --build build/test -j2
 cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVSTATE_BUILD_TESTS=ON -DCONVSTATE_BUILD_EXAMPLES=ON \
     -DCONVSTATE_BUILD_CXX_TESTS=OFF
 cmake --build build/plain -j2
-# ThreadSanitizer on the tests where threads and processes meet (tsan.sqlite, tsan.postgres).
+# ThreadSanitizer on the tests where threads and processes meet (tsan.sqlite, tsan.postgres,
+# tsan.mariadb).
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DCONVSTATE_TSAN=ON -DCONVSTATE_BUILD_TESTS=ON \
     -DCONVSTATE_BUILD_EXAMPLES=OFF -DCONVSTATE_BUILD_BENCH=OFF
 cmake --build build/tsan -j2 --target convstate_tests convstate_test_worker
 
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
-# Install the traps before starting so the cluster is stopped on every exit
+# shellcheck source=scripts/mariadb.sh
+source scripts/mariadb.sh
+# Install the traps before starting so the servers are stopped on every exit
 # path (test failure, error, Ctrl-C, kill).
-trap pg_stop EXIT
-trap 'pg_stop; exit 130' INT
-trap 'pg_stop; exit 143' TERM
+stop_servers() { pg_stop; maria_stop; }
+trap stop_servers EXIT
+trap 'stop_servers; exit 130' INT
+trap 'stop_servers; exit 143' TERM
 pg_start
+maria_start
 
 status=0
 log=$(mktemp)
-trap 'pg_stop; rm -f "$log"' EXIT
+trap 'stop_servers; rm -f "$log"' EXIT
 ctest --test-dir build/test --output-on-failure "$@" 2>&1 | tee -a "$log" || status=$?
 ctest --test-dir build/plain --output-on-failure "$@" 2>&1 | tee -a "$log" || status=$?
 ctest --test-dir build/tsan --output-on-failure -R '^tsan\.' "$@" 2>&1 | tee -a "$log" || status=$?

@@ -450,6 +450,10 @@ TEST_CASE("turn: round trips per turn") {
         // the turn's user message first: BEGIN, UPDATE … RETURNING, INSERT, SELECT window,
         // COMMIT; BEGIN, lock, user message, UPDATE … RETURNING, INSERT, COMMIT.
         CHECK(per_turn == 11.0);
+    } else if (cstest::is_mariadb()) {
+        // The general path without RETURNING: BEGIN, UPDATE, SELECT last_seq, INSERT, SELECT
+        // window, COMMIT; BEGIN, lock, user message, UPDATE, INSERT, COMMIT.
+        CHECK(per_turn == 12.0);
     } else {
         // As the hand-written floor: BEGIN, UPDATE … RETURNING, INSERT, SELECT window, COMMIT;
         // BEGIN, UPDATE … RETURNING, INSERT, COMMIT.

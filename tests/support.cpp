@@ -72,21 +72,57 @@ const std::filesystem::path& temp_dir() {
 
 } // namespace
 
-bool is_postgres() {
-    static const bool pg = [] {
-        const std::string b = env("CONVSTATE_TEST_BACKEND");
-        if (b == "postgres") return true;
-        if (b == "sqlite" || b.empty()) return false;
-        throw std::runtime_error("CONVSTATE_TEST_BACKEND must be sqlite or postgres");
+namespace {
+const std::string& backend() {
+    static const std::string b = [] {
+        std::string name = env("CONVSTATE_TEST_BACKEND");
+        if (name.empty()) name = "sqlite";
+        if (name != "sqlite" && name != "postgres" && name != "mariadb")
+            throw std::runtime_error("CONVSTATE_TEST_BACKEND must be sqlite, postgres or mariadb");
+        return name;
     }();
-    return pg;
+    return b;
 }
+
+struct MariaServer {
+    std::string user, password, host, port, dbname;
+};
+
+MariaServer maria_server() {
+    static const MariaServer server = [] {
+        const std::string url = env("CONVSTATE_TEST_MARIADB_URL");
+        if (url.empty())
+            throw std::runtime_error("CONVSTATE_TEST_MARIADB_URL is not set: run the suite with scripts/test.sh, "
+                                     "which starts a throwaway MariaDB");
+        std::smatch m;
+        static const std::regex re(R"(mysql://([^:@/]+):([^@/]*)@([^:/]+):(\d+)/([^?]+))");
+        if (!std::regex_match(url, m, re))
+            throw std::runtime_error("CONVSTATE_TEST_MARIADB_URL must look like mysql://user:password@host:port/db");
+        return MariaServer{m[1], m[2], m[3], m[4], m[5]};
+    }();
+    return server;
+}
+
+std::string maria_connect(const MariaServer& s, const std::string& db) {
+    return "host=" + s.host + " port=" + s.port + " user=" + s.user + " password=" + s.password + " db=" + db +
+           " charset=utf8mb4";
+}
+} // namespace
+
+bool is_postgres() { return backend() == "postgres"; }
+
+bool is_mariadb() { return backend() == "mariadb"; }
 
 bool is_citus() { return is_postgres() && !env("CONVSTATE_TEST_CITUS_WORKERS").empty(); }
 
 bool pg_fast_path() { return is_postgres() && !is_citus(); }
 
-const char* backend_name() { return is_postgres() ? "postgres" : "sqlite"; }
+const char* backend_name() { return backend().c_str(); }
+
+convstate::Dialect dialect_under_test() {
+    return is_postgres() ? convstate::Dialect::postgresql
+                         : is_mariadb() ? convstate::Dialect::mysql : convstate::Dialect::sqlite;
+}
 
 std::vector<std::int64_t> seqs(const std::vector<convstate::Message>& messages) {
     std::vector<std::int64_t> out;
@@ -151,6 +187,18 @@ std::string unique(const std::string& prefix) {
 }
 
 FreshDb fresh_db() {
+    if (is_mariadb()) {
+        const MariaServer s = maria_server();
+        std::string name = unique("convstate");
+        for (char& c : name)
+            if (c == '-') c = '_';
+        {
+            soci::session admin("mysql", maria_connect(s, s.dbname));
+            admin << "CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"; // name is ours
+        }
+        return FreshDb{"mysql://" + s.user + ":" + s.password + "@" + s.host + ":" + s.port + "/" + name, "mysql",
+                       maria_connect(s, name)};
+    }
     if (!is_postgres()) {
         const std::string path = (temp_dir() / (unique("db") + ".db")).string();
         return FreshDb{"sqlite3://" + path, "sqlite3", "db=\"" + path + "\" timeout=30"};

@@ -1,5 +1,5 @@
 #pragma once
-// Test support: the backend under test (CONVSTATE_TEST_BACKEND=sqlite|postgres), fresh
+// Test support: the backend under test (CONVSTATE_TEST_BACKEND=sqlite|postgres|mariadb), fresh
 // databases on it, raw SQL access that bypasses the library, and child processes.
 
 #include <cstdint>
@@ -13,17 +13,21 @@
 namespace cstest {
 
 bool is_postgres();
+/** CONVSTATE_TEST_BACKEND=mariadb: MariaDB through mysql:// URLs (CONVSTATE_TEST_MARIADB_URL). */
+bool is_mariadb();
 /** The PostgreSQL server is a Citus coordinator (tests/citus_test.sh suite). */
 bool is_citus();
 /** PostgreSQL's one-statement turn steps are used (PostgreSQL, not Citus): 2 statements a turn. */
 bool pg_fast_path();
 const char* backend_name();
+/** The dialect of the backend under test. */
+convstate::Dialect dialect_under_test();
 
 /** A fresh, empty database on the backend under test: a new SQLite file in a temp dir, or a
  *  new PostgreSQL database on the test cluster (CONVSTATE_TEST_PG_URL). */
 struct FreshDb {
     std::string url;     ///< convstate URL
-    std::string backend; ///< SOCI backend name ("sqlite3" / "postgresql")
+    std::string backend; ///< SOCI backend name ("sqlite3" / "postgresql" / "mysql")
     std::string connect; ///< SOCI connection string, for raw access
 };
 FreshDb fresh_db();
