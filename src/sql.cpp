@@ -183,12 +183,13 @@ SqlText common_sql() {
                    " WHERE user_id = :user_id2 AND id = :id2)) - :lim ORDER BY seq";
     s.msg_range = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
     // The conversation's leading system (and developer) messages: those before its first other
-    // message. One
-    // upper bound (SQLite would use only one of two), found by a probe that stops at the first
-    // non-system message.
-    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq <= LEAST(:hi, COALESCE("
+    // message. One upper bound (SQLite would use only one of two), found by a probe that stops at
+    // the first non-system message. Binds hi, user, conversation (the probe's), hi, user,
+    // conversation: the bound comes first so that MariaDB's form (sql_mysql.cpp) binds alike.
+    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE seq <= LEAST(:hi, COALESCE("
                           "(SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
-                          " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) ORDER BY seq";
+                          " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) AND " CS_SCOPE
+                          " ORDER BY seq";
     s.msg_count = "SELECT COUNT(*) FROM " CS_MSG " WHERE " CS_SCOPE;
     s.msg_role_at = "SELECT role, CASE WHEN tool_calls_json IS NULL THEN 0 ELSE 1 END FROM " CS_MSG " WHERE " CS_SCOPE
                     " AND seq = :seq";

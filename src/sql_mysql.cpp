@@ -88,6 +88,13 @@ SqlText mysql_text() {
         replace_all(*q, " AS BIGINT)", " AS SIGNED)");
         replace_all(*q, " AS TEXT)", " AS CHAR)");
     }
+    // MariaDB uses a subquery's value as an index bound only from a one-row derived table (a
+    // constant to its optimizer): in the WHERE clause it reads the whole conversation instead.
+    // The same bind order as the common form.
+    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM (SELECT LEAST(:hi, COALESCE((SELECT f.seq FROM " CS_MSG
+                          " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
+                          " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) AS bound) AS x"
+                          " JOIN " CS_MSG " m ON " CS_SCOPE " AND seq <= x.bound ORDER BY seq";
     s.sum_upsert = "INSERT INTO " CS_SUM " (user_id, " CS_SUM_COLS ") VALUES (:user_id, :conversation_id, :covers,"
                    " :content, :metadata_json, :created_at) ON DUPLICATE KEY UPDATE content = VALUES(content),"
                    " metadata_json = VALUES(metadata_json), created_at = VALUES(created_at)";

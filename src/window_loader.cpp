@@ -113,7 +113,7 @@ std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, co
             MessageRow row;
             Stmt st(db, s, db.sql().msg_system_prefix);
             row.bind(st);
-            st.use(user).use(id).use(rows.end).use(user).use(id).use(rows.end);
+            st.use(rows.end).use(user).use(id).use(rows.end).use(user).use(id);
             return fetch_messages(st, row);
         });
     }
