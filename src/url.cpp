@@ -269,7 +269,10 @@ ConnectionTarget parse_mysql(std::string_view rest, const DatabaseOptions& optio
     if (!port.empty()) check_port(port);
 
     std::string cs = "host=" + quote_value(host.empty() ? std::string("localhost") : percent_decode(host, "host"));
-    cs += " port=" + std::string(port.empty() ? "3306" : port) + " db=" + quote_value(db) + " charset=utf8mb4";
+    // local_infile=0: LOAD DATA LOCAL stays off (the library never reads client files), and SOCI
+    // 4.0.3 reads its local_infile variable uninitialised unless the parameter is given.
+    cs += " port=" + std::string(port.empty() ? "3306" : port) + " db=" + quote_value(db) +
+          " charset=utf8mb4 local_infile=0";
     if (ui.given) cs += " user=" + quote_value(ui.user);
     if (ui.has_password) cs += " password=" + quote_value(ui.password);
     bool timeout_given = false;
