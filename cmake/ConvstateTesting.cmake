@@ -7,7 +7,8 @@
 # convstate_add_url_tests(NAME COMMAND cmd... [TIMEOUT s] [ENVIRONMENT VAR=value...])
 #   NAME.sqlite: cmd with a SQLite URL in the build tree appended;
 #   NAME.postgres: cmd with $CONVSTATE_TEST_PG_URL appended when the test runs (scripts/test.sh
-#   starts a throwaway server and sets it; without it the test fails, loudly).
+#   starts a throwaway server and sets it; without it the test fails, loudly);
+#   NAME.mariadb: the same with $CONVSTATE_TEST_MARIADB_URL.
 function(convstate_add_test name)
     cmake_parse_arguments(PARSE_ARGV 1 _t "" "TIMEOUT;WORKING_DIRECTORY" "COMMAND;DEPENDS;ENVIRONMENT")
     if(_t_WORKING_DIRECTORY)
@@ -37,4 +38,5 @@ function(convstate_add_url_tests name)
     endif()
     convstate_add_test(${name}.sqlite COMMAND ${_t_COMMAND} sqlite3://${CMAKE_CURRENT_BINARY_DIR}/${name}-test.db ${_extra})
     convstate_add_test(${name}.postgres COMMAND sh -c "exec \"$@\" \"$CONVSTATE_TEST_PG_URL\"" sh ${_t_COMMAND} ${_extra})
+    convstate_add_test(${name}.mariadb COMMAND sh -c "exec \"$@\" \"$CONVSTATE_TEST_MARIADB_URL\"" sh ${_t_COMMAND} ${_extra})
 endfunction()

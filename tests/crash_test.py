@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
 """Database crashes under keyed turns: nothing acknowledged is lost or stored twice.
 
-Starts its own PostgreSQL (fsync and synchronous_commit on) and runs client threads that each
-send keyed turns through the Python binding, retrying an attempt that failed with the same key
-until it is acknowledged. Meanwhile the whole server — the postmaster and every process it
-started — is killed with SIGKILL at random moments (--kills, default 30) and started again,
-losing whatever WAL it had not flushed: a user message committed without waiting for its flush
-(OrchestratorOptions::flush_user_message off, the default) may vanish, an acknowledged turn may
-not.
+Starts its own database server (--backend postgres, the default, or mariadb) and runs client
+threads that each send keyed turns through the Python binding, retrying an attempt that failed
+with the same key until it is acknowledged. Meanwhile the server is killed with SIGKILL at random
+moments (--kills, default 30) and started again, losing whatever it had not flushed:
+
+- postgres (fsync and synchronous_commit on): the whole server — the postmaster and every process
+  it started — is killed and started again, losing whatever WAL it had not flushed: a user message
+  committed without waiting for its flush (OrchestratorOptions::flush_user_message off, the
+  default) may vanish, an acknowledged turn may not.
+- mariadb (tests/maria_cluster.py; innodb_flush_log_at_trx_commit=1 and the doublewrite buffer
+  at their defaults): mariadbd is killed and started again on the same port and data directory
+  (InnoDB crash recovery). Every commit waits for its redo log flush, so an acknowledged turn
+  may not vanish either.
 
 Afterwards, for every acknowledged turn: its user message and its reply are stored exactly once,
 with the acknowledged seqs; every conversation's seqs are dense 1..last_seq and every reply
 follows its user message.
 
-Usage: crash_test.py [--kills 30] [--clients 6]      (CONVSTATE_LIBRARY names libconvstate_c)
+Usage: crash_test.py [--backend postgres|mariadb] [--kills 30] [--clients 6] [--unsafe-server]
+       (CONVSTATE_LIBRARY names libconvstate_c)
 """
 import argparse
 import os
@@ -29,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "bindings", "python"))
 
 import convstate  # noqa: E402
 from fault_test import PgCluster, log, run_owner  # noqa: E402
+from maria_cluster import MariaCluster  # noqa: E402
 
 US = "\x1f"
 
@@ -101,19 +109,37 @@ def client(url, n, stop, acked, errors):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=("postgres", "mariadb"), default="postgres")
     ap.add_argument("--kills", type=int, default=30)
     ap.add_argument("--clients", type=int, default=6)
-    # Shows that the check catches losses: the server restarted with synchronous_commit=off for
-    # every commit, so acknowledged turns can be lost (this run is expected to FAIL).
+    # Shows that the check catches losses: the server restarted so that commits do not wait for
+    # their flush (postgres: synchronous_commit=off; mariadb: innodb_flush_log_at_trx_commit=0),
+    # so acknowledged turns can be lost (this run is expected to FAIL).
     ap.add_argument("--unsafe-server", action="store_true")
     a = ap.parse_args()
-    cluster = PgCluster()
+    if a.backend == "postgres":
+        cluster = PgCluster()
+        unsafe = "-c synchronous_commit=off -c wal_writer_delay=1000"
+        restart = lambda: crash(cluster, unsafe if a.unsafe_server else "")  # noqa: E731
+    else:
+        cluster = MariaCluster("convstate_crash")
+        unsafe = ["--innodb-flush-log-at-trx-commit=0"]
+        restart = lambda: cluster.crash(unsafe if a.unsafe_server else [])  # noqa: E731
     failures = []
+    stop = threading.Event()
+    stop.deadline = float("inf")
+    threads = []
+    interrupted = False
+
+    # SIGTERM (e.g. ctest's timeout) behaves like Ctrl-C: unwind through finally, which stops the
+    # server and removes its directory.
+    def on_sigterm(*_):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     try:
         cluster.start()
         convstate.Database(cluster.url).close()  # the schema
-        stop = threading.Event()
-        stop.deadline = float("inf")
         acked, errors = [], []
         threads = [threading.Thread(target=client, args=(cluster.url, n, stop, acked, errors)) for n in range(a.clients)]
         for t in threads:
@@ -122,7 +148,7 @@ def main():
         for k in range(a.kills):
             time.sleep(rng.uniform(0.05, 0.6))
             before = len(acked)
-            crash(cluster, "-c synchronous_commit=off -c wal_writer_delay=1000" if a.unsafe_server else "")
+            restart()
             log(f"crash {k + 1}/{a.kills}: {before} turns acknowledged so far")
         time.sleep(1.0)  # some turns after the last crash
         stop.deadline = time.monotonic() + 60
@@ -160,8 +186,20 @@ def main():
               f"{len(failures)} problems")
         if total < a.clients * 5:
             failures.append(f"only {total} turns acknowledged: the load did not run")
+    except KeyboardInterrupt:
+        interrupted = True
+        print("crash test: interrupted", file=sys.stderr)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Client threads still running (an interrupted run) give up at their next failed attempt.
+        stop.deadline = 0.0
+        stop.set()
         cluster.stop()
+        for t in threads:
+            t.join(timeout=30)
+    if interrupted:
+        return 130
     for f in failures[:30]:
         print("FAIL", f)
     return 0 if not failures else 1

@@ -1,9 +1,13 @@
-// PostgreSQL faults: what the library says when connections die, the server refuses
-// connections, or stops answering. Every error must say what really happened.
+// Server faults (PostgreSQL and MariaDB): what the library says when connections die, the server
+// refuses connections, or stops answering. Every error must say what really happened.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
+#include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,15 +53,41 @@ std::string error_kind(F&& f) {
     return "ok";
 }
 
+// MariaDB: the ids of the library's connections to this test's own database (not `admin`'s).
+std::vector<long long> maria_library_connections(soci::session& admin) {
+    std::vector<long long> ids(64);
+    admin << "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+        soci::into(ids);
+    return ids;
+}
+
+// KILL CONNECTION each of them, then wait until the server has closed them all.
+void maria_kill_library_connections(soci::session& admin) {
+    for (const long long id : maria_library_connections(admin)) {
+        try {
+            admin << "KILL CONNECTION " + std::to_string(id);
+        } catch (const soci::soci_error&) { // it had gone already (error 1094, unknown thread)
+        }
+    }
+    for (int i = 0; i < 100 && !maria_library_connections(admin).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+// Closes every connection the library holds to this test's database, from the server's side.
+void close_library_connections(soci::session& admin) {
+    if (cstest::is_mariadb()) maria_kill_library_connections(admin);
+    else terminate_library_backends(admin);
+}
+
 } // namespace
 
 TEST_CASE("faults: connections the server closed while idle are replaced, not reported as unknown outcomes") {
-    if (!cstest::is_postgres()) return;
+    if (!cstest::is_postgres() && !cstest::is_mariadb()) return; // SQLite has no connections to close
     cstest::FreshDb fresh;
     DatabaseOptions options;
     options.pool_size = 2;
     Database db = cstest::open_fresh(&fresh, options);
-    soci::session admin(soci::postgresql, fresh.connect);
+    soci::session admin(fresh.backend, fresh.connect);
     const ChatOrchestrator chat(db);
     MessageRepository messages(db);
     const Conversation c = ConversationStore(db).create("u");
@@ -65,11 +95,11 @@ TEST_CASE("faults: connections the server closed while idle are replaced, not re
     for (int round = 0; round < 3; ++round) {
         CAPTURE(round);
         chat.turn(request("u", c.id, "warm up"), agent); // the pool's connections are open and idle
-        terminate_library_backends(admin);
+        close_library_connections(admin);
         CHECK(error_kind([&] { chat.turn(request("u", c.id, "unkeyed after terminate"), agent); }) == "ok");
-        terminate_library_backends(admin);
+        close_library_connections(admin);
         CHECK(error_kind([&] { chat.turn(request("u", std::nullopt, "creating after terminate"), agent); }) == "ok");
-        terminate_library_backends(admin);
+        close_library_connections(admin);
         CHECK(error_kind([&] { messages.append("u", c.id, cstest::msg(Role::user, "append after terminate")); }) ==
               "ok");
     }
@@ -157,4 +187,84 @@ TEST_CASE("faults: a server that stops answering gives up after statement_timeou
         // The connection was replaced: the next call works.
         CHECK(error_kind([&] { messages.load_all("u", c.id); }) == "ok");
     }
+}
+
+TEST_CASE("faults: MariaDB connections killed at random moments: acknowledged writes stored once, failures honest") {
+    if (!cstest::is_mariadb()) return;
+    cstest::FreshDb fresh;
+    DatabaseOptions options;
+    options.pool_size = 2;
+    Database db = cstest::open_fresh(&fresh, options);
+    MessageRepository messages(db);
+    const ChatOrchestrator chat(db);
+    const Conversation c = ConversationStore(db).create("u");
+
+    std::atomic<bool> done{false};
+    std::atomic<int> kills{0};
+    std::thread killer([&] {
+        soci::session admin(fresh.backend, fresh.connect);
+        std::mt19937 rng(20261202);
+        while (!done) {
+            std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(500, 8000)(rng)));
+            for (const long long id : maria_library_connections(admin)) {
+                try {
+                    admin << "KILL CONNECTION " + std::to_string(id);
+                    ++kills;
+                } catch (const soci::soci_error&) { // gone already
+                }
+            }
+        }
+    });
+    // Each operation by the content it writes: unkeyed appends, keyed appends and keyed turns.
+    struct Op {
+        std::function<void()> run;
+        bool keyed;
+        std::string kind;
+    };
+    std::map<std::string, Op> ops;
+    auto agent = [](const AgentInput&) { return cstest::text_reply("r"); };
+    for (int i = 0; i < 150; ++i) {
+        const std::string n = std::to_string(i);
+        ops["unkeyed " + n] = {[&, n] { messages.append("u", c.id, cstest::msg(Role::user, "unkeyed " + n)); }, false, ""};
+        ops["keyed " + n] = {[&, n] {
+                                 Message m = cstest::msg(Role::user, "keyed " + n);
+                                 m.idempotency_key = "k" + n;
+                                 messages.append("u", c.id, m);
+                             },
+                             true, ""};
+        ops["turn " + n] = {[&, n] { chat.turn(request("u", c.id, "turn " + n, "t" + n), agent); }, true, ""};
+    }
+    for (int i = 0; i < 150; ++i)
+        for (const char* what : {"unkeyed ", "keyed ", "turn "}) {
+            Op& op = ops[what + std::to_string(i)];
+            op.kind = error_kind(op.run);
+        }
+    done = true;
+    killer.join();
+    CHECK(kills > 20);
+
+    // With the server left alone, a keyed write that failed is sent again with its key: it must
+    // succeed and leave one copy, whatever the failed attempt did.
+    int unknown = 0, failed = 0;
+    for (auto& [content, op] : ops) {
+        CAPTURE(content);
+        CAPTURE(op.kind);
+        CHECK((op.kind == "ok" || op.kind == "OutcomeUnknown" || op.kind == "StorageError"));
+        if (op.kind == "OutcomeUnknown") ++unknown;
+        else if (op.kind == "StorageError") ++failed;
+        if (op.keyed && op.kind != "ok") CHECK(error_kind(op.run) == "ok");
+    }
+    const auto all = messages.load_all("u", c.id);
+    cstest::check_dense(all);
+    std::map<std::string, int> stored;
+    for (const Message& m : all) ++stored[m.content];
+    for (const auto& [content, op] : ops) {
+        CAPTURE(content);
+        CAPTURE(op.kind);
+        if (op.keyed || op.kind == "ok") CHECK(stored[content] == 1); // acknowledged: stored, once
+        else if (op.kind == "StorageError") CHECK(stored[content] == 0); // a plain error: nothing stored
+        else CHECK(stored[content] <= 1); // unknown: at most once, never twice
+    }
+    MESSAGE("MariaDB random kills: " << kills.load() << " connections killed, " << unknown << " unknown outcomes, "
+                                     << failed << " storage errors, " << all.size() << " messages stored");
 }

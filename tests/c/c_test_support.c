@@ -128,6 +128,7 @@ char g_other[96];    /* another user, who must never see g_user's data */
 char g_lister[96];   /* a user with exactly five conversations */
 const char *g_url;
 int g_postgres;
+int g_mariadb;
 
 /* Creates a conversation of `user` and copies its id into id (size 128). */
 int create_conversation(convstate_db *db, const char *user, const char *title, char *id) {

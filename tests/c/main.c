@@ -28,17 +28,18 @@ int main(int argc, char **argv) {
     uint64_t n = 0;
 
     if (argc != 2 || argv[1][0] == '\0') {
-        fprintf(stderr, "usage: %s URL   (sqlite3:///path.db or postgresql://…)\n", argc > 0 ? argv[0] : "test");
+        fprintf(stderr, "usage: %s URL   (sqlite3:///path.db, postgresql://… or mysql://…)\n", argc > 0 ? argv[0] : "test");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout and stderr in order */
     g_url = argv[1];
     g_postgres = strncmp(g_url, "postgresql://", 13) == 0 || strncmp(g_url, "postgres://", 11) == 0;
+    g_mariadb = strncmp(g_url, "mysql://", 8) == 0 || strncmp(g_url, "mariadb://", 10) == 0;
     snprintf(g_unique, sizeof g_unique, "%ld-%ld", (long)getpid(), (long)time(NULL));
     snprintf(g_user, sizeof g_user, "c-user-%s", g_unique);
     snprintf(g_other, sizeof g_other, "c-other-%s", g_unique);
     snprintf(g_lister, sizeof g_lister, "c-lister-%s", g_unique);
-    printf("convstate C API test on %s (%s), users *-%s\n", g_postgres ? "PostgreSQL" : "SQLite",
+    printf("convstate C API test on %s (%s), users *-%s\n", g_postgres ? "PostgreSQL" : g_mariadb ? "MariaDB" : "SQLite",
            convstate_version_string(), g_unique);
 
     test_version_and_names();

@@ -80,7 +80,7 @@ void test_open(void) {
     CHECK_INVALID("url", convstate_db_open(NULL, NULL, &db));
     CHECK(db == NULL);
     CHECK_INVALID("url", convstate_db_open("", NULL, &db));
-    CHECK_INVALID("url", convstate_db_open("mysql://localhost/x", NULL, &db));
+    CHECK_INVALID("url", convstate_db_open("oracle://localhost/x", NULL, &db));
     CHECK_INVALID("url", convstate_db_open("sqlite3://", NULL, &db));
     CHECK(db == NULL);
 

@@ -461,8 +461,10 @@ void test_outcome_unknown(convstate_db *db) {
     size_t n = 0;
 
     if (!g_postgres) {
-        printf("CONVSTATE_OUTCOME_UNKNOWN: skipped on SQLite (not applicable: it needs a server connection "
-               "lost during COMMIT)\n");
+        /* SQLite has no connection to lose; on MariaDB the C++ suite provokes it (a connection
+         * killed from another session during COMMIT needs a second client library here). */
+        printf("CONVSTATE_OUTCOME_UNKNOWN: skipped on %s (the provocation uses a PostgreSQL trigger)\n",
+               g_mariadb ? "MariaDB" : "SQLite");
         return;
     }
     /* Names unique to this run, so concurrent runs on one database do not trip each other. */

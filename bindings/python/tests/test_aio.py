@@ -1,4 +1,4 @@
-"""Tests of convstate.aio (asyncio) on SQLite and (when configured) PostgreSQL; see
+"""Tests of convstate.aio (asyncio) on SQLite and (when configured) PostgreSQL and MariaDB; see
 test_convstate.py for how to run them."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ if os.environ.get("CONVSTATE_TEST_INSTALLED") != "1":
 
 from convstate import AgentError, Conflict, InvalidArgument, NotFound  # noqa: E402
 from convstate.aio import AsyncDatabase  # noqa: E402
+from test_convstate import server_url  # noqa: E402  (discover puts this directory on sys.path)
 
 
 class _RefusingExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -50,16 +51,23 @@ class _Cases:
     def test_async_agents_run_concurrently_without_blocking_the_loop(self) -> None:
         in_flight = 0
         most = 0
+        all_waiting: asyncio.Event
 
         async def agent(history, user, conversation):
             nonlocal in_flight, most
             in_flight += 1
             most = max(most, in_flight)
-            await asyncio.sleep(0.2)
+            if in_flight == 200:
+                all_waiting.set()
+            # Each agent waits until all 200 are waiting (bounded: a library that held a thread or
+            # a connection per running agent would never get there, and the test fails).
+            await asyncio.wait_for(all_waiting.wait(), timeout=60)
             in_flight -= 1
             return {"content": "re: " + history[-1]["content"], "metadata": {"n": len(history)}}
 
         async def body(db: AsyncDatabase) -> None:
+            nonlocal all_waiting
+            all_waiting = asyncio.Event()
             results = await asyncio.gather(*(db.turn(self.user, f"m{i}", agent) for i in range(200)))
             # Every agent was waiting at once: none held a thread or a connection.
             self.assertEqual(most, 200)
@@ -179,12 +187,15 @@ class PostgreSQLAioTest(_Cases, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.url = os.environ.get("CONVSTATE_TEST_PG_URL", "")
-        if not cls.url:
-            if os.environ.get("CONVSTATE_REQUIRE_PG") == "1":
-                cls.missing_reason = "CONVSTATE_REQUIRE_PG=1 but CONVSTATE_TEST_PG_URL is not set"
-            else:
-                raise unittest.SkipTest("CONVSTATE_TEST_PG_URL is not set (source scripts/pg.sh; pg_start)")
+        cls.url = server_url(cls, cls.backend)
+
+
+class MariaDBAioTest(_Cases, unittest.TestCase):
+    backend = "mariadb"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.url = server_url(cls, cls.backend)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Tests of the convstate Python binding, on SQLite and (when configured) PostgreSQL.
+"""Tests of the convstate Python binding, on SQLite and (when configured) PostgreSQL and MariaDB.
 
     CONVSTATE_LIBRARY=$PWD/build/<dir>/lib/libconvstate_c.so \
-    CONVSTATE_TEST_PG_URL=postgresql://… \
+    CONVSTATE_TEST_PG_URL=postgresql://… CONVSTATE_TEST_MARIADB_URL=mysql://… \
         python3 -m unittest discover -s bindings/python/tests -v
 
 Without CONVSTATE_TEST_PG_URL the PostgreSQL cases are skipped, unless CONVSTATE_REQUIRE_PG=1,
-which makes them fail. The source tree next to this file is tested (set
+which makes them fail; the same for MariaDB with CONVSTATE_TEST_MARIADB_URL and
+CONVSTATE_REQUIRE_MARIADB. The source tree next to this file is tested (set
 CONVSTATE_TEST_INSTALLED=1 to test the installed package instead). Every test uses its own user
 ids, so the cases can share one PostgreSQL database with anything else.
 """
@@ -36,6 +37,27 @@ from convstate import (  # noqa: E402
     Status,
     StorageError,
 )
+
+
+# The servers of the PostgreSQL and MariaDB cases: the variable holding the URL, the variable
+# that makes it mandatory, and how to start one.
+SERVERS = {
+    "pg": ("CONVSTATE_TEST_PG_URL", "CONVSTATE_REQUIRE_PG", "source scripts/pg.sh; pg_start"),
+    "mariadb": ("CONVSTATE_TEST_MARIADB_URL", "CONVSTATE_REQUIRE_MARIADB", "source scripts/mariadb.sh; maria_start"),
+}
+
+
+def server_url(cls, backend: str) -> str:
+    """The test server's URL for `backend`. Without one the class is skipped, or, when the server
+    is required, its tests fail (cls.missing_reason)."""
+    var, require, start = SERVERS[backend]
+    url = os.environ.get(var, "")
+    if not url:
+        if os.environ.get(require) == "1":
+            cls.missing_reason = f"{require}=1 but {var} is not set"
+        else:
+            raise unittest.SkipTest(f"{var} is not set ({start})")
+    return url
 
 
 def new_user(tag: str = "u") -> str:
@@ -954,13 +976,15 @@ class PostgreSQLTest(_Cases, unittest.TestCase):
 
     @classmethod
     def make_url(cls) -> str:
-        url = os.environ.get("CONVSTATE_TEST_PG_URL", "")
-        if not url:
-            if os.environ.get("CONVSTATE_REQUIRE_PG") == "1":
-                cls.missing_reason = "CONVSTATE_REQUIRE_PG=1 but CONVSTATE_TEST_PG_URL is not set"
-            else:
-                raise unittest.SkipTest("CONVSTATE_TEST_PG_URL is not set (source scripts/pg.sh; pg_start)")
-        return url
+        return server_url(cls, cls.backend)
+
+
+class MariaDBTest(_Cases, unittest.TestCase):
+    backend = "mariadb"
+
+    @classmethod
+    def make_url(cls) -> str:
+        return server_url(cls, cls.backend)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! Integration tests against the real library, on SQLite (a temp file per test) and on
-//! PostgreSQL (CONVSTATE_TEST_PG_URL; skipped when unset unless CONVSTATE_REQUIRE_PG=1).
+//! PostgreSQL (CONVSTATE_TEST_PG_URL; skipped when unset unless CONVSTATE_REQUIRE_PG=1) and on
+//! MariaDB (CONVSTATE_TEST_MARIADB_URL, CONVSTATE_REQUIRE_MARIADB).
 
 mod common;
 
@@ -66,7 +67,7 @@ fn echo(history: &[Message], _user: &str, _conversation: &str) -> Result<AgentRe
 
 #[test]
 fn bad_urls_are_invalid_arguments_naming_url() {
-    for url in ["mysql://localhost/db", "not a url", "", "sqlite3://a\0b"] {
+    for url in ["oracle://localhost/db", "not a url", "", "sqlite3://a\0b"] {
         assert_invalid(Database::open(url), "url");
     }
 }

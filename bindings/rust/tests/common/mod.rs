@@ -1,5 +1,5 @@
-//! Test databases: a fresh SQLite file per test, or the PostgreSQL database named by
-//! CONVSTATE_TEST_PG_URL (shared; tests use unique user ids).
+//! Test databases: a fresh SQLite file per test, or the PostgreSQL and MariaDB databases named
+//! by CONVSTATE_TEST_PG_URL and CONVSTATE_TEST_MARIADB_URL (shared; tests use unique user ids).
 
 #![allow(dead_code)]
 
@@ -7,7 +7,6 @@ use std::io::Write;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use convstate::Database;
@@ -59,27 +58,31 @@ pub fn sqlite() -> TestDb {
     TestDb { db: Some(db), files, backend: "sqlite", url }
 }
 
-/// The PostgreSQL URL, or None (the test is skipped) when CONVSTATE_TEST_PG_URL is unset.
-/// With CONVSTATE_REQUIRE_PG=1 a missing URL fails the test instead.
-pub fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var("CONVSTATE_TEST_PG_URL") {
+/// A server's test URL from `var`, or None (the test is skipped) when it is unset. With
+/// `require`=1 a missing URL fails the test instead.
+fn server_url(test: &str, module: &str, var: &str, require: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            if std::env::var("CONVSTATE_REQUIRE_PG").as_deref() == Ok("1") {
-                panic!("CONVSTATE_REQUIRE_PG=1 but CONVSTATE_TEST_PG_URL is not set");
+            if std::env::var(require).as_deref() == Ok("1") {
+                panic!("{require}=1 but {var} is not set");
             }
-            // Once per test binary, written to the stderr handle directly (libtest captures
-            // println!/eprintln!). Each skipped test still reports "ok".
-            static NOTICE: Once = Once::new();
-            NOTICE.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\nSKIPPED: the postgres::* tests (first: {test}) — CONVSTATE_TEST_PG_URL is not set"
-                );
-            });
+            // Written to the stderr handle directly (libtest captures println!/eprintln!).
+            // Each skipped test still reports "ok".
+            let _ = writeln!(std::io::stderr(), "\nSKIPPED: {module}::{test} — {var} is not set");
             None
         }
     }
+}
+
+/// The PostgreSQL URL (CONVSTATE_TEST_PG_URL; CONVSTATE_REQUIRE_PG=1 makes it mandatory).
+pub fn postgres_url(test: &str) -> Option<String> {
+    server_url(test, "postgres", "CONVSTATE_TEST_PG_URL", "CONVSTATE_REQUIRE_PG")
+}
+
+/// The MariaDB URL (CONVSTATE_TEST_MARIADB_URL; CONVSTATE_REQUIRE_MARIADB=1 makes it mandatory).
+pub fn mariadb_url(test: &str) -> Option<String> {
+    server_url(test, "mariadb", "CONVSTATE_TEST_MARIADB_URL", "CONVSTATE_REQUIRE_MARIADB")
 }
 
 pub fn postgres(test: &str) -> Option<TestDb> {
@@ -88,7 +91,13 @@ pub fn postgres(test: &str) -> Option<TestDb> {
     Some(TestDb { db: Some(db), files: Vec::new(), backend: "postgres", url })
 }
 
-/// Runs each named test function (taking a TestDb) on SQLite and on PostgreSQL.
+pub fn mariadb(test: &str) -> Option<TestDb> {
+    let url = mariadb_url(test)?;
+    let db = Database::open(&url).unwrap_or_else(|e| panic!("open MariaDB: {e}"));
+    Some(TestDb { db: Some(db), files: Vec::new(), backend: "mariadb", url })
+}
+
+/// Runs each named test function (taking a TestDb) on SQLite, PostgreSQL and MariaDB.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -98,6 +107,11 @@ macro_rules! backend_tests {
         mod postgres {
             $( #[test] fn $name() {
                 if let Some(db) = super::common::postgres(stringify!($name)) { super::$name(db); }
+            } )*
+        }
+        mod mariadb {
+            $( #[test] fn $name() {
+                if let Some(db) = super::common::mariadb(stringify!($name)) { super::$name(db); }
             } )*
         }
     };
