@@ -3,8 +3,8 @@
 //
 // Two implementations of the same turn run in one process, one after the other:
 //   impl=convstate  ChatOrchestrator::turn (the library under test)
-//   impl=raw        the same work written by hand against the sqlite3 C API / libpq with
-//                   prepared statements: the floor.
+//   impl=raw        the same work written by hand against the sqlite3 C API / libpq / the
+//                   MariaDB C API with prepared statements: the floor.
 
 #include <sys/socket.h>
 
@@ -20,8 +20,10 @@
 
 namespace bench {
 
-enum class Backend { sqlite, postgres };
-inline const char* backend_name(Backend b) { return b == Backend::sqlite ? "sqlite" : "postgres"; }
+enum class Backend { sqlite, postgres, mariadb };
+inline const char* backend_name(Backend b) {
+    return b == Backend::sqlite ? "sqlite" : b == Backend::postgres ? "postgres" : "mariadb";
+}
 
 /** What the agent sees: every message, or the last n. */
 struct Window {
@@ -94,7 +96,7 @@ public:
     virtual ~Impl() = default;
     virtual const char* name() const = 0;
     virtual std::unique_ptr<Client> client(const Window& w) = 0;
-    /** Statements sent so far (PostgreSQL: round trips). */
+    /** Statements sent so far (PostgreSQL, MariaDB: round trips). */
     virtual std::uint64_t round_trips() const = 0;
     /** Every message of a conversation, in seq order (verification; not timed). */
     virtual std::vector<Row> load_all(const std::string& user, const std::string& conversation_id) = 0;
@@ -105,6 +107,8 @@ public:
 std::unique_ptr<Impl> make_convstate(const std::string& url);
 std::unique_ptr<Impl> make_raw_sqlite(const std::string& path);
 std::unique_ptr<Impl> make_raw_pg(const std::string& url);
+/** The MariaDB floor (raw_mysql.cpp) on a mysql:// URL; creates its own schema there. */
+std::unique_ptr<Impl> make_raw_mysql(const std::string& url);
 /** The classic flow (S6 reference): separate autocommit statements, 6 round trips per turn. */
 std::unique_ptr<Impl> make_classic_pg(const std::string& url);
 
@@ -123,6 +127,7 @@ std::string store_user(long long k, long long users);
  *  seq-major (as if the conversations grew side by side), user/assistant alternating. */
 void build_store_sqlite(const std::string& path, const std::string& prefix, long long convs, long long per_conv);
 void build_store_pg(const std::string& url, const std::string& prefix, long long convs, long long per_conv);
+void build_store_mysql(const std::string& url, const std::string& prefix, long long convs, long long per_conv);
 
 // --- libpq helpers for the harness --------------------------------------------------------
 /** A plain libpq connection for setup, truncation and pg_stat_statements. */
@@ -140,6 +145,25 @@ public:
 private:
     void* conn_;
 };
+
+// --- MariaDB C API helpers for the harness --------------------------------------------------
+/** A plain MariaDB connection (autocommit, READ COMMITTED, strict sql_mode, utf8mb4) for setup,
+ *  truncation and status queries. Text protocol; every result is drained. */
+class MyAdmin {
+public:
+    explicit MyAdmin(const std::string& url);
+    ~MyAdmin();
+    MyAdmin(const MyAdmin&) = delete;
+    MyAdmin& operator=(const MyAdmin&) = delete;
+    void exec(const std::string& sql);
+    bool try_exec(const std::string& sql, std::string* error = nullptr);
+    /** All rows of the first result, all columns as text (NULL -> ""). */
+    std::vector<std::vector<std::string>> query(const std::string& sql);
+private:
+    void* conn_;
+};
+/** url with its database name replaced by db (mysql://user:password@host:port/db?params). */
+std::string mysql_url_with_db(const std::string& url, const std::string& db);
 
 /** url with its database name replaced by db (postgresql://user@host:port/db?params). */
 std::string pg_url_with_db(const std::string& url, const std::string& db);

@@ -1,8 +1,9 @@
 // convstate_bench: the scenarios of docs/benchmark.md (S1-S6) for impl=convstate and
-// impl=raw (the hand-written floor), on SQLite and PostgreSQL, in one process.
+// impl=raw (the hand-written floor), on SQLite, PostgreSQL and MariaDB, in one process.
 //
-//   convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5]
-//                   [--pg-url URL] [--dir DIR] [--scale full|smoke] [--runs N] [--csv FILE]
+//   convstate_bench [--backend sqlite|postgres|mariadb|all] [--scenarios S1,S2,S3,S4,S5]
+//                   [--pg-url URL] [--mariadb-url URL] [--dir DIR] [--scale full|smoke] [--runs N]
+//                   [--csv FILE]
 //
 // Output: one line per result in docs/benchmark.md's format, one `ratio=convstate/raw` line per
 // scenario, comments start with '#'. Every run verifies what it stored and exits 1 if wrong.
@@ -51,9 +52,11 @@ constexpr Scale full_scale{"full", 100, 20, 1000, 50, 8, 250, 8, 250, 10000, 10,
 constexpr Scale smoke_scale{"smoke", 5, 4, 40, 5, 8, 10, 8, 10, 200, 10, 100, 100, 20, 50};
 
 struct Options {
-    std::vector<Backend> backends{Backend::sqlite, Backend::postgres};
+    std::vector<Backend> backends{Backend::sqlite, Backend::postgres}; // + mariadb when it has a URL
+    bool backends_given = false;
     std::vector<std::string> scenarios{"S1", "S2", "S3", "S4", "S5", "S6"};
     std::string pg_url;
+    std::string mariadb_url;
     std::string dir;
     std::string csv;
     Scale scale = full_scale;
@@ -64,12 +67,16 @@ struct Options {
 };
 
 constexpr const char* kUsage =
-    "usage: convstate_bench [--backend sqlite|postgres|all] [--scenarios S1,S2,S3,S4,S5,S6]\n"
-    "                       [--pg-url postgresql://...] [--dir DIR] [--scale full|smoke]\n"
-    "                       [--runs N] [--csv FILE] [--impl convstate|raw|both] [--default-malloc]\n"
-    "                       [--citus-workers PORT,PORT]\n"
+    "usage: convstate_bench [--backend sqlite|postgres|mariadb|all] [--scenarios S1,S2,S3,S4,S5,S6]\n"
+    "                       [--pg-url postgresql://...] [--mariadb-url mysql://...] [--dir DIR]\n"
+    "                       [--scale full|smoke] [--runs N] [--csv FILE] [--impl convstate|raw|both]\n"
+    "                       [--default-malloc] [--citus-workers PORT,PORT]\n"
     "  The benchmark workload of docs/benchmark.md for convstate and a hand-written floor.\n"
-    "  PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL); bench/run.sh starts one for you.\n"
+    "  PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL), MariaDB --mariadb-url (or\n"
+    "  CONVSTATE_BENCH_MARIADB_URL), e.g. mysql://user:password@127.0.0.1:3306/db; the bench creates\n"
+    "  and drops its own databases convstate_bench_* there. bench/run.sh starts both servers for you.\n"
+    "  Without --backend: sqlite and postgres, and mariadb when a MariaDB URL is given; all: the three.\n"
+    "  S3 runs on PostgreSQL and MariaDB, S6 on PostgreSQL only.\n"
     "  --citus-workers: --pg-url is a Citus coordinator with workers on 127.0.0.1 at these ports;\n"
     "  each bench database gets Citus on every node (bench/citus.sh starts such a cluster).\n";
 
@@ -82,6 +89,7 @@ constexpr const char* kUsage =
 Options parse(int argc, char** argv) {
     Options o;
     if (const char* env = std::getenv("CONVSTATE_BENCH_PG_URL")) o.pg_url = env;
+    if (const char* env = std::getenv("CONVSTATE_BENCH_MARIADB_URL")) o.mariadb_url = env;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -92,8 +100,10 @@ Options parse(int argc, char** argv) {
             const std::string v = value();
             if (v == "sqlite") o.backends = {Backend::sqlite};
             else if (v == "postgres" || v == "postgresql") o.backends = {Backend::postgres};
-            else if (v == "all") o.backends = {Backend::sqlite, Backend::postgres};
+            else if (v == "mariadb" || v == "mysql") o.backends = {Backend::mariadb};
+            else if (v == "all") o.backends = {Backend::sqlite, Backend::postgres, Backend::mariadb};
             else usage("unknown backend " + v);
+            o.backends_given = true;
         } else if (a == "--scenarios") {
             o.scenarios.clear();
             std::stringstream ss(value());
@@ -103,6 +113,8 @@ Options parse(int argc, char** argv) {
             }
         } else if (a == "--pg-url") {
             o.pg_url = value();
+        } else if (a == "--mariadb-url") {
+            o.mariadb_url = value();
         } else if (a == "--dir") {
             o.dir = value();
         } else if (a == "--csv") {
@@ -139,9 +151,13 @@ Options parse(int argc, char** argv) {
         }
     }
     if (o.runs == 0) o.runs = o.scale.name == std::string("smoke") ? 1 : 3;
-    for (Backend b : o.backends)
+    if (!o.backends_given && !o.mariadb_url.empty()) o.backends.push_back(Backend::mariadb);
+    for (Backend b : o.backends) {
         if (b == Backend::postgres && o.pg_url.empty())
             usage("PostgreSQL needs --pg-url (or CONVSTATE_BENCH_PG_URL); bench/run.sh starts a server for you");
+        if (b == Backend::mariadb && o.mariadb_url.empty())
+            usage("MariaDB needs --mariadb-url (or CONVSTATE_BENCH_MARIADB_URL); bench/run.sh starts a server for you");
+    }
     return o;
 }
 
@@ -223,7 +239,7 @@ std::string result_line(const char* impl, Backend b, const std::string& scenario
     std::string s = fmt::format("impl={} backend={} scenario={} turns={} turns_per_s={:.1f} p50_ms={:.3f} p99_ms={:.3f}",
                                 impl, backend_name(b), scenario, r.turns, r.tps, r.p50, r.p99);
     if (r.early >= 0) s += fmt::format(" early_ms={:.3f} late_ms={:.3f}", r.early, r.late);
-    if (b == Backend::postgres && r.rt >= 0) s += fmt::format(" round_trips_per_turn={:.2f}", r.rt);
+    if (b != Backend::sqlite && r.rt >= 0) s += fmt::format(" round_trips_per_turn={:.2f}", r.rt);
     if (r.rss >= 0) s += fmt::format(" peak_rss_mb={:.1f}", r.rss);
     if (r.allocs >= 0) s += fmt::format(" allocs_per_turn={:.1f}", r.allocs);
     return s;
@@ -241,7 +257,7 @@ std::string ratio_line(Backend b, const std::string& scenario, const std::vector
                                 backend_name(b), scenario, ratio(&Result::tps), ratio(&Result::p50), ratio(&Result::p99));
     if (cs.front().early >= 0)
         s += fmt::format(" early_ms={:.2f} late_ms={:.2f}", ratio(&Result::early), ratio(&Result::late));
-    if (b == Backend::postgres && cs.front().rt >= 0 && raw.front().rt > 0)
+    if (b != Backend::sqlite && cs.front().rt >= 0 && raw.front().rt > 0)
         s += fmt::format(" round_trips_per_turn={:.2f}", ratio(&Result::rt));
     return s;
 }
@@ -296,10 +312,10 @@ void verify_sequential(Impl& impl, const std::string& user, const std::string& c
 
 // --- the backend's stores ------------------------------------------------------------------
 
-constexpr const char* pg_db_cs = "convstate_bench_cs";
-constexpr const char* pg_db_raw = "convstate_bench_raw";
-constexpr const char* pg_db_s5big = "convstate_bench_s5big";
-constexpr const char* pg_db_s5small = "convstate_bench_s5small";
+constexpr const char* bench_db_cs = "convstate_bench_cs";
+constexpr const char* bench_db_raw = "convstate_bench_raw";
+constexpr const char* bench_db_s5big = "convstate_bench_s5big";
+constexpr const char* bench_db_s5small = "convstate_bench_s5small";
 
 // A Citus database: the same database with the extension on every worker, and on the
 // coordinator the extension and the cluster's nodes. convstate's migrate() then distributes its
@@ -316,7 +332,7 @@ void citus_database(const Options& o, const char* db) {
     coordinator.exec("CREATE EXTENSION citus");
     coordinator.exec(fmt::format("SELECT citus_set_coordinator_host('{}', {})", host, port));
     for (const int w : o.citus_workers) coordinator.exec(fmt::format("SELECT citus_add_node('127.0.0.1', {})", w));
-    if (std::string(db) == pg_db_cs) out(fmt::format("# citus: {} on a coordinator with {} workers", db, o.citus_workers.size()));
+    if (std::string(db) == bench_db_cs) out(fmt::format("# citus: {} on a coordinator with {} workers", db, o.citus_workers.size()));
 }
 
 class Env {
@@ -324,7 +340,7 @@ public:
     Env(Backend b, const Options& o) : backend(b), opt(o) {
         if (b == Backend::postgres) {
             admin = std::make_unique<PgAdmin>(o.pg_url);
-            for (const char* db : {pg_db_cs, pg_db_raw, pg_db_s5big, pg_db_s5small}) {
+            for (const char* db : {bench_db_cs, bench_db_raw, bench_db_s5big, bench_db_s5small}) {
                 admin->exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", db));
                 admin->exec(fmt::format("CREATE DATABASE {}", db));
                 if (!o.citus_workers.empty()) citus_database(o, db);
@@ -338,11 +354,24 @@ public:
             pgss = admin->try_exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", &err) &&
                    admin->try_exec("SELECT 1 FROM pg_stat_statements LIMIT 1", &err);
             // The brief asks for the extension in the bench database too (harmless there).
-            if (pgss) PgAdmin(pg_url_with_db(o.pg_url, pg_db_cs)).exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+            if (pgss) PgAdmin(pg_url_with_db(o.pg_url, bench_db_cs)).exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
             if (!pgss) {
                 while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
                 out("# cross-check unavailable: pg_stat_statements is not loaded (" + err + ")");
             }
+        } else if (b == Backend::mariadb) {
+            my_admin = std::make_unique<MyAdmin>(o.mariadb_url);
+            for (const char* db : {bench_db_cs, bench_db_raw, bench_db_s5big, bench_db_s5small}) {
+                my_admin->exec(fmt::format("DROP DATABASE IF EXISTS {}", db));
+                my_admin->exec(fmt::format("CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", db));
+            }
+            const auto v = my_admin->query(
+                "SELECT VERSION(), @@innodb_flush_log_at_trx_commit, @@innodb_doublewrite, @@innodb_flush_method,"
+                " @@innodb_buffer_pool_size DIV 1048576, @@innodb_log_file_size DIV 1048576, @@log_bin, @@sync_binlog");
+            out(fmt::format("# mariadb: server {} innodb_flush_log_at_trx_commit={} innodb_doublewrite={} "
+                            "innodb_flush_method={} innodb_buffer_pool_size={}M innodb_log_file_size={}M log_bin={} "
+                            "sync_binlog={}; sessions READ COMMITTED, strict sql_mode, utf8mb4",
+                            v[0][0], v[0][1], v[0][2], v[0][3], v[0][4], v[0][5], v[0][6], v[0][7]));
         } else {
             out(fmt::format("# sqlite: files in {} (WAL, synchronous=NORMAL)", o.dir));
         }
@@ -351,8 +380,11 @@ public:
         for (const std::string& f : files)
             for (const char* suffix : {"", "-wal", "-shm", "-journal"}) fs::remove(f + suffix);
         if (admin)
-            for (const char* db : {pg_db_cs, pg_db_raw, pg_db_s5big, pg_db_s5small})
+            for (const char* db : {bench_db_cs, bench_db_raw, bench_db_s5big, bench_db_s5small})
                 admin->try_exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", db));
+        if (my_admin)
+            for (const char* db : {bench_db_cs, bench_db_raw, bench_db_s5big, bench_db_s5small})
+                my_admin->try_exec(fmt::format("DROP DATABASE IF EXISTS {}", db));
     }
 
     std::string sqlite_path(const std::string& name) {
@@ -362,6 +394,7 @@ public:
         return p;
     }
     std::string pg_url(const char* db) const { return pg_url_with_db(opt.pg_url, db); }
+    std::string my_url(const char* db) const { return mysql_url_with_db(opt.mariadb_url, db); }
 
     /** A fresh, empty store for one scenario run. */
     std::unique_ptr<Impl> fresh(bool cs, const std::string& tag, bool classic = false) {
@@ -369,7 +402,15 @@ public:
             const std::string p = sqlite_path(fmt::format("{}_{}", cs ? "convstate" : "raw", tag));
             return cs ? make_convstate("sqlite3://" + p) : make_raw_sqlite(p);
         }
-        const std::string url = pg_url(cs ? pg_db_cs : pg_db_raw);
+        if (backend == Backend::mariadb) {
+            const std::string url = my_url(cs ? bench_db_cs : bench_db_raw);
+            std::unique_ptr<Impl> impl = cs ? make_convstate(url) : make_raw_mysql(url);
+            MyAdmin db(url);
+            for (const char* t : {"conversations", "messages"})
+                db.exec(fmt::format("TRUNCATE TABLE {}_{}", cs ? "convstate" : "raw", t));
+            return impl;
+        }
+        const std::string url = pg_url(cs ? bench_db_cs : bench_db_raw);
         // S6: the implementation reaches the server through the delaying proxy.
         const std::string via = via_port ? pg_url_with_host(url, "127.0.0.1", via_port) : url;
         std::unique_ptr<Impl> impl = cs ? make_convstate(via) : classic ? make_classic_pg(via) : make_raw_pg(via);
@@ -383,6 +424,7 @@ public:
     const Options& opt;
     int via_port = 0; // nonzero: implementations connect through the S6 proxy on this port
     std::unique_ptr<PgAdmin> admin;
+    std::unique_ptr<MyAdmin> my_admin;
     bool pgss = false;
     std::vector<std::string> files;
 };
@@ -396,7 +438,7 @@ struct CrossCheck {
     void begin() { env.admin->exec("SELECT pg_stat_statements_reset()"); }
     void end(std::uint64_t library_statements, long long turns) {
         library = library_statements;
-        const std::string where = fmt::format("dbid = (SELECT oid FROM pg_database WHERE datname = '{}')", pg_db_cs);
+        const std::string where = fmt::format("dbid = (SELECT oid FROM pg_database WHERE datname = '{}')", bench_db_cs);
         const auto total = env.admin->query("SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements WHERE " + where);
         const auto per = env.admin->query(
             "SELECT calls, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements WHERE " + where +
@@ -639,8 +681,12 @@ Store build_store(Env& env, bool cs, bool big) {
         { auto schema = cs ? make_convstate(url) : make_raw_sqlite(p); } // creates the schema, lets go of the file
         build_store_sqlite(p, impl, st.convs, st.per_conv);
         st.impl = cs ? make_convstate(url) : make_raw_sqlite(p);
+    } else if (env.backend == Backend::mariadb) {
+        const std::string url = env.my_url(big ? bench_db_s5big : bench_db_s5small);
+        st.impl = cs ? make_convstate(url) : make_raw_mysql(url);
+        build_store_mysql(url, impl, st.convs, st.per_conv);
     } else {
-        const std::string url = env.pg_url(big ? pg_db_s5big : pg_db_s5small);
+        const std::string url = env.pg_url(big ? bench_db_s5big : bench_db_s5small);
         st.impl = cs ? make_convstate(url) : make_raw_pg(url);
         build_store_pg(url, impl, st.convs, st.per_conv);
         env.admin->try_exec("CHECKPOINT");
@@ -740,8 +786,8 @@ void run_backend(Backend b, const Options& opt, std::vector<CsvSeries>& csv) {
         }
     }
     if (wants(opt, "S3")) {
-        if (b == Backend::postgres) block(env, "S3", [&](Impl& impl, int, bool) { return s3(impl, sc); });
-        else out("# S3 (8 concurrent clients, one pool) runs on PostgreSQL only");
+        if (b != Backend::sqlite) block(env, "S3", [&](Impl& impl, int, bool) { return s3(impl, sc); });
+        else out("# S3 (8 concurrent clients, one pool) runs on PostgreSQL and MariaDB only");
     }
     if (wants(opt, "S4")) block(env, "S4", [&](Impl& impl, int, bool) { return s4(impl, sc); });
     if (wants(opt, "S6")) {
@@ -837,7 +883,7 @@ int main(int argc, char** argv) {
                        "(freed memory stays mapped: no page-fault storm per turn)"
                      : opt.default_malloc ? "# malloc: glibc defaults (--default-malloc)"
                                           : "# malloc: tuning FAILED, glibc defaults in use");
-    out(fmt::format("# disk: fdatasync of an 8 kB write, p50 {:.3f} ms (each PostgreSQL commit waits for one)",
+    out(fmt::format("# disk: fdatasync of an 8 kB write, p50 {:.3f} ms (each PostgreSQL or MariaDB commit waits for one)",
                     fdatasync_p50_ms(opt.dir.empty() ? fs::temp_directory_path().string() : opt.dir)));
     std::vector<CsvSeries> csv;
     for (Backend b : opt.backends) run_backend(b, opt, csv);

@@ -6,11 +6,13 @@
 #   bench/run.sh [ARGS...]       ARGS go to convstate_bench, e.g. --backend sqlite --scenarios S1,S2
 #
 # Builds build/bench (Release), starts a throwaway PostgreSQL with its DEFAULT durability
-# (fsync=on, synchronous_commit=on) and pg_stat_statements on 127.0.0.1 on a free port, runs
-# convstate_bench against it and SQLite files in build/bench/data, and writes
+# (fsync=on, synchronous_commit=on) and pg_stat_statements, and a throwaway MariaDB with its
+# DEFAULT durability (innodb_flush_log_at_trx_commit=1, doublewrite on, no binary log) and
+# MariaDB's default buffer pool and redo log sizes (128M, 96M), both on 127.0.0.1 on free ports,
+# runs convstate_bench against them and SQLite files in build/bench/data, and writes
 #   bench/results/latest.txt      (bench/results/smoke.txt with --smoke)
 #   bench/results/latest-s2.csv   per-turn S2 latencies (smoke-s2.csv with --smoke)
-# The server and its directory are removed on every exit path. bench/plot.sh draws the CSV.
+# Both servers and their directories are removed on every exit path. bench/plot.sh draws the CSV.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,16 +30,26 @@ if ((smoke)); then
     scale=(--scale smoke)
 fi
 
-scripts/deps.sh postgresql-15
+scripts/deps.sh postgresql-15 mariadb-server
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DCONVSTATE_BUILD_TESTS=OFF -DCONVSTATE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build/bench --target convstate_bench -j2
 
 # shellcheck source=scripts/pg.sh
 source scripts/pg.sh
-trap pg_stop EXIT
-trap 'pg_stop; exit 130' INT
-trap 'pg_stop; exit 143' TERM
+# shellcheck source=scripts/mariadb.sh
+source scripts/mariadb.sh
+# shellcheck disable=SC2317  # invoked by the traps
+stop_servers() {
+    maria_stop
+    pg_stop
+}
+trap stop_servers EXIT
+trap 'stop_servers; exit 130' INT
+trap 'stop_servers; exit 143' TERM
 PG_DURABLE=1 PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements" pg_start
+# scripts/mariadb.sh shrinks the buffer pool and the redo log for tests; give the benchmark
+# MariaDB 10.11's defaults back (PostgreSQL runs with its default shared_buffers too).
+MARIADB_DURABLE=1 MARIADB_EXTRA_OPTS="--innodb-buffer-pool-size=128M --innodb-log-file-size=96M" maria_start
 
 data=build/bench/data
 results=bench/results
@@ -51,7 +63,8 @@ csv="$results/$name-s2.csv"
 } >"$out.tmp"
 
 status=0
-build/bench/bench/convstate_bench "${scale[@]}" --pg-url "$CONVSTATE_TEST_PG_URL" --dir "$data" --csv "$csv" \
+build/bench/bench/convstate_bench "${scale[@]}" --pg-url "$CONVSTATE_TEST_PG_URL" \
+    --mariadb-url "$CONVSTATE_TEST_MARIADB_URL" --dir "$data" --csv "$csv" \
     "${args[@]}" | tee -a "$out.tmp" || status=$?
 if ((status == 0)); then
     mv "$out.tmp" "$out"

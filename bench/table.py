@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Prints the README's benchmark table (Markdown) from a bench/run.sh result file.
+"""Prints the README's benchmark table (Markdown) from bench/run.sh result files.
 
-    bench/table.py [bench/results/latest.txt]
+    bench/table.py [FILE...]      default: bench/results/latest.txt
+    bench/table.py bench/results/latest.txt bench/results/mariadb.txt
 
-Every figure comes from the file: the medians of the result lines, and the ratio lines (the
-median of the ratios measured within each run). A scenario the file does not hold prints "—".
+Every figure comes from the files: the medians of the result lines, and the ratio lines (the
+median of the ratios measured within each run). Several files are merged; a line of a later
+file replaces the same line (impl, backend, scenario) of an earlier one. A scenario the files
+do not hold prints "—".
 """
 import sys
 
-BACKENDS = ("sqlite", "postgres")
+BACKENDS = ("sqlite", "postgres", "mariadb")
 
 
 def fields(line):
@@ -20,8 +23,14 @@ def fields(line):
     return out
 
 
-def load(path):
+def load(paths):
     results, ratios, notes = {}, {}, {}
+    for path in paths:
+        load_into(path, results, ratios, notes)
+    return results, ratios, notes
+
+
+def load_into(path, results, ratios, notes):
     with open(path, encoding="utf-8") as f:
         for raw in f:
             line = raw.strip()
@@ -34,7 +43,6 @@ def load(path):
             elif line.startswith("# wal_sync"):
                 d = fields(line[1:])
                 notes[("wal_sync", d["impl"], d["backend"], d["scenario"])] = d["wal_sync_per_turn"]
-    return results, ratios, notes
 
 
 def number(value, digits):
@@ -43,8 +51,8 @@ def number(value, digits):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "bench/results/latest.txt"
-    results, ratios, notes = load(path)
+    paths = sys.argv[1:] or ["bench/results/latest.txt"]
+    results, ratios, notes = load(paths)
 
     def cell(impl, backend, scenario, key, digits=0):
         d = results.get((impl, backend, scenario))
@@ -65,8 +73,9 @@ def main():
         ("S5 last 50 of 1,000 messages, loads/s", "S5-small", "turns_per_s", 0),
         ("S6 database 0.25 ms away, turns/s", "S6", "turns_per_s", 1),
     ]
-    print("| scenario | SQLite convstate | SQLite floor | ratio | PostgreSQL convstate | PostgreSQL floor | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print("| scenario | SQLite convstate | SQLite floor | ratio | PostgreSQL convstate | PostgreSQL floor | ratio "
+          "| MariaDB convstate | MariaDB floor | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, scenario, key, digits in rows:
         cells = []
         for backend in BACKENDS:
@@ -79,20 +88,18 @@ def main():
     def extra(label, per_backend):
         print(f"| {label} | " + " | ".join(per_backend) + " |")
 
-    extra("heap allocations per S1 turn", [
-        cell("convstate", "sqlite", "S1", "allocs_per_turn", 1), cell("raw", "sqlite", "S1", "allocs_per_turn", 1), "",
-        cell("convstate", "postgres", "S1", "allocs_per_turn", 1), cell("raw", "postgres", "S1", "allocs_per_turn", 1),
-        ""])
-    extra("round trips per S1 turn", ["", "", "",
-                                      cell("convstate", "postgres", "S1", "round_trips_per_turn", 2),
-                                      cell("raw", "postgres", "S1", "round_trips_per_turn", 2), ""])
+    def both(backend, scenario, key, digits):
+        return [cell("convstate", backend, scenario, key, digits), cell("raw", backend, scenario, key, digits), ""]
+
+    extra("heap allocations per S1 turn",
+          [c for b in BACKENDS for c in both(b, "S1", "allocs_per_turn", 1)])
+    extra("round trips per S1 turn",
+          ["", "", ""] + [c for b in ("postgres", "mariadb") for c in both(b, "S1", "round_trips_per_turn", 2)])
     extra("WAL flushes (`wal_sync`) per S1 turn", ["", "", "",
                                                    notes.get(("wal_sync", "convstate", "postgres", "S1"), "—"),
-                                                   notes.get(("wal_sync", "raw", "postgres", "S1"), "—"), ""])
-    extra("peak RSS in S5, MB", [cell("convstate", "sqlite", "S5-big", "peak_rss_mb", 1),
-                                 cell("raw", "sqlite", "S5-big", "peak_rss_mb", 1), "",
-                                 cell("convstate", "postgres", "S5-big", "peak_rss_mb", 1),
-                                 cell("raw", "postgres", "S5-big", "peak_rss_mb", 1), ""])
+                                                   notes.get(("wal_sync", "raw", "postgres", "S1"), "—"), "",
+                                                   "", "", ""])
+    extra("peak RSS in S5, MB", [c for b in BACKENDS for c in both(b, "S5-big", "peak_rss_mb", 1)])
     classic = results.get(("classic", "postgres", "S6"))
     if classic:
         print()
