@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <soci/postgresql/soci-postgresql.h>
@@ -141,17 +142,18 @@ TEST_CASE("window: the last 50 of a 100,000-message conversation are read by key
     for (int pass = 0; pass < 2; ++pass) { // without statistics, then with them
         if (pass == 1) cstest::exec(raw, cstest::is_mariadb() ? "ANALYZE TABLE convstate_messages" : "ANALYZE");
         CAPTURE(pass);
+        // The window's reads: its range, the leading-system-message probe, the last n.
+        const std::vector<std::pair<const std::string*, std::vector<std::string>>> reads{
+            {&sql.msg_range, {"big", c.id, "99950", "100000"}},
+            {&sql.msg_system_prefix, {"100000", "big", c.id, "100000", "big", c.id}},
+            {&sql.msg_last, {"big", c.id, "big", c.id, "50"}}};
         if (cstest::is_mariadb()) {
-            for (const std::string& plan : {explain_mariadb(raw, sql.msg_range, {"big", c.id, "99950", "100000"}),
-                                            explain_mariadb(raw, sql.msg_system_prefix,
-                                                            {"100000", "big", c.id, "100000", "big", c.id}),
-                                            explain_mariadb(raw, sql.msg_last, {"big", c.id, "big", c.id, "50"})})
-                check_mariadb_plan(plan);
+            for (const auto& [statement, args] : reads) check_mariadb_plan(explain_mariadb(raw, *statement, args));
             continue;
         }
-        const std::string range = explain(raw, sql.msg_range, {"big", c.id, "99950", "100000"});
-        const std::string prefix = explain(raw, sql.msg_system_prefix, {"100000", "big", c.id, "100000", "big", c.id});
-        const std::string last_n = explain(raw, sql.msg_last, {"big", c.id, "big", c.id, "50"});
+        const std::string range = explain(raw, *reads[0].first, reads[0].second);
+        const std::string prefix = explain(raw, *reads[1].first, reads[1].second);
+        const std::string last_n = explain(raw, *reads[2].first, reads[2].second);
         MESSAGE("plan of the window read on " << std::string(cstest::backend_name()) << ":\n" << range);
         for (const std::string& plan : {range, prefix, last_n}) {
             CAPTURE(plan);
