@@ -68,16 +68,20 @@ SqlText common_sql() {
     // seq 0, covers_through_seq in token_count, last column 2) and the messages in
     // (max(:lo, its seq), :hi] — one statement. A turn's window passes :hi2 = :hi - 1: it always
     // ends with the turn's user message, never with a summary covering it.
+    // No ORDER BY and no derived table: MariaDB would sort and materialise both arms in on-disk
+    // temporary tables (their LONGTEXT columns cannot live in memory), two per read. The messages
+    // arm is a primary-key range; the reader (fetch_messages_and_summary) puts rows in seq order
+    // should the server not return them so, and takes the summary's row from wherever it comes.
     s.msg_window_chunk =
         "SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
         " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
         " AND s.covers_through_seq <= :hi2), 0)) AND seq <= :hi"
-        " UNION ALL SELECT * FROM (SELECT s.conversation_id, 0 AS seq, 'system' AS role, s.content, NULL AS name,"
+        " UNION ALL SELECT s.conversation_id, 0 AS seq, 'system' AS role, s.content, NULL AS name,"
         " NULL AS tool_calls_json, NULL AS tool_call_id, s.metadata_json, s.covers_through_seq AS token_count,"
         " NULL AS idempotency_key, NULL AS content_parts_json, s.created_at, 2 AS flag FROM " CS_SUM " s"
-        " WHERE s.user_id = :user_id3"
-        " AND s.conversation_id = :id3 AND s.covers_through_seq <= :hi3 ORDER BY s.covers_through_seq DESC LIMIT 1) x"
-        " ORDER BY 2";
+        " WHERE s.user_id = :user_id3 AND s.conversation_id = :id3 AND s.covers_through_seq = (SELECT"
+        " MAX(s2.covers_through_seq) FROM " CS_SUM " s2 WHERE s2.user_id = s.user_id"
+        " AND s2.conversation_id = s.conversation_id AND s2.covers_through_seq <= :hi3)";
     s.sum_delete_after = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq > :after";
     s.conv_delete_summaries = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE;
     s.user_delete_summaries = "DELETE FROM " CS_SUM " WHERE user_id = :user_id";

@@ -36,9 +36,9 @@ struct WindowRows {
 };
 
 /** Collects the rows of a statement that returns messages and, marked 2 in a last column bound
- *  to `mark` (sql.cpp's msg_window_chunk, turn_begin), a summary: the messages in order; the
- *  summary into `summary`; `expected` message rows are reserved for. on_row sees each message
- *  row's mark. */
+ *  to `mark` (sql.cpp's msg_window_chunk, turn_begin), a summary: the messages in seq order
+ *  (sorted here if the statement returned them otherwise); the summary into `summary`;
+ *  `expected` message rows are reserved for. on_row sees each message row's mark. */
 template <class OnRow>
 std::vector<Message> fetch_messages_and_summary(Stmt& st, MessageRow& row, const long long& mark,
                                                 const soci::indicator& mark_ind, std::optional<Summary>& summary,
@@ -55,6 +55,9 @@ std::vector<Message> fetch_messages_and_summary(Stmt& st, MessageRow& row, const
             on_row(mark_ind == soci::i_ok ? std::optional(mark) : std::nullopt);
         } while (st.fetch());
     }
+    // A statement without ORDER BY (msg_window_chunk) may return its rows in any order.
+    const auto by_seq = [](const Message& a, const Message& b) { return a.seq < b.seq; };
+    if (!std::is_sorted(out.begin(), out.end(), by_seq)) std::sort(out.begin(), out.end(), by_seq);
     return out;
 }
 
