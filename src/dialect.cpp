@@ -17,6 +17,10 @@ const DialectPolicy& dialect_policy(Dialect dialect) {
     throw std::logic_error("convstate: unknown dialect");
 }
 
+long long DialectPolicy::insert_id(soci::session&) const {
+    throw std::logic_error("convstate: this dialect's statements set no insert id");
+}
+
 bool socket_idle(int fd) {
     if (fd < 0) return false;
     // Look without blocking and without sending anything; any input (a server's goodbye, EOF)

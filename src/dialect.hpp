@@ -35,6 +35,10 @@ struct Capabilities {
     /** UPDATE … RETURNING. Without it the library reads the row back in the same transaction,
      *  under the lock the UPDATE took. */
     bool update_returning = true;
+    /** Without update_returning: sql.conv_reserve leaves the new last_seq as the connection's
+     *  insert id (MySQL's LAST_INSERT_ID(expr)), read from the UPDATE's reply by insert_id()
+     *  instead of by another statement. */
+    bool reserve_sets_insert_id = false;
     /** Data-modifying WITH clauses: a turn's steps as PostgreSQL's one-statement forms
      *  (sql.turn_begin, turn_create, pg_turn_finish). */
     bool cte_writes = false;
@@ -82,6 +86,8 @@ public:
     virtual ErrorClass classify(const soci::soci_error& e, soci::session& session) const = 0;
     /** A unique index refused a row (two writers raced on a key). */
     virtual bool unique_violation(const soci::soci_error& e) const = 0;
+    /** The insert id the session's last statement set (Capabilities::reserve_sets_insert_id). */
+    virtual long long insert_id(soci::session&) const;
 
 private:
     Dialect dialect_;

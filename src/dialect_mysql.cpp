@@ -23,7 +23,8 @@ class MysqlPolicy final : public DialectPolicy {
 public:
     MysqlPolicy()
         : DialectPolicy(Dialect::mysql, mysql_sql(),
-                        {.rows = RowSource::soci, .update_returning = false, .transactional_ddl = false,
+                        {.rows = RowSource::soci, .update_returning = false, .reserve_sets_insert_id = true,
+                         .transactional_ddl = false,
                          .max_key_bytes = 255}) {}
 
     void open(soci::session& session, const ConnectionTarget& target, const DatabaseOptions& options) const override {
@@ -44,6 +45,12 @@ public:
             "NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY', SESSION tx_isolation = 'READ-COMMITTED',"
             " SESSION innodb_lock_wait_timeout = {}, SESSION max_statement_time = {}.{:03}",
             std::max<long long>(1, (ms + 999) / 1000), ms / 1000, ms % 1000);
+    }
+
+    long long insert_id(soci::session& session) const override {
+        MYSQL* conn = mysql_connection(session);
+        if (!conn) throw soci::soci_error("not connected");
+        return static_cast<long long>(mysql_insert_id(conn));
     }
 
     int socket(soci::session& session) const override {

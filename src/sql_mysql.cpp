@@ -100,6 +100,11 @@ SqlText mysql_text() {
                    " metadata_json = VALUES(metadata_json), created_at = VALUES(created_at)";
     for (std::string* q : {&s.conv_rename, &s.conv_set_metadata, &s.conv_reserve, &s.conv_reserve_turn})
         drop_returning(*q);
+    // The new last_seq comes back in the UPDATE's reply, as its insert id
+    // (Capabilities::reserve_sets_insert_id).
+    replace_all(s.conv_reserve, "SET last_seq = last_seq + :n", "SET last_seq = LAST_INSERT_ID(last_seq + :n)");
+    if (s.conv_reserve.find("LAST_INSERT_ID") == std::string::npos)
+        throw std::logic_error("convstate: conv_reserve changed shape: " + s.conv_reserve);
     // InnoDB's row locks have no weaker exclusive mode: appenders and a truncate both take the
     // exclusive lock; a summary writer a shared one (it waits for an appender's short
     // transaction instead of running beside it).

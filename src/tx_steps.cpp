@@ -140,6 +140,7 @@ std::optional<long long> reserve_seqs(DatabaseImpl& db, soci::session& s, const 
     // Read back under the row lock the UPDATE took (n >= 1: a matched row always changed).
     reserve.execute();
     if (reserve.affected_rows() == 0) return std::nullopt;
+    if (db.policy().can().reserve_sets_insert_id) return db.policy().insert_id(s);
     Stmt read(db, s, db.sql().conv_exists);
     read.into(last_seq).use(user).use(id);
     if (!read.execute()) return std::nullopt;
