@@ -27,6 +27,7 @@ struct ErrorClass {
 enum class RowSource {
     sqlite_statement, // SOCI's sqlite3_stmt, bound and stepped with the sqlite3 API
     libpq_result,     // the PGresult SOCI received (SOCI binds and sends the values)
+    mysql_result,     // the MYSQL_RES SOCI stored (SOCI binds and sends the values)
     soci,             // SOCI's own into() exchange: any SOCI backend
 };
 

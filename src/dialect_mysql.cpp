@@ -23,7 +23,7 @@ class MysqlPolicy final : public DialectPolicy {
 public:
     MysqlPolicy()
         : DialectPolicy(Dialect::mysql, mysql_sql(),
-                        {.rows = RowSource::soci, .update_returning = false, .reserve_sets_insert_id = true,
+                        {.rows = RowSource::mysql_result, .update_returning = false, .reserve_sets_insert_id = true,
                          .transactional_ddl = false,
                          .max_key_bytes = 255}) {}
 

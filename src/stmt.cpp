@@ -2,10 +2,12 @@
 
 #include <cctype>
 #include <charconv>
+#include <optional>
 #include <stdexcept>
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <soci/mysql/soci-mysql.h>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
@@ -179,25 +181,44 @@ bool Stmt::sqlite_step() {
     return true;
 }
 
-bool Stmt::pg_read() {
-    if (pg_row_ >= pg_rows_) return false;
+template <class Cell>
+void Stmt::read_text_row(Cell&& cell) {
     for (std::size_t i = 0; i < targets_.size(); ++i) {
         const Target& t = targets_[i];
         const int col = static_cast<int>(i);
-        const bool null = PQgetisnull(pg_result_, pg_row_, col) != 0;
-        if (t.ind) *t.ind = null ? soci::i_null : soci::i_ok;
-        if (null) continue; // the target keeps its value; the indicator says null
-        const char* value = PQgetvalue(pg_result_, pg_row_, col);
-        const auto size = static_cast<std::size_t>(PQgetlength(pg_result_, pg_row_, col));
+        const std::optional<std::string_view> value = cell(col);
+        if (t.ind) *t.ind = value ? soci::i_ok : soci::i_null;
+        if (!value) continue; // the target keeps its value; the indicator says null
+        const char* begin = value->data();
+        const char* end = begin + value->size();
         if (t.text) {
-            t.text->assign(value, size);
-        } else if (auto [end, ec] = std::from_chars(value, value + size, *t.number); ec != std::errc{} ||
-                   end != value + size) {
+            t.text->assign(begin, value->size());
+        } else if (auto [stop, ec] = std::from_chars(begin, end, *t.number); ec != std::errc{} || stop != end) {
             throw std::logic_error(fmt::format("convstate: column {} holds '{}', not an integer: {}", col + 1,
-                                               std::string_view(value, std::min<std::size_t>(size, 40)),
-                                               sql_.substr(0, 200)));
+                                               value->substr(0, 40), sql_.substr(0, 200)));
         }
     }
+}
+
+bool Stmt::pg_read() {
+    if (pg_row_ >= pg_rows_) return false;
+    read_text_row([&](int col) -> std::optional<std::string_view> {
+        if (PQgetisnull(pg_result_, pg_row_, col)) return std::nullopt;
+        return std::string_view(PQgetvalue(pg_result_, pg_row_, col),
+                                static_cast<std::size_t>(PQgetlength(pg_result_, pg_row_, col)));
+    });
+    return true;
+}
+
+bool Stmt::mysql_read() {
+    // The whole result is in client memory (SOCI stores it): nothing here talks to the server.
+    MYSQL_ROW row = mysql_result_ ? mysql_fetch_row(mysql_result_) : nullptr;
+    if (!row) return false;
+    const unsigned long* lengths = mysql_fetch_lengths(mysql_result_);
+    read_text_row([&](int col) -> std::optional<std::string_view> {
+        if (!row[col]) return std::nullopt;
+        return std::string_view(row[col], lengths[col]);
+    });
     return true;
 }
 
@@ -228,6 +249,19 @@ bool Stmt::execute() {
         if (native_) return sqlite_step();
         if (rows_ == RowSource::soci) return soci_read(c_->st.execute(true));
         c_->st.execute(true); // SOCI sends the statement; it has no targets to fill
+        if (rows_ == RowSource::mysql_result) {
+            // (static_cast: SOCI does not export the backend's typeinfo.)
+            auto* be = static_cast<soci::mysql_statement_backend*>(c_->st.get_backend());
+            mysql_result_ = be ? be->result_ : nullptr;
+            if (mysql_result_) {
+                mysql_data_seek(mysql_result_, 0);
+                if (targets_.size() > mysql_num_fields(mysql_result_))
+                    throw std::logic_error(fmt::format("convstate: {} targets for a statement returning {} columns: {}",
+                                                       targets_.size(), mysql_num_fields(mysql_result_),
+                                                       sql_.substr(0, 200)));
+            }
+            return mysql_read();
+        }
         // (static_cast: SOCI does not export the backend's typeinfo.)
         const auto* be = static_cast<soci::postgresql_statement_backend*>(c_->st.get_backend());
         pg_result_ = be ? be->result_.get_result() : nullptr;
@@ -247,6 +281,7 @@ bool Stmt::fetch() {
     try {
         if (native_) return sqlite_step();
         if (rows_ == RowSource::soci) return soci_read(c_->st.fetch());
+        if (rows_ == RowSource::mysql_result) return mysql_read();
         ++pg_row_;
         return pg_read();
     } catch (...) {

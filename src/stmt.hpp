@@ -16,6 +16,7 @@ namespace sqlite_api {
 struct sqlite3_stmt; // <sqlite3.h>, as SOCI includes it
 }
 struct pg_result; // PGresult, <libpq-fe.h>
+struct st_mysql_res; // MYSQL_RES, <mysql.h>
 
 namespace convstate::detail {
 
@@ -90,6 +91,12 @@ private:
     bool soci_read(bool got_row);
     /** PostgreSQL: reads row pg_row_ of the result into the targets. False past the last. */
     bool pg_read();
+    /** MariaDB: reads the result's next row into the targets. False past the last. */
+    bool mysql_read();
+    /** Reads one row of text cells into the targets; cell(col) is the column's text, or nullopt
+     *  for a null. Integers are parsed from their text. */
+    template <class Cell>
+    void read_text_row(Cell&& cell);
 
     DatabaseImpl& db_;
     soci::session& session_;
@@ -100,6 +107,7 @@ private:
     sqlite_api::sqlite3_stmt* native_ = nullptr; // SQLite: SOCI's handle, stepped by this Stmt
     const pg_result* pg_result_ = nullptr;         // PostgreSQL: the result SOCI received
     int pg_row_ = 0, pg_rows_ = 0;
+    st_mysql_res* mysql_result_ = nullptr;         // MariaDB: the result SOCI stored
     RowSource rows_;
     std::size_t next_use_ = 0;
     bool failed_ = false;
