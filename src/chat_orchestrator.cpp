@@ -599,11 +599,7 @@ public:
                     if (usage) insert_usage(db, s, user, id, messages.back().seq, *usage);
                     return messages;
                 };
-                // (Where writers run side by side, the UPDATE's check would read its statement's
-                // snapshot, which a truncate committed while it waited for the lock may have
-                // outdated: lock first.)
-                if (!base && !turn.marked && db.policy().can().single_writer)
-                    return with_usage(append_checked(s, output));
+                if (!base && !turn.marked) return with_usage(append_checked(s, output));
                 detail::LockedConversation conv = detail::lock_conversation(db, s, user, id);
                 check_user_message(s);
                 if (turn.marked) {
@@ -671,15 +667,27 @@ private:
         if (found == 0) detail::throw_not_found(turn.conversation_id);
     }
 
-    // Step 5 of an unkeyed turn without a mark: one UPDATE checks the user message, locks the
-    // row and allocates the seqs; then the inserts.
+    // Step 5 of an unkeyed turn without a mark: the UPDATE that locks the row and allocates the
+    // seqs, the user message checked, the inserts. With a single writer, one UPDATE checks the
+    // message too. Where writers run side by side, that UPDATE's check would read its
+    // statement's snapshot, which a truncate committed while it waited for the lock may have
+    // outdated: the check is then a statement of its own, after the lock (its snapshot is
+    // newer than anything committed before the lock was granted).
     std::vector<Message> append_checked(soci::session& s, const std::vector<Message>& output) {
         const long long n = static_cast<long long>(output.size()), now = detail::now_us();
         long long last_seq = 0;
-        Stmt st(db, s, db.sql().conv_reserve_turn);
-        st.into(last_seq).use(n).use(now).use(turn.user_id).use(turn.conversation_id);
-        use_turn_user(st, turn);
-        if (!st.execute()) detail::throw_not_found(turn.conversation_id);
+        if (db.policy().can().single_writer) {
+            Stmt st(db, s, db.sql().conv_reserve_turn);
+            st.into(last_seq).use(n).use(now).use(turn.user_id).use(turn.conversation_id);
+            use_turn_user(st, turn);
+            if (!st.execute()) detail::throw_not_found(turn.conversation_id);
+        } else {
+            const std::optional<long long> reserved =
+                detail::reserve_seqs(db, s, turn.user_id, turn.conversation_id, n, now);
+            if (!reserved) detail::throw_not_found(turn.conversation_id);
+            check_user_message(s);
+            last_seq = *reserved;
+        }
         return detail::insert_allocated(db, s, turn.user_id, turn.conversation_id, output, last_seq, now);
     }
 

@@ -53,7 +53,7 @@ struct SqlText {
     std::string conv_bump;
     std::string conv_truncate_to; // last_seq moved back, truncations counted
     std::string conv_reserve;  // lock the row and allocate :n seqs in one statement
-    std::string conv_reserve_turn; // conv_reserve, if the turn's user message is there (CS_TURN_USER)
+    std::string conv_reserve_turn; // conv_reserve, if the turn's user message is there (CS_TURN_USER); single writer only
     std::string msg_turn_user;     // 1 if the turn's user message is there, else 0
     std::string msg_insert_run;    // msg_insert, with the run's owner and start (a turn's user message)
     std::string msg_by_key;
