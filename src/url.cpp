@@ -171,8 +171,10 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         std::string why = error ? error : "libpq could not parse it (out of memory)";
         PQfreemem(error);
         while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-        if (!password.empty())
-            for (std::size_t at; (at = why.find(password)) != std::string::npos;) why.replace(at, password.size(), "***");
+        // libpq may quote the URI it was given, where the password is percent-encoded.
+        for (const std::string& secret : {password, percent_encode(password)})
+            if (!secret.empty())
+                for (std::size_t at; (at = why.find(secret)) != std::string::npos;) why.replace(at, secret.size(), "***");
         bad_url(why);
     }
     std::vector<std::pair<std::string, std::string>> given;
@@ -313,7 +315,14 @@ ConnectionTarget parse_url(std::string_view url, const DatabaseOptions& options)
     if (scheme == "sqlite3" || scheme == "sqlite") return parse_sqlite(rest, options);
     if (scheme == "postgresql" || scheme == "postgres") return parse_postgres(rest, options);
     if (scheme == "mysql" || scheme == "mariadb") return parse_mysql(rest, options);
-    bad_url("unsupported scheme '" + std::string(scheme) + "' (supported: sqlite3://, postgresql://, mysql://)");
+    // Only a well-formed scheme is repeated (RFC 3986: a letter, then letters, digits, + - .):
+    // text before a later "://" may be anything, a password included.
+    const bool well_formed = !scheme.empty() && scheme.size() <= 32 && std::isalpha(static_cast<unsigned char>(scheme[0])) &&
+                             std::all_of(scheme.begin(), scheme.end(), [](char c) {
+                                 return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+                             });
+    bad_url((well_formed ? "unsupported scheme '" + std::string(scheme) + "'" : std::string("no URL scheme")) +
+            " (supported: sqlite3://, postgresql://, mysql://)");
 }
 
 } // namespace convstate::detail

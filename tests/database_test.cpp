@@ -61,6 +61,33 @@ TEST_CASE("database: malformed URLs and options are InvalidArgument naming the f
     CHECK(cstest::invalid_field([&] { Database::open("sqlite3://never-created.db", bad); }) == "pool_size");
 }
 
+// Found by tests/fuzz/fuzz_url.cpp: the text before a later "://" was repeated as the scheme, and
+// libpq's message quoted the URI with the password percent-encoded (the scrub looked for it
+// as typed).
+TEST_CASE("database: a refused URL's message never repeats a password, even where the scheme should be") {
+    for (const std::string url : {"app:s3cret-pw@db.internal/chat?next=postgresql://x", "u:s3cret-pw@h://",
+                                  "mariadb:u:s3cret-pw@h://x",
+                                  // libpq quotes the URI, where the password is percent-encoded.
+                                  "postgresql://u:s3cret-pw,x@[::1/db", "postgresql://u:s3cret-pw@[::1/db"}) {
+        CAPTURE(url);
+        try {
+            Database::open(url);
+            FAIL("no error");
+        } catch (const InvalidArgument& e) {
+            CHECK(e.field() == "url");
+            CHECK(std::string(e.what()).find("s3cret-pw") == std::string::npos);
+            CHECK(std::string(e.what()).find("s3cret") == std::string::npos);
+        }
+    }
+    // A well-formed unknown scheme is still named.
+    try {
+        Database::open("oracle://root@localhost/db");
+        FAIL("no error");
+    } catch (const InvalidArgument& e) {
+        CHECK(std::string(e.what()).find("unsupported scheme 'oracle'") != std::string::npos);
+    }
+}
+
 TEST_CASE("database: an unreachable server is a StorageError that never shows the password") {
     DatabaseOptions options;
     options.connect_timeout = std::chrono::seconds(2);
