@@ -216,7 +216,10 @@ ConversationPage ConversationStore::list(std::string_view user_id, const ListOpt
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
     if (options.limit < 1 || options.limit > 100) throw InvalidArgument("limit", "must be between 1 and 100");
-    const auto [after_ts, after_id] = parse_cursor(options.cursor);
+    // (Not a structured binding: clang 14, which builds the fuzz targets, cannot capture one.)
+    const std::pair<long long, std::string> after = parse_cursor(options.cursor);
+    const long long after_ts = after.first;
+    const std::string& after_id = after.second;
     const std::string user{user_id};
     const long long fetch = options.limit + 1; // one extra row tells whether a next page exists
     return db.run(TxMode::read, [&](soci::session& s) {

@@ -148,7 +148,7 @@ public:
 private:
     DatabaseImpl& db_;
     std::size_t slot_;
-    bool armed_ = false, fired_ = false;
+    bool armed_ = false;
 };
 
 class DatabaseImpl::Lease {
