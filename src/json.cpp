@@ -24,7 +24,7 @@ namespace bj = boost::json;
 
 bj::value metadata_value(const std::string& metadata_json) {
     boost::system::error_code ec;
-    bj::value v = bj::parse(metadata_json, ec);
+    bj::value v = detail::parse_json(metadata_json, ec);
     if (ec || !v.is_object()) throw InvalidArgument("metadata", "is not a JSON object");
     return v;
 }
@@ -53,7 +53,7 @@ bj::object message_value(const Message& m) {
     o["role"] = to_string(m.role);
     if (m.content_parts_json) {
         boost::system::error_code ec;
-        bj::value parts = bj::parse(*m.content_parts_json, ec);
+        bj::value parts = detail::parse_json(*m.content_parts_json, ec);
         if (ec) throw InvalidArgument("content", "content_parts_json is not JSON");
         o["content"] = std::move(parts);
     } else {
@@ -366,7 +366,8 @@ std::string to_json(const PendingTurn& t) {
     o["history"] = encode_all(t.history, message_value);
     if (t.completed) {
         o["token"] = nullptr;
-        o["completed"] = bj::parse(to_json(*t.completed));
+        boost::system::error_code ec;
+        o["completed"] = detail::parse_json(to_json(*t.completed), ec); // (the library's own JSON)
     } else {
         o["token"] = t.token;
         o["completed"] = nullptr;

@@ -1,6 +1,7 @@
 #include "validate.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <set>
 #include <string>
@@ -104,19 +105,30 @@ Decimal decimal_of(std::string_view text) {
     return d;
 }
 
-// Boost.JSON's basic_parser handler that builds nothing: it checks what the value parser would
-// silently change (duplicate keys keep the last; out-of-range numbers become inf or 0; long
-// numbers are rounded), and names where: the path below `base` ("metadata.n", "[2].id").
-class StrictChecker {
+// The digits of a JSON number as a double, correctly rounded (std::from_chars). Boost.JSON
+// 1.81's own conversion is off by one unit in the last place for some inputs ("6.66666E37"),
+// so a value it printed could read back as a different one: text parsed twice drifted.
+double exact_double(const std::string& number, double fallback) {
+    double d = fallback;
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
+    return ec == std::errc{} && end == number.data() + number.size() ? d : fallback;
+}
+
+// Boost.JSON's basic_parser handler that builds the value, with doubles read exactly. Strict,
+// it also refuses what the value would silently change (duplicate keys keep the last;
+// out-of-range numbers become inf or 0; long numbers are rounded), and names where: the path
+// below `base` ("metadata.n", "[2].id").
+class Reader {
 public:
-    static constexpr std::size_t max_object_size = std::size_t(-1);
-    static constexpr std::size_t max_array_size = std::size_t(-1);
-    static constexpr std::size_t max_key_size = std::size_t(-1);
-    static constexpr std::size_t max_string_size = std::size_t(-1);
+    static constexpr std::size_t max_object_size = bj::object::max_size();
+    static constexpr std::size_t max_array_size = bj::array::max_size();
+    static constexpr std::size_t max_key_size = bj::string::max_size();
+    static constexpr std::size_t max_string_size = bj::string::max_size();
 
-    explicit StrictChecker(std::string base) : base_(std::move(base)) {}
+    Reader(bool strict, std::string base) : strict_(strict), base_(std::move(base)) {}
 
-    std::string problem, where; // set when a check failed
+    std::string problem, where; // set when a strict check failed
+    bj::value_stack st;         // the value, once the document ends
 
     bool on_document_begin(boost::system::error_code&) { return true; }
     bool on_document_end(boost::system::error_code&) { return true; }
@@ -124,30 +136,39 @@ public:
         frames_.push_back({true, 0, {}, {}});
         return true;
     }
-    bool on_array_end(std::size_t, boost::system::error_code&) {
+    bool on_array_end(std::size_t n, boost::system::error_code&) {
         frames_.pop_back();
+        st.push_array(n);
         return value_done();
     }
     bool on_object_begin(boost::system::error_code&) {
         frames_.push_back({false, 0, {}, {}});
         return true;
     }
-    bool on_object_end(std::size_t, boost::system::error_code&) {
+    bool on_object_end(std::size_t n, boost::system::error_code&) {
         frames_.pop_back();
+        st.push_object(n);
         return value_done();
     }
-    bool on_string_part(bj::string_view, std::size_t, boost::system::error_code&) { return true; }
-    bool on_string(bj::string_view, std::size_t, boost::system::error_code&) { return value_done(); }
+    bool on_string_part(bj::string_view s, std::size_t, boost::system::error_code&) {
+        st.push_chars(s);
+        return true;
+    }
+    bool on_string(bj::string_view s, std::size_t, boost::system::error_code&) {
+        st.push_string(s);
+        return value_done();
+    }
     bool on_key_part(bj::string_view s, std::size_t, boost::system::error_code&) {
         key_.append(s.data(), s.size());
         return true;
     }
     bool on_key(bj::string_view s, std::size_t, boost::system::error_code& ec) {
         key_.append(s.data(), s.size());
+        st.push_key(key_);
         Frame& f = frames_.back();
         f.key = std::move(key_);
         key_.clear();
-        if (f.keys.insert(f.key).second) return true;
+        if (!strict_ || f.keys.insert(f.key).second) return true;
         fail(ec, "appears twice in one object");
         return false;
     }
@@ -155,18 +176,34 @@ public:
         number_.append(s.data(), s.size());
         return true;
     }
-    bool on_int64(std::int64_t, bj::string_view, boost::system::error_code&) { return end_number(); }
-    bool on_uint64(std::uint64_t, bj::string_view, boost::system::error_code&) { return end_number(); }
-    bool on_double(double d, bj::string_view s, boost::system::error_code& ec) {
-        number_.append(s.data(), s.size());
-        if (std::isfinite(d) && decimal_of(number_) == decimal_of(bj::serialize(bj::value(d)))) return end_number();
-        fail(ec, fmt::format("is the number {} which cannot be stored exactly (a double keeps about 17 significant "
-                             "digits, magnitudes up to 1.8e308 and down to 4.9e-324)",
-                             number_.substr(0, 40) + (number_.size() > 40 ? "..." : "")));
-        return false;
+    bool on_int64(std::int64_t i, bj::string_view, boost::system::error_code&) {
+        st.push_int64(i);
+        return end_number();
     }
-    bool on_bool(bool, boost::system::error_code&) { return value_done(); }
-    bool on_null(boost::system::error_code&) { return value_done(); }
+    bool on_uint64(std::uint64_t u, bj::string_view, boost::system::error_code&) {
+        st.push_uint64(u);
+        return end_number();
+    }
+    bool on_double(double boost_d, bj::string_view s, boost::system::error_code& ec) {
+        number_.append(s.data(), s.size());
+        const double d = exact_double(number_, boost_d);
+        if (strict_ && !(std::isfinite(d) && decimal_of(number_) == decimal_of(bj::serialize(bj::value(d))))) {
+            fail(ec, fmt::format("is the number {} which cannot be stored exactly (a double keeps about 17 "
+                                 "significant digits, magnitudes up to 1.8e308 and down to 4.9e-324)",
+                                 number_.substr(0, 40) + (number_.size() > 40 ? "..." : "")));
+            return false;
+        }
+        st.push_double(d);
+        return end_number();
+    }
+    bool on_bool(bool b, boost::system::error_code&) {
+        st.push_bool(b);
+        return value_done();
+    }
+    bool on_null(boost::system::error_code&) {
+        st.push_null();
+        return value_done();
+    }
     bool on_comment_part(bj::string_view, boost::system::error_code&) { return true; }
     bool on_comment(bj::string_view, boost::system::error_code&) { return true; }
 
@@ -197,25 +234,42 @@ private:
         ec = bj::error::syntax; // stops the parser; `problem` says why
     }
 
+    bool strict_;
     std::string base_;
     std::vector<Frame> frames_;
     std::string key_, number_;
 };
 
-} // namespace
+// One document: the value, or ec set (and, strict, the reader's problem).
+bj::value read_json(bj::basic_parser<Reader>& reader, std::string_view text, boost::system::error_code& ec) {
+    reader.handler().st.reset();
+    const std::size_t used = reader.write_some(false, text.data(), text.size(), ec);
+    if (!ec && used != text.size()) ec = bj::error::extra_data;
+    if (ec) return nullptr;
+    return reader.handler().st.release();
+}
 
-bj::value parse_strict(std::string_view text, const std::string& field, const std::string& base) {
+bj::parse_options depth_limited() {
     bj::parse_options options;
     options.max_depth = max_json_depth;
-    bj::basic_parser<StrictChecker> checker(options, base);
+    return options;
+}
+
+} // namespace
+
+bj::value parse_json(std::string_view text, boost::system::error_code& ec) {
+    bj::basic_parser<Reader> reader(depth_limited(), false, std::string());
+    return read_json(reader, text, ec);
+}
+
+bj::value parse_strict(std::string_view text, const std::string& field, const std::string& base) {
+    bj::basic_parser<Reader> reader(depth_limited(), true, base);
     boost::system::error_code ec;
-    const std::size_t used = checker.write_some(false, text.data(), text.size(), ec);
-    if (!checker.handler().problem.empty()) throw InvalidArgument(checker.handler().where, checker.handler().problem);
+    bj::value v = read_json(reader, text, ec);
+    if (!reader.handler().problem.empty()) throw InvalidArgument(reader.handler().where, reader.handler().problem);
     if (ec == bj::error::too_deep)
         throw InvalidArgument(field, fmt::format("is nested deeper than {} levels", max_json_depth));
-    if (ec || used != text.size())
-        throw InvalidArgument(field, "is not valid JSON: " + (ec ? ec.message() : std::string("text after the value")));
-    bj::value v = bj::parse(text, ec, {}, options);
+    if (ec == bj::error::extra_data) throw InvalidArgument(field, "is not valid JSON: text after the value");
     if (ec) throw InvalidArgument(field, "is not valid JSON: " + ec.message());
     return v;
 }
@@ -293,7 +347,7 @@ std::string normalize_content_parts(std::string_view text, const std::string& fi
 std::string content_text(const std::string& parts_json) {
     std::string text;
     boost::system::error_code ec;
-    const bj::value v = bj::parse(parts_json, ec);
+    const bj::value v = parse_json(parts_json, ec);
     if (ec || !v.is_array()) return text;
     for (const bj::value& part : v.get_array()) {
         const bj::object* o = part.if_object();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <boost/json/value.hpp>
+#include <boost/system/error_code.hpp>
 
 #include "convstate/types.hpp"
 
@@ -67,5 +68,11 @@ inline constexpr std::size_t max_json_depth = 32;
  *  name the value's path below `base` ("metadata.n", "messages[2].role"; "json" for the whole
  *  text when base is empty). Invalid syntax and nesting deeper than max_json_depth name `field`. */
 boost::json::value parse_strict(std::string_view text, const std::string& field, const std::string& base);
+
+/** Parses JSON the library wrote (stored metadata, content parts) with every double read
+ *  exactly as printed, so that what parse_strict accepted reads back unchanged however often it
+ *  is parsed and printed again (Boost.JSON's own parse is off by one unit in the last place for
+ *  some numbers). Sets ec on invalid JSON or nesting deeper than max_json_depth. */
+boost::json::value parse_json(std::string_view text, boost::system::error_code& ec);
 
 } // namespace convstate::detail
