@@ -1,0 +1,506 @@
+// Model-based test: random operation sequences run against the library and against a small
+// in-memory reference model; after every step what the library shows (the operation's result
+// or error, the touched conversation's messages and fields, listings page by page) must agree
+// with the model. A failing sequence is shrunk to a minimal one and printed.
+//
+// Operations: create, append (keyed or not, with a right, stale or no expected_last_seq),
+// append_batch (keyed, unkeyed, mixed, replays), turns (plain, keyed, retried, with a failing
+// agent, with a last-n window checked inside the agent), loads (all, last n, after, before),
+// rename, metadata, truncate (with and without expected_last_seq), delete, delete-all, list
+// with cursors, and every operation on another user's or a deleted conversation (NotFound).
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <convstate/chat_orchestrator.hpp>
+#include <convstate/conversation_store.hpp>
+#include <convstate/error.hpp>
+#include <convstate/message_repository.hpp>
+
+#include "support.hpp"
+
+using namespace convstate;
+
+namespace {
+
+const char* const users[] = {"alice", "bob"};
+
+enum class OpKind { create, append, batch, turn, load, rename, metadata, truncate, remove, remove_all, list };
+
+struct Op {
+    OpKind kind;
+    int user = 0;     // users[user] makes the call
+    int conv = 0;     // the conv-th conversation created so far (mod their number)
+    int a = 0, b = 0; // operation-specific choices
+    int c = 0;
+};
+
+std::string describe(const Op& op) {
+    static const char* const names[] = {"create",   "append", "batch",  "turn",       "load", "rename",
+                                        "metadata", "truncate", "remove", "remove_all", "list"};
+    std::ostringstream s;
+    s << names[static_cast<int>(op.kind)] << "(user=" << users[op.user] << " conv=" << op.conv << " a=" << op.a
+      << " b=" << op.b << " c=" << op.c << ")";
+    return s.str();
+}
+
+struct ModelMessage {
+    Role role;
+    std::string content;
+    std::optional<std::string> key;
+};
+
+struct ModelConv {
+    std::string id;
+    int owner = 0;
+    bool deleted = false;
+    std::string title, metadata = "{}";
+    std::vector<ModelMessage> msgs;
+    // Keyed turns by key: whether their reply is stored (a truncate may have removed it).
+    std::map<std::string, bool> turn_replied;
+};
+
+struct Mismatch {
+    std::size_t step;
+    std::string what;
+};
+
+// Runs ops against a fresh database and the model; the first disagreement, if any.
+class Run {
+public:
+    explicit Run(const std::vector<Op>& ops) : ops_(ops) {}
+
+    std::map<std::string, int> outcomes; // results of the ops on conversations, by error kind
+    int replays = 0;                     // keyed turns answered from storage
+
+    std::optional<Mismatch> go() {
+        Database db = cstest::open_fresh();
+        ConversationStore store(db);
+        MessageRepository messages(db);
+        ChatOrchestrator chat(db);
+        for (step_ = 0; step_ < ops_.size(); ++step_) {
+            try {
+                apply(ops_[step_], store, messages, chat);
+            } catch (const Mismatch& m) {
+                return m;
+            } catch (const std::exception& e) {
+                return Mismatch{step_, std::string("unexpected exception: ") + e.what()};
+            }
+        }
+        return std::nullopt;
+    }
+
+private:
+    [[noreturn]] void mismatch(const std::string& what) const { throw Mismatch{step_, what}; }
+    void expect(bool ok, const std::string& what) const {
+        if (!ok) mismatch(what);
+    }
+
+    // The kind of error a call threw ("" for none), the call made under catch.
+    template <class F>
+    std::string error_of(F&& f) {
+        try {
+            f();
+            return "";
+        } catch (const NotFound&) {
+            return "NotFound";
+        } catch (const Conflict&) {
+            return "Conflict";
+        } catch (const InvalidArgument& e) {
+            return "InvalidArgument:" + e.field();
+        } catch (const AgentError&) {
+            return "AgentError";
+        }
+    }
+
+    ModelConv* target(const Op& op) {
+        if (convs_.empty()) return nullptr;
+        return &convs_[static_cast<std::size_t>(op.conv) % convs_.size()];
+    }
+    // Whether the op's caller may see the conversation.
+    static bool visible(const ModelConv& c, const Op& op) { return !c.deleted && c.owner == op.user; }
+
+    void check_conv(ConversationStore& store, MessageRepository& messages, const ModelConv& c) {
+        const std::string who = users[c.owner];
+        if (c.deleted) {
+            expect(error_of([&] { store.get(who, c.id); }) == "NotFound", "a deleted conversation is still found");
+            return;
+        }
+        const Conversation got = store.get(who, c.id);
+        expect(got.title == c.title, "title '" + got.title + "', model '" + c.title + "'");
+        expect(got.metadata_json == c.metadata, "metadata " + got.metadata_json + ", model " + c.metadata);
+        expect(got.last_seq == static_cast<std::int64_t>(c.msgs.size()),
+               "last_seq " + std::to_string(got.last_seq) + ", model " + std::to_string(c.msgs.size()));
+        const std::vector<Message> all = messages.load_all(who, c.id);
+        expect(all.size() == c.msgs.size(),
+               "holds " + std::to_string(all.size()) + " messages, model " + std::to_string(c.msgs.size()));
+        for (std::size_t i = 0; i < all.size(); ++i) {
+            const ModelMessage& m = c.msgs[i];
+            expect(all[i].seq == static_cast<std::int64_t>(i + 1), "seqs not dense");
+            expect(all[i].role == m.role && all[i].content == m.content,
+                   "message " + std::to_string(i + 1) + " is '" + all[i].content + "', model '" + m.content + "'");
+            if (m.key) expect(all[i].idempotency_key == m.key, "message " + std::to_string(i + 1) + " lost its key");
+        }
+    }
+
+    void same(const std::vector<Message>& got, const ModelConv& c, std::size_t from, std::size_t to, const char* what) {
+        expect(got.size() == to - from, std::string(what) + ": " + std::to_string(got.size()) + " messages, model " +
+                                             std::to_string(to - from));
+        for (std::size_t i = 0; i < got.size(); ++i)
+            expect(got[i].seq == static_cast<std::int64_t>(from + i + 1) && got[i].content == c.msgs[from + i].content,
+                   std::string(what) + ": message " + std::to_string(i) + " differs");
+    }
+
+    static Message user_message(const std::string& content, std::optional<std::string> key = std::nullopt) {
+        Message m;
+        m.role = Role::user;
+        m.content = content;
+        m.idempotency_key = std::move(key);
+        return m;
+    }
+
+    void apply(const Op& op, ConversationStore& store, MessageRepository& messages, ChatOrchestrator& chat) {
+        const std::string who = users[op.user];
+        if (op.kind == OpKind::create) {
+            ModelConv c;
+            c.id = store.create(who).id;
+            c.owner = op.user;
+            convs_.push_back(c);
+            return check_conv(store, messages, convs_.back());
+        }
+        if (op.kind == OpKind::list) return check_list(store, op);
+        if (op.kind == OpKind::remove_all) {
+            std::size_t expected = 0;
+            for (ModelConv& c : convs_)
+                if (!c.deleted && c.owner == op.user) c.deleted = true, ++expected;
+            const std::size_t removed = store.remove_all(who);
+            expect(removed == expected, "remove_all removed " + std::to_string(removed) + ", model " +
+                                            std::to_string(expected));
+            for (const ModelConv& c : convs_) check_conv(store, messages, c);
+            return;
+        }
+        ModelConv* c = target(op);
+        if (!c) return; // nothing created yet: the op means nothing in either
+        const std::string err = [&] {
+            switch (op.kind) {
+            case OpKind::append: return append(op, *c, messages);
+            case OpKind::batch: return batch(op, *c, messages);
+            case OpKind::turn: return turn(op, *c, chat);
+            case OpKind::load: return load(op, *c, messages);
+            case OpKind::rename: {
+                const std::string title = "t" + std::to_string(op.a);
+                return error_of([&] { expect(store.rename(who, c->id, title).title == title, "rename result"); });
+            }
+            case OpKind::metadata: {
+                const std::string meta = "{\"v\":" + std::to_string(op.a) + "}";
+                return error_of([&] { store.set_metadata(who, c->id, meta); });
+            }
+            case OpKind::truncate: return truncate(op, *c, messages);
+            case OpKind::remove: return error_of([&] { store.remove(who, c->id); });
+            default: return std::string();
+            }
+        }();
+        // The model's side of what the library did.
+        if (!visible(*c, op)) {
+            expect(err == "NotFound", describe(op) + " on an invisible conversation gave '" + err + "'");
+        } else {
+            expect(err == expected_error_, describe(op) + " gave '" + err + "', model '" + expected_error_ + "'");
+            if (err.empty()) commit(op, *c);
+        }
+        ++outcomes[(err.empty() ? "ok" : err)];
+        expected_error_.clear();
+        pending_.clear();
+        truncate_to_.reset();
+        check_conv(store, messages, *c);
+    }
+
+    // What a successful op changes in the model (pending_ holds appended messages).
+    void commit(const Op& op, ModelConv& c) {
+        switch (op.kind) {
+        case OpKind::rename: c.title = "t" + std::to_string(op.a); break;
+        case OpKind::metadata: c.metadata = "{\"v\":" + std::to_string(op.a) + "}"; break;
+        case OpKind::remove: c.deleted = true; break;
+        default: break;
+        }
+        for (ModelMessage& m : pending_) c.msgs.push_back(std::move(m));
+        if (truncate_to_) {
+            c.msgs.resize(std::min(c.msgs.size(), *truncate_to_));
+            truncate_to_.reset();
+            for (auto& [key, replied] : c.turn_replied) replied = replied && reply_after(c, key);
+        }
+    }
+
+    static bool reply_after(const ModelConv& c, const std::string& key) {
+        for (std::size_t i = 0; i + 1 < c.msgs.size(); ++i)
+            if (c.msgs[i].key == "t-" + key) return c.msgs[i + 1].role == Role::assistant;
+        return false;
+    }
+
+    // Keyed appends use keys "a-<n>" whose content is derived from the key, so a replay is the
+    // same message; a key already in the conversation stores nothing.
+    bool key_stored(const ModelConv& c, const std::string& key) const {
+        return std::any_of(c.msgs.begin(), c.msgs.end(), [&](const ModelMessage& m) { return m.key == key; });
+    }
+
+    std::optional<std::int64_t> expected_seq(const Op& op, const ModelConv& c) const {
+        if (op.b == 0) return std::nullopt;
+        return op.b == 1 ? static_cast<std::int64_t>(c.msgs.size()) : static_cast<std::int64_t>(c.msgs.size()) + op.b;
+    }
+
+    std::string append(const Op& op, ModelConv& c, MessageRepository& messages) {
+        const bool keyed = op.a % 2 == 1;
+        const std::string key = "a-" + std::to_string(op.a % 6);
+        const Message m = user_message(keyed ? "keyed " + key : "plain " + std::to_string(step_),
+                                       keyed ? std::optional(key) : std::nullopt);
+        const std::optional<std::int64_t> expect_seq = expected_seq(op, c);
+        if (keyed && key_stored(c, key)) {
+            // A replay: the stored message, whatever expected_last_seq says.
+        } else if (expect_seq && *expect_seq != static_cast<std::int64_t>(c.msgs.size())) {
+            expected_error_ = "Conflict";
+        } else {
+            pending_.push_back({Role::user, m.content, m.idempotency_key});
+        }
+        return error_of([&] {
+            const Message got = messages.append(users[op.user], c.id, m, AppendOptions{expect_seq});
+            expect(got.content == m.content, "append returned another message");
+        });
+    }
+
+    std::string batch(const Op& op, ModelConv& c, MessageRepository& messages) {
+        std::vector<Message> batch;
+        const int n = 1 + op.a % 3;
+        std::set<std::string> keys_in_batch;
+        bool all_stored = true;
+        for (int i = 0; i < n; ++i) {
+            const bool keyed = (op.c >> i) & 1;
+            const std::string key = "a-" + std::to_string((op.a + i) % 6);
+            if (keyed && !keys_in_batch.insert(key).second) continue; // one key once per batch
+            batch.push_back(user_message(keyed ? "keyed " + key : "batch " + std::to_string(step_) + "." + std::to_string(i),
+                                         keyed ? std::optional(key) : std::nullopt));
+            all_stored = all_stored && keyed && key_stored(c, key);
+        }
+        const std::optional<std::int64_t> expect_seq = expected_seq(op, c);
+        if (!all_stored && expect_seq && *expect_seq != static_cast<std::int64_t>(c.msgs.size())) {
+            expected_error_ = "Conflict";
+        } else {
+            for (const Message& m : batch)
+                if (!(m.idempotency_key && key_stored(c, *m.idempotency_key)))
+                    pending_.push_back({Role::user, m.content, m.idempotency_key});
+        }
+        return error_of([&] { messages.append_batch(users[op.user], c.id, batch, AppendOptions{expect_seq}); });
+    }
+
+    std::string turn(const Op& op, ModelConv& c, ChatOrchestrator& chat) {
+        const std::string key = std::to_string(op.c % 4);
+        // A keyed turn whose reply a truncate removed but whose user message it kept is not
+        // retried (the model does not say how its claim on the agent would resolve): such a key
+        // makes the turn an unkeyed one.
+        const bool orphaned = key_stored(c, "t-" + key) && !c.turn_replied[key];
+        const bool keyed = op.a % 3 == 0 && !orphaned;
+        const bool failing = !keyed && op.a % 5 == 1;
+        const std::size_t window = 1 + static_cast<std::size_t>(op.b % 4);
+        TurnRequest req;
+        req.user_id = users[op.user];
+        req.conversation_id = c.id;
+        req.message = keyed ? "turn " + key : "turn " + std::to_string(step_);
+        if (keyed) req.idempotency_key = "t-" + key;
+        req.window = HistoryWindow::last(window);
+        // The model's view of the turn.
+        bool replay = false, user_stored = false;
+        if (keyed && visible(c, op)) {
+            user_stored = key_stored(c, "t-" + key);
+            replay = user_stored && c.turn_replied[key];
+        }
+        std::vector<ModelMessage> history(c.msgs.begin(), c.msgs.end());
+        if (!user_stored) history.push_back({Role::user, req.message, req.idempotency_key});
+        const std::size_t user_at = user_stored ? user_index(c, "t-" + key) : history.size() - 1;
+        const std::string reply = "reply to " + req.message;
+        if (failing) expected_error_ = "AgentError";
+        if (!user_stored) pending_.push_back({Role::user, req.message, req.idempotency_key});
+        if (!replay && !failing) pending_.push_back({Role::assistant, reply, std::nullopt});
+        bool called = false;
+        const std::string err = error_of([&] {
+            const TurnResult r = chat.turn(req, [&](const AgentInput& in) {
+                called = true;
+                // The window: the last `window` messages up to and including the user message.
+                const std::size_t end = user_at + 1, begin = end > window ? end - window : 0;
+                expect(in.history.size() == end - begin, "the agent saw " + std::to_string(in.history.size()) +
+                                                             " messages, model " + std::to_string(end - begin));
+                for (std::size_t i = 0; i < in.history.size(); ++i)
+                    expect(in.history[i].content == history[begin + i].content, "the agent's window differs");
+                if (failing) throw std::runtime_error("the model is down");
+                return AgentReply{.content = reply};
+            });
+            expect(r.replayed == replay, "replayed is " + std::to_string(r.replayed));
+            replays += r.replayed ? 1 : 0;
+        });
+        if (visible(c, op)) {
+            expect(called == !replay, replay ? "a replayed turn called the agent" : "the agent was not called");
+            if (err.empty() && keyed) c.turn_replied[key] = true;
+            // A failed agent still stored the user message.
+            if (err == "AgentError" && expected_error_ == "AgentError") {
+                for (ModelMessage& m : pending_) c.msgs.push_back(std::move(m));
+                pending_.clear();
+                expected_error_ = "AgentError";
+            }
+        }
+        return err;
+    }
+
+    static std::size_t user_index(const ModelConv& c, const std::string& key) {
+        for (std::size_t i = 0; i < c.msgs.size(); ++i)
+            if (c.msgs[i].key == key) return i;
+        return c.msgs.size();
+    }
+
+    std::string load(const Op& op, ModelConv& c, MessageRepository& messages) {
+        const std::string who = users[op.user];
+        const std::size_t n = c.msgs.size();
+        return error_of([&] {
+            switch (op.a % 4) {
+            case 0: same(messages.load_all(who, c.id), c, 0, n, "load_all"); break;
+            case 1: {
+                const auto k = static_cast<std::size_t>(op.b % 6);
+                same(messages.load_last(who, c.id, k), c, n > k ? n - k : 0, n, "load_last");
+                break;
+            }
+            case 2: {
+                const auto after = static_cast<std::size_t>(op.b % 8), limit = static_cast<std::size_t>(1 + op.c % 4);
+                const std::size_t from = std::min(after, n);
+                same(messages.load_after(who, c.id, static_cast<std::int64_t>(after), limit), c, from,
+                     std::min(n, from + limit), "load_after");
+                break;
+            }
+            default: {
+                const auto before = static_cast<std::size_t>(1 + op.b % 8), limit = static_cast<std::size_t>(1 + op.c % 4);
+                const std::size_t to = std::min(before - 1, n);
+                same(messages.load_before(who, c.id, static_cast<std::int64_t>(before), limit), c,
+                     to > limit ? to - limit : 0, to, "load_before");
+            }
+            }
+        });
+    }
+
+    std::string truncate(const Op& op, ModelConv& c, MessageRepository& messages) {
+        const std::size_t n = c.msgs.size();
+        const std::size_t after = n == 0 ? 0 : static_cast<std::size_t>(op.a) % (n + 1);
+        const std::optional<std::int64_t> expect_seq = expected_seq(op, c);
+        if (expect_seq && *expect_seq != static_cast<std::int64_t>(n)) expected_error_ = "Conflict";
+        else truncate_to_ = after;
+        return error_of([&] {
+            const std::int64_t removed = messages.truncate(users[op.user], c.id, static_cast<std::int64_t>(after), expect_seq);
+            expect(removed == static_cast<std::int64_t>(n - std::min(after, n)), "truncate removed " +
+                                                                                     std::to_string(removed));
+        });
+    }
+
+    void check_list(ConversationStore& store, const Op& op) {
+        std::set<std::string> want;
+        for (const ModelConv& c : convs_)
+            if (!c.deleted && c.owner == op.user) want.insert(c.id);
+        std::set<std::string> got;
+        ListOptions options;
+        options.limit = 1 + op.a % 3;
+        std::optional<std::pair<std::int64_t, std::string>> previous;
+        for (int pages = 0;; ++pages) {
+            expect(pages <= 100, "list never ends");
+            const ConversationPage page = store.list(users[op.user], options);
+            for (const Conversation& c : page.items) {
+                expect(got.insert(c.id).second, "list returned " + c.id + " twice");
+                const std::pair<std::int64_t, std::string> at{c.updated_at_us, c.id};
+                expect(!previous || at < *previous, "list is not most recent first");
+                previous = at;
+            }
+            if (page.next_cursor.empty()) break;
+            options.cursor = page.next_cursor;
+        }
+        expect(got == want, "list returned " + std::to_string(got.size()) + " conversations, model " +
+                                std::to_string(want.size()));
+    }
+
+    const std::vector<Op>& ops_;
+    std::size_t step_ = 0;
+    std::vector<ModelConv> convs_;
+    std::string expected_error_;
+    std::vector<ModelMessage> pending_;
+    std::optional<std::size_t> truncate_to_;
+};
+
+std::vector<Op> random_ops(std::mt19937& rng, std::size_t n) {
+    std::vector<Op> ops;
+    std::uniform_int_distribution<int> kind(0, 99), small(0, 63);
+    ops.push_back({OpKind::create, 0, 0, 0, 0, 0});
+    for (std::size_t i = 1; i < n; ++i) {
+        const int k = kind(rng);
+        Op op{};
+        op.kind = k < 8 ? OpKind::create : k < 30 ? OpKind::append : k < 40 ? OpKind::batch : k < 58 ? OpKind::turn
+                : k < 72 ? OpKind::load : k < 76 ? OpKind::rename : k < 79 ? OpKind::metadata : k < 88 ? OpKind::truncate
+                : k < 91 ? OpKind::remove : k < 92 ? OpKind::remove_all : OpKind::list;
+        if (op.kind == OpKind::remove_all && small(rng) >= 16) op.kind = OpKind::list; // rarely: it ends everything
+        op.user = small(rng) < 8 ? 1 : 0; // mostly the owner of most conversations
+        if (op.kind == OpKind::create) op.user = small(rng) < 16 ? 1 : 0;
+        op.conv = small(rng);
+        op.a = small(rng);
+        op.b = small(rng) % 4;
+        op.c = small(rng);
+        ops.push_back(op);
+    }
+    return ops;
+}
+
+// Removes chunks of ops while the run still fails (a simple delta debugging).
+std::vector<Op> shrink(std::vector<Op> ops) {
+    for (std::size_t chunk = ops.size() / 2; chunk >= 1; chunk /= 2) {
+        for (std::size_t at = 0; at + chunk <= ops.size();) {
+            std::vector<Op> fewer = ops;
+            fewer.erase(fewer.begin() + static_cast<std::ptrdiff_t>(at), fewer.begin() + static_cast<std::ptrdiff_t>(at + chunk));
+            if (Run(fewer).go()) ops = std::move(fewer);
+            else at += chunk;
+        }
+        if (chunk == 1) break;
+    }
+    return ops;
+}
+
+} // namespace
+
+TEST_CASE("model: random operation sequences agree with a reference model at every step") {
+    const int sequences = std::string(cstest::backend_name()) == "sqlite" ? 150 : 30;
+    const std::size_t length = 60;
+    std::mt19937 rng(20261203);
+    int steps = 0, replays = 0;
+    std::map<std::string, int> outcomes;
+    for (int s = 0; s < sequences; ++s) {
+        const std::vector<Op> ops = random_ops(rng, length);
+        Run run(ops);
+        const std::optional<Mismatch> failed = run.go();
+        steps += static_cast<int>(ops.size());
+        replays += run.replays;
+        for (const auto& [kind, n] : run.outcomes) outcomes[kind] += n;
+        if (!failed) continue;
+        const std::vector<Op> minimal = shrink(ops);
+        const std::optional<Mismatch> again = Run(minimal).go();
+        std::ostringstream out;
+        out << "sequence " << s << " failed at step " << failed->step << ": " << failed->what << "\nshrunk to "
+            << minimal.size() << " ops:\n";
+        for (std::size_t i = 0; i < minimal.size(); ++i) out << "  " << i << ": " << describe(minimal[i]) << "\n";
+        if (again) out << "which fails at step " << again->step << ": " << again->what << "\n";
+        FAIL(out.str());
+    }
+    std::ostringstream summary;
+    for (const auto& [kind, n] : outcomes) summary << " " << kind << "=" << n;
+    MESSAGE(sequences << " sequences, " << steps << " steps on " << std::string(cstest::backend_name())
+                      << "; outcomes:" << summary.str() << "; replayed turns=" << replays);
+    // The sequences reach every outcome the model distinguishes.
+    for (const char* kind : {"ok", "NotFound", "Conflict", "AgentError"}) CHECK(outcomes[kind] > 0);
+    CHECK(replays > 0);
+}
