@@ -12,13 +12,16 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <convstate/chat_orchestrator.hpp>
@@ -503,4 +506,120 @@ TEST_CASE("model: random operation sequences agree with a reference model at eve
     // The sequences reach every outcome the model distinguishes.
     for (const char* kind : {"ok", "NotFound", "Conflict", "AgentError"}) CHECK(outcomes[kind] > 0);
     CHECK(replays > 0);
+}
+
+// The same operations from 4 threads on shared conversations. No single order is predicted;
+// what every interleaving must keep is checked instead: seqs stay dense, every acknowledged write
+// is stored where it was acknowledged, once (keyed retries included), compare-and-append gets the
+// seq it asked for, and every agent saw a window of consecutive messages ending with its turn's
+// user message.
+TEST_CASE("model: 4 threads interleaving on shared conversations keep every invariant") {
+    Database db = cstest::open_fresh();
+    ConversationStore store(db);
+    MessageRepository messages(db);
+    ChatOrchestrator chat(db);
+    const std::vector<std::string> convs{store.create("alice").id, store.create("alice").id};
+    struct Ack {
+        std::string conv;
+        std::int64_t seq;
+        std::string content;
+    };
+    std::mutex mu;
+    std::vector<Ack> acks;
+    std::vector<std::string> problems;
+    std::atomic<int> conflicts{0};
+    const int per_thread = std::string(cstest::backend_name()) == "sqlite" ? 60 : 30;
+    auto worker = [&](int t) {
+        std::mt19937 rng(static_cast<unsigned>(t) * 7919u + 17u);
+        std::vector<Ack> mine;
+        std::vector<std::string> bad;
+        try {
+            for (int i = 0; i < per_thread; ++i) {
+                const std::string& conv = convs[rng() % convs.size()];
+                const std::string tag = "t" + std::to_string(t) + "." + std::to_string(i);
+                switch (rng() % 4) {
+                case 0: { // plain append
+                    Message m;
+                    m.content = "append " + tag;
+                    mine.push_back({conv, messages.append("alice", conv, m).seq, m.content});
+                    break;
+                }
+                case 1: { // keyed append, sent twice (a retry): stored once
+                    Message m;
+                    m.content = "keyed " + tag;
+                    m.idempotency_key = "k-" + tag;
+                    const std::int64_t first = messages.append("alice", conv, m).seq;
+                    if (messages.append("alice", conv, m).seq != first) bad.push_back(tag + ": a keyed retry moved");
+                    mine.push_back({conv, first, m.content});
+                    break;
+                }
+                case 2: { // compare-and-append until it wins
+                    Message m;
+                    m.content = "cas " + tag;
+                    for (;;) {
+                        const std::int64_t last = store.get("alice", conv).last_seq;
+                        try {
+                            const std::int64_t seq = messages.append("alice", conv, m, AppendOptions{last}).seq;
+                            if (seq != last + 1) bad.push_back(tag + ": compare-and-append got another seq");
+                            mine.push_back({conv, seq, m.content});
+                            break;
+                        } catch (const Conflict&) {
+                            ++conflicts;
+                        }
+                    }
+                    break;
+                }
+                default: { // a turn, keyed half the time and then retried
+                    TurnRequest req;
+                    req.user_id = "alice";
+                    req.conversation_id = conv;
+                    req.message = "turn " + tag;
+                    if (rng() % 2) req.idempotency_key = "tk-" + tag;
+                    req.window = HistoryWindow::last(1 + rng() % 5);
+                    auto agent = [&](const AgentInput& in) {
+                        bool ok = !in.history.empty() && in.history.back().content == req.message;
+                        for (std::size_t k = 1; k < in.history.size(); ++k)
+                            ok = ok && in.history[k].seq == in.history[k - 1].seq + 1;
+                        if (!ok) bad.push_back(tag + ": the agent's window is not consecutive up to its message");
+                        return AgentReply{.content = "reply " + tag};
+                    };
+                    const TurnResult r = chat.turn(req, agent);
+                    if (req.idempotency_key) {
+                        const TurnResult again = chat.turn(req, agent);
+                        if (!again.replayed || again.user_seq != r.user_seq || again.reply_seq != r.reply_seq)
+                            bad.push_back(tag + ": a keyed turn's retry was not a replay of it");
+                    }
+                    if (r.reply_seq <= r.user_seq) bad.push_back(tag + ": the reply is not after its message");
+                    mine.push_back({conv, r.user_seq, req.message});
+                    mine.push_back({conv, r.reply_seq, "reply " + tag});
+                }
+                }
+            }
+        } catch (const std::exception& e) {
+            bad.push_back(std::string("thread failed: ") + e.what());
+        }
+        std::lock_guard lock(mu);
+        acks.insert(acks.end(), mine.begin(), mine.end());
+        problems.insert(problems.end(), bad.begin(), bad.end());
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) threads.emplace_back(worker, t);
+    for (std::thread& th : threads) th.join();
+    for (const std::string& p : problems) FAIL_CHECK(p);
+    std::size_t stored = 0;
+    for (const std::string& conv : convs) {
+        const std::vector<Message> all = messages.load_all("alice", conv);
+        stored += all.size();
+        for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].seq == static_cast<std::int64_t>(i + 1));
+        for (const Ack& a : acks) {
+            if (a.conv != conv) continue;
+            REQUIRE(a.seq >= 1);
+            REQUIRE(a.seq <= static_cast<std::int64_t>(all.size()));
+            CHECK(all[static_cast<std::size_t>(a.seq - 1)].content == a.content);
+        }
+    }
+    // Nothing stored that was not acknowledged (each acknowledged write once).
+    CHECK(stored == acks.size());
+    MESSAGE(acks.size() << " acknowledged messages from 4 threads on " << std::string(cstest::backend_name()) << ", "
+                        << conflicts.load() << " compare-and-append conflicts retried");
 }
