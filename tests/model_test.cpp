@@ -5,7 +5,8 @@
 //
 // Operations: create, append (keyed or not, with a right, stale or no expected_last_seq),
 // append_batch (keyed, unkeyed, mixed, replays), turns (plain, keyed, retried, with a failing
-// agent, with a last-n window checked inside the agent), loads (all, last n, after, before),
+// agent, with a last-n window checked inside the agent), split turns (begun, then completed,
+// completed again, or failed, with other operations in between), loads (all, last n, after, before),
 // rename, metadata, truncate (with and without expected_last_seq), delete, delete-all, list
 // with cursors, and every operation on another user's or a deleted conversation (NotFound).
 
@@ -37,7 +38,7 @@ namespace {
 
 const char* const users[] = {"alice", "bob"};
 
-enum class OpKind { create, append, batch, turn, load, rename, metadata, truncate, remove, remove_all, list };
+enum class OpKind { create, append, batch, turn, load, rename, metadata, truncate, remove, remove_all, list, begin, finish };
 
 struct Op {
     OpKind kind;
@@ -48,8 +49,8 @@ struct Op {
 };
 
 std::string describe(const Op& op) {
-    static const char* const names[] = {"create",   "append", "batch",  "turn",       "load", "rename",
-                                        "metadata", "truncate", "remove", "remove_all", "list"};
+    static const char* const names[] = {"create",   "append",   "batch",  "turn",       "load", "rename",  "metadata",
+                                        "truncate", "remove",   "remove_all", "list",   "begin_turn", "finish_turn"};
     std::ostringstream s;
     s << names[static_cast<int>(op.kind)] << "(user=" << users[op.user] << " conv=" << op.conv << " a=" << op.a
       << " b=" << op.b << " c=" << op.c << ")";
@@ -70,6 +71,16 @@ struct ModelConv {
     std::vector<ModelMessage> msgs;
     // Keyed turns by key: whether their reply is stored (a truncate may have removed it).
     std::map<std::string, bool> turn_replied;
+};
+
+// A split turn begun and not yet known to be settled.
+struct SplitTurn {
+    std::size_t conv;
+    int user;
+    std::string token, message, reply;
+    std::size_t user_seq;
+    bool completed = false;
+    std::size_t reply_seq = 0; // once completed
 };
 
 struct Mismatch {
@@ -181,6 +192,7 @@ private:
             return check_conv(store, messages, convs_.back());
         }
         if (op.kind == OpKind::list) return check_list(store, op);
+        if (op.kind == OpKind::finish) return finish(op, store, messages, chat);
         if (op.kind == OpKind::remove_all) {
             std::size_t expected = 0;
             for (ModelConv& c : convs_)
@@ -208,6 +220,7 @@ private:
                 return error_of([&] { store.set_metadata(who, c->id, meta); });
             }
             case OpKind::truncate: return truncate(op, *c, messages);
+            case OpKind::begin: return begin(op, *c, chat);
             case OpKind::remove: return error_of([&] { store.remove(who, c->id); });
             default: return std::string();
             }
@@ -239,6 +252,11 @@ private:
             c.msgs.resize(std::min(c.msgs.size(), *truncate_to_));
             truncate_to_.reset();
             for (auto& [key, replied] : c.turn_replied) replied = replied && reply_after(c, key);
+            // A completed split turn whose reply went is forgotten (the model does not say what
+            // completing it again would do); one whose user message went can only be NotFound.
+            std::erase_if(splits_, [&](const SplitTurn& t) {
+                return &convs_[t.conv] == &c && t.completed && c.msgs.size() < t.reply_seq;
+            });
         }
     }
 
@@ -406,6 +424,58 @@ private:
         });
     }
 
+    std::string begin(const Op& op, ModelConv& c, ChatOrchestrator& chat) {
+        TurnRequest req;
+        req.user_id = users[op.user];
+        req.conversation_id = c.id;
+        req.message = "split " + std::to_string(step_);
+        const std::size_t window = 1 + static_cast<std::size_t>(op.b % 4);
+        req.window = HistoryWindow::last(window);
+        pending_.push_back({Role::user, req.message, std::nullopt});
+        return error_of([&] {
+            const PendingTurn p = chat.begin_turn(req);
+            const std::size_t end = c.msgs.size() + 1, from = end > window ? end - window : 0;
+            expect(p.history.size() == end - from, "begin_turn's window has " + std::to_string(p.history.size()) +
+                                                       " messages, model " + std::to_string(end - from));
+            expect(p.history.back().content == req.message, "begin_turn's window does not end with its message");
+            expect(p.user_seq == static_cast<std::int64_t>(end), "begin_turn stored its message elsewhere");
+            splits_.push_back({static_cast<std::size_t>(&c - convs_.data()), op.user, p.token, req.message,
+                               "reply to " + req.message, end});
+        });
+    }
+
+    // Completes (a % 3 != 2) or fails a begun split turn; completing one twice is a replay.
+    void finish(const Op& op, ConversationStore& store, MessageRepository& messages, ChatOrchestrator& chat) {
+        if (splits_.empty()) return;
+        SplitTurn& t = splits_[static_cast<std::size_t>(op.conv) % splits_.size()];
+        ModelConv& c = convs_[t.conv];
+        const bool user_there = !c.deleted && c.msgs.size() >= t.user_seq && c.msgs[t.user_seq - 1].content == t.message;
+        const std::string who = users[t.user];
+        if (op.a % 3 == 2) {
+            const std::string err = error_of([&] { chat.fail_turn(who, t.token); });
+            expect(err == (!c.deleted && (user_there || t.completed) ? "" : "NotFound"),
+                   "fail_turn gave '" + err + "' (user message " + (user_there ? "there" : "gone") + ")");
+        } else {
+            bool replayed = false;
+            const std::string err = error_of([&] {
+                const TurnResult r = chat.complete_turn(who, t.token, AgentReply{.content = t.reply});
+                replayed = r.replayed;
+            });
+            const std::string want = !c.deleted && (t.completed || user_there) ? "" : "NotFound";
+            expect(err == want, "complete_turn gave '" + err + "', model '" + want + "'");
+            if (err.empty()) {
+                expect(replayed == t.completed, "complete_turn's replayed is " + std::to_string(replayed));
+                if (!t.completed) {
+                    c.msgs.push_back({Role::assistant, t.reply, std::nullopt});
+                    t.reply_seq = c.msgs.size();
+                }
+                t.completed = true;
+            }
+            ++outcomes[err.empty() ? (replayed ? "split replayed" : "split completed") : err];
+        }
+        check_conv(store, messages, c);
+    }
+
     void check_list(ConversationStore& store, const Op& op) {
         std::set<std::string> want;
         for (const ModelConv& c : convs_)
@@ -436,6 +506,7 @@ private:
     std::string expected_error_;
     std::vector<ModelMessage> pending_;
     std::optional<std::size_t> truncate_to_;
+    std::vector<SplitTurn> splits_;
 };
 
 std::vector<Op> random_ops(std::mt19937& rng, std::size_t n) {
@@ -445,7 +516,8 @@ std::vector<Op> random_ops(std::mt19937& rng, std::size_t n) {
     for (std::size_t i = 1; i < n; ++i) {
         const int k = kind(rng);
         Op op{};
-        op.kind = k < 8 ? OpKind::create : k < 30 ? OpKind::append : k < 40 ? OpKind::batch : k < 58 ? OpKind::turn
+        op.kind = k < 8 ? OpKind::create : k < 28 ? OpKind::append : k < 37 ? OpKind::batch : k < 47 ? OpKind::turn
+                : k < 52 ? OpKind::begin : k < 58 ? OpKind::finish
                 : k < 72 ? OpKind::load : k < 76 ? OpKind::rename : k < 79 ? OpKind::metadata : k < 88 ? OpKind::truncate
                 : k < 91 ? OpKind::remove : k < 92 ? OpKind::remove_all : OpKind::list;
         if (op.kind == OpKind::remove_all && small(rng) >= 16) op.kind = OpKind::list; // rarely: it ends everything
@@ -504,7 +576,8 @@ TEST_CASE("model: random operation sequences agree with a reference model at eve
     MESSAGE(sequences << " sequences, " << steps << " steps on " << std::string(cstest::backend_name())
                       << "; outcomes:" << summary.str() << "; replayed turns=" << replays);
     // The sequences reach every outcome the model distinguishes.
-    for (const char* kind : {"ok", "NotFound", "Conflict", "AgentError"}) CHECK(outcomes[kind] > 0);
+    for (const char* kind : {"ok", "NotFound", "Conflict", "AgentError", "split completed", "split replayed"})
+        CHECK(outcomes[kind] > 0);
     CHECK(replays > 0);
 }
 
