@@ -72,6 +72,8 @@ SqlText common_sql() {
     // temporary tables (their LONGTEXT columns cannot live in memory), two per read. The messages
     // arm is a primary-key range; the reader (fetch_messages_and_summary) puts rows in seq order
     // should the server not return them so, and takes the summary's row from wherever it comes.
+    // Every subquery names the user and conversation by parameter, not by correlation: Citus
+    // routes a statement to one shard only when each relation in it is filtered by user_id.
     s.msg_window_chunk =
         "SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
         " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
@@ -80,8 +82,8 @@ SqlText common_sql() {
         " NULL AS tool_calls_json, NULL AS tool_call_id, s.metadata_json, s.covers_through_seq AS token_count,"
         " NULL AS idempotency_key, NULL AS content_parts_json, s.created_at, 2 AS flag FROM " CS_SUM " s"
         " WHERE s.user_id = :user_id3 AND s.conversation_id = :id3 AND s.covers_through_seq = (SELECT"
-        " MAX(s2.covers_through_seq) FROM " CS_SUM " s2 WHERE s2.user_id = s.user_id"
-        " AND s2.conversation_id = s.conversation_id AND s2.covers_through_seq <= :hi3)";
+        " MAX(s2.covers_through_seq) FROM " CS_SUM " s2 WHERE s2.user_id = :user_id4"
+        " AND s2.conversation_id = :id4 AND s2.covers_through_seq <= :hi3)";
     s.sum_delete_after = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE " AND covers_through_seq > :after";
     s.conv_delete_summaries = "DELETE FROM " CS_SUM " WHERE " CS_SCOPE;
     s.user_delete_summaries = "DELETE FROM " CS_SUM " WHERE user_id = :user_id";

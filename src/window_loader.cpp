@@ -72,7 +72,7 @@ WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::strin
     row.bind(st);
     const long long summary_hi = for_turn ? end - 1 : end;
     st.into(mark, mark_ind).use(user).use(id).use(below).use(user).use(id).use(summary_hi).use(end).use(user).use(id)
-        .use(summary_hi);
+        .use(user).use(id).use(summary_hi);
     rows.tail = fetch_messages_and_summary(st, row, mark, mark_ind, rows.summary, end - below, [](auto) {});
     rows.lo = std::max<long long>(below, rows.summary ? rows.summary->covers_through_seq : 0);
     return rows;
