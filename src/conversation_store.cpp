@@ -324,3 +324,93 @@ std::size_t ConversationStore::remove_all(std::string_view user_id) const {
 }
 
 } // namespace convstate
+
+namespace convstate {
+
+StoreTotals ConversationStore::totals() const {
+    auto& db = db_.impl();
+    return db.run(TxMode::read, [&](soci::session& s) {
+        StoreTotals t;
+        long long users = 0, conversations = 0, messages = 0;
+        Stmt conv(db, s, db.sql().totals_conversations);
+        conv.into(users).into(conversations);
+        conv.execute();
+        Stmt msgs(db, s, db.sql().totals_messages);
+        msgs.into(messages);
+        msgs.execute();
+        t.users = users;
+        t.conversations = conversations;
+        t.messages = messages;
+        return t;
+    });
+}
+
+PurgeResult ConversationStore::purge(std::int64_t older_than_us, const PurgeOptions& options,
+                                     const PurgeProgress& progress) const {
+    auto& db = db_.impl();
+    if (older_than_us < 0) throw InvalidArgument("older_than", "must not be negative");
+    if (options.batch_size < 1 || options.batch_size > 10000)
+        throw InvalidArgument("batch_size", "must be 1..10000");
+    if (options.user_id) detail::check_user_id(*options.user_id, db.limits());
+    const long long cutoff = older_than_us;
+    const auto limit = static_cast<long long>(options.batch_size);
+    struct Key {
+        long long updated_at = -1;
+        std::string user, id;
+    };
+    PurgeResult total;
+    Key after; // the last key of the previous page
+    for (;;) {
+        std::vector<Key> page = db.run(TxMode::read, [&](soci::session& s) {
+            std::vector<Key> keys;
+            Key k;
+            Stmt st(db, s, options.user_id ? db.sql().conv_purge_page_user : db.sql().conv_purge_page);
+            st.into(k.updated_at).into(k.user).into(k.id);
+            if (options.user_id)
+                st.use(*options.user_id).use(cutoff).use(after.updated_at).use(after.id).use(limit);
+            else
+                st.use(cutoff).use(after.updated_at).use(after.user).use(after.id).use(limit);
+            for (bool row = st.execute(); row; row = st.fetch()) keys.push_back(k);
+            return keys;
+        });
+        if (page.empty()) break;
+        after = page.back();
+        // Counted inside the transaction: db.run may run it again after a transient error.
+        const PurgeResult batch = db.run(options.dry_run ? TxMode::read : TxMode::write, [&](soci::session& s) {
+            PurgeResult r;
+            for (const Key& k : page) {
+                if (options.dry_run) {
+                    long long n = 0;
+                    Stmt count(db, s, db.sql().msg_count);
+                    count.into(n).use(k.user).use(k.id);
+                    count.execute();
+                    r.conversations += 1;
+                    r.messages += n;
+                    continue;
+                }
+                Stmt del(db, s, db.sql().conv_purge_delete);
+                del.use(k.user).use(k.id).use(cutoff);
+                del.execute();
+                if (del.affected_rows() == 0) continue; // updated (or deleted) since the page was read
+                r.conversations += 1;
+                Stmt msgs(db, s, db.sql().conv_delete_messages);
+                msgs.use(k.user).use(k.id);
+                msgs.execute();
+                r.messages += msgs.affected_rows();
+                for (const std::string* sql : {&db.sql().conv_delete_summaries, &db.sql().conv_delete_usage}) {
+                    Stmt rows(db, s, *sql);
+                    rows.use(k.user).use(k.id);
+                    rows.execute();
+                }
+            }
+            return r;
+        });
+        total.conversations += batch.conversations;
+        total.messages += batch.messages;
+        if (progress) progress(total);
+        if (static_cast<long long>(page.size()) < limit) break;
+    }
+    return total;
+}
+
+} // namespace convstate

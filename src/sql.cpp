@@ -127,6 +127,21 @@ SqlText common_sql() {
     // Version 8: content-part arrays (OpenAI format), stored as compact JSON beside `content`.
     s.migrations.push_back({8, {"ALTER TABLE " CS_MSG " ADD COLUMN content_parts_json TEXT"}});
 
+    // Version 9: retention (ConversationStore::purge) finds old conversations of every user by
+    // updated_at; (user_id, id) completes the key its batches page on.
+    s.migrations.push_back({9, {"CREATE INDEX convstate_conversations_updated ON " CS_CONV " (updated_at, user_id, id)"}});
+    // Keyset pages on (updated_at, user_id, id): a dry run deletes nothing, and a row kept
+    // because it was updated meanwhile is not read again.
+    s.conv_purge_page = "SELECT updated_at, user_id, id FROM " CS_CONV " WHERE updated_at < :cutoff"
+                        " AND (updated_at, user_id, id) > (:after_t, :after_user, :after_id)"
+                        " ORDER BY updated_at, user_id, id LIMIT :lim";
+    s.conv_purge_page_user = "SELECT updated_at, user_id, id FROM " CS_CONV " WHERE user_id = :user_id AND updated_at < :cutoff"
+                             " AND (updated_at, id) > (:after_t, :after_id) ORDER BY updated_at, id LIMIT :lim";
+    s.totals_conversations = "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM " CS_CONV;
+    s.totals_messages = "SELECT COUNT(*) FROM " CS_MSG;
+    // Deletes the row only if it is still old: a turn that updated it meanwhile keeps it.
+    s.conv_purge_delete = "DELETE FROM " CS_CONV " WHERE user_id = :user_id AND id = :id AND updated_at < :cutoff";
+
     s.msg_run_state = "SELECT run_owner, run_started_at FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_claim_run = "UPDATE " CS_MSG " SET run_owner = :owner, run_started_at = :now"
                       " WHERE " CS_SCOPE " AND idempotency_key = :key";

@@ -36,6 +36,8 @@ struct SqlText {
     std::string conv_rename;
     std::string conv_set_metadata;
     std::string conv_delete;
+    std::string conv_purge_page, conv_purge_page_user, conv_purge_delete; // ConversationStore::purge
+    std::string totals_conversations, totals_messages;                    // ConversationStore::totals
     std::string conv_delete_messages;
     std::string user_delete_conversations;
     std::string user_delete_messages;

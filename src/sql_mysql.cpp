@@ -80,6 +80,8 @@ SqlText mysql_text() {
          "CREATE INDEX IF NOT EXISTS convstate_usage_conversation ON " CS_USAGE " (user_id, conversation_id)",
          "CREATE INDEX IF NOT EXISTS convstate_usage_recent ON " CS_USAGE " (user_id, created_at)"}});
     s.migrations.push_back({8, {"ALTER TABLE " CS_MSG " ADD COLUMN IF NOT EXISTS content_parts_json " MY_TEXT}});
+    s.migrations.push_back({9, {"CREATE INDEX IF NOT EXISTS convstate_conversations_updated ON " CS_CONV
+                                " (updated_at, user_id, id)"}});
     if (s.migrations.size() != common_sql().migrations.size())
         throw std::logic_error("convstate: the MySQL schema lacks a migration");
 

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,31 @@ struct ForkOptions {
     std::optional<std::string> metadata_json; ///< the fork's metadata, a JSON object (default: the source's)
     std::optional<std::string> external_key;  ///< the fork's own external key (default: none)
 };
+
+/** What ConversationStore::purge takes besides its cutoff. */
+struct PurgeOptions {
+    std::optional<std::string> user_id; ///< only this user's conversations (default: every user's)
+    std::size_t batch_size = 100;       ///< conversations per transaction, 1..10000
+    bool dry_run = false;               ///< count what would be deleted; delete nothing
+};
+
+/** What ConversationStore::purge deleted (or, on a dry run, would delete). */
+struct PurgeResult {
+    std::int64_t conversations = 0; ///< conversations deleted
+    std::int64_t messages = 0;      ///< their messages
+    bool operator==(const PurgeResult&) const = default;
+};
+
+/** What a whole database holds (ConversationStore::totals). */
+struct StoreTotals {
+    std::int64_t users = 0;         ///< users with at least one conversation
+    std::int64_t conversations = 0; ///< conversations
+    std::int64_t messages = 0;      ///< messages
+    bool operator==(const StoreTotals&) const = default;
+};
+
+/** Called by ConversationStore::purge after each batch with the totals so far. */
+using PurgeProgress = std::function<void(const PurgeResult&)>;
 
 /** Create, read, list, rename, annotate and delete conversations. Every call takes the owning
  *  user's id; a conversation of another user behaves exactly like a missing one (NotFound, same
@@ -92,6 +118,25 @@ public:
 
     /** Deletes every conversation and message of the user; returns the number of conversations. */
     std::size_t remove_all(std::string_view user_id) const;
+
+    /** Retention: hard-deletes every conversation (of options.user_id, or of every user) not
+     *  updated since older_than_us (UTC microseconds; updated_at_us < older_than_us), with its
+     *  messages, summaries and usage rows. Works in batches of options.batch_size
+     *  conversations, one short write transaction each, so no lock is held for long and a
+     *  purge cut short keeps what it did. Each conversation goes whole, in one transaction, and
+     *  only if it is still old when its transaction deletes it: one that receives a turn or an
+     *  append meanwhile is kept, and a turn that comes after its deletion fails with NotFound —
+     *  never a half-deleted conversation. Without options.user_id it reads across every user
+     *  (on Citus, a multi-shard read; each deletion stays single-shard).
+     *  progress, if set, is called after each batch with the totals so far.
+     *  @throws InvalidArgument ("older_than": negative; "batch_size": outside 1..10000;
+     *          "user_id"). */
+    /** Counts across every user (an operator's view: it reads whole tables, so keep it off
+     *  the request path). */
+    StoreTotals totals() const;
+
+    PurgeResult purge(std::int64_t older_than_us, const PurgeOptions& options = {},
+                      const PurgeProgress& progress = {}) const;
 
 private:
     Database db_;

@@ -1,6 +1,6 @@
 /*
  * test_conversations.c: create, get, rename, set_metadata, delete, list (paged), delete_all;
- * external keys (get_or_create, get_by_key, turns by key).
+ * purge; external keys (get_or_create, get_by_key, turns by key).
  */
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +124,31 @@ void test_conversations(convstate_db *db) {
     CHECK_OK(convstate_conversation_list(db, g_other, NULL, 10, &out));
     CHECK(contains(out, "\"items\":[]"));
     FREE(out);
+
+    /* purge (the lister's only): a dry run counts, then the same goes; out-pointers may be NULL */
+    {
+        uint64_t convs = 99, msgs = 99;
+        const int64_t future = INT64_C(1) << 62;
+        CHECK_OK(convstate_conversations_purge(db, 0, g_lister, 0, 0, &convs, &msgs));
+        CHECK(convs == 0 && msgs == 0); /* nothing is older than the epoch */
+        CHECK_OK(convstate_conversations_purge(db, future, g_lister, 2, 1, &convs, &msgs));
+        CHECK(convs == 5 && msgs == 0);
+        CHECK_OK(convstate_conversation_list(db, g_lister, NULL, 100, &out));
+        CHECK(count_of(out, "\"user_id\":") == 5);
+        FREE(out);
+        CHECK_INVALID("older_than", convstate_conversations_purge(db, -1, g_lister, 0, 0, NULL, NULL));
+        CHECK_INVALID("batch_size", convstate_conversations_purge(db, future, g_lister, 10001, 0, NULL, NULL));
+        CHECK_INVALID("user_id", convstate_conversations_purge(db, future, "", 0, 0, NULL, NULL));
+        CHECK_OK(convstate_conversations_purge(db, future, g_lister, 2, 0, NULL, &msgs));
+        CHECK(msgs == 0);
+        CHECK_OK(convstate_conversation_list(db, g_lister, NULL, 100, &out));
+        CHECK(contains(out, "\"items\":[]"));
+        FREE(out);
+        for (i = 0; i < 5; ++i) {
+            CHECK_OK(convstate_conversation_create(db, g_lister, "again", NULL, &out));
+            FREE(out);
+        }
+    }
 
     /* delete_all: the count, then nothing left; out_count may be NULL */
     CHECK_OK(convstate_conversation_delete_all(db, g_lister, &deleted));

@@ -347,6 +347,20 @@ convstate_status convstate_conversation_delete_all(convstate_db* db, const char*
     });
 }
 
+convstate_status convstate_conversations_purge(convstate_db* db, int64_t older_than_us, const char* user_id,
+                                               uint64_t batch_size, int dry_run, uint64_t* out_conversations,
+                                               uint64_t* out_messages) {
+    return guard([&] {
+        convstate::PurgeOptions options;
+        if (user_id) options.user_id = std::string(user_id);
+        if (batch_size != 0) options.batch_size = batch_size > 10000 ? 10001 : static_cast<std::size_t>(batch_size);
+        options.dry_run = dry_run != 0;
+        const convstate::PurgeResult r = convstate::ConversationStore(database(db)).purge(older_than_us, options);
+        if (out_conversations) *out_conversations = static_cast<uint64_t>(r.conversations);
+        if (out_messages) *out_messages = static_cast<uint64_t>(r.messages);
+    });
+}
+
 convstate_status convstate_message_append(convstate_db* db, const char* user_id, const char* conversation_id,
                                           const char* message_json, const int64_t* expected_last_seq, char** out_json) {
     return guard([&] {

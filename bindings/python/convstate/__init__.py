@@ -577,6 +577,34 @@ class Database:
         self._call("convstate_conversation_delete_all", _text(user_id, "user_id"), byref(out))
         return out.value
 
+    def purge(
+        self,
+        older_than_us: int,
+        user_id: Optional[str] = None,
+        batch_size: int = 100,
+        dry_run: bool = False,
+    ) -> Json:
+        """Retention: hard-deletes every conversation (of ``user_id``, or of every user) not
+        updated since ``older_than_us`` (UTC microseconds), with its messages, in transactions
+        of ``batch_size`` conversations. A conversation that receives a turn meanwhile is kept;
+        each goes whole or not at all. Returns ``{"conversations": n, "messages": m}`` — what
+        was deleted, or with ``dry_run`` what would be."""
+        if isinstance(older_than_us, bool) or not isinstance(older_than_us, int):
+            raise InvalidArgument("older_than must be an integer (microseconds)", field="older_than")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10000:
+            raise InvalidArgument("batch_size must be 1..10000", field="batch_size")
+        conversations, messages = c_uint64(), c_uint64()
+        self._call(
+            "convstate_conversations_purge",
+            older_than_us,
+            None if user_id is None else _text(user_id, "user_id"),
+            batch_size,
+            1 if dry_run else 0,
+            byref(conversations),
+            byref(messages),
+        )
+        return {"conversations": conversations.value, "messages": messages.value}
+
     # -- messages ---------------------------------------------------------------------------
 
     def append(

@@ -160,6 +160,10 @@ _SIGNATURES = {
     "convstate_conversation_set_metadata": (convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_delete": (convstate_status, [_db_p, c_char_p, c_char_p]),
     "convstate_conversation_delete_all": (convstate_status, [_db_p, c_char_p, POINTER(c_uint64)]),
+    "convstate_conversations_purge": (
+        convstate_status,
+        [_db_p, c_int64, c_char_p, c_uint64, c_int, POINTER(c_uint64), POINTER(c_uint64)],
+    ),
     "convstate_conversation_get_or_create": (
         convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_get_by_key": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),

@@ -33,7 +33,7 @@ AsyncAgent = Callable[[list[Json], str, str], Union[AgentReply, Awaitable[AgentR
 # Database methods that become coroutines as they are (same arguments, same results).
 _PLAIN = (
     "migrate", "schema_version", "create_conversation", "get_conversation", "list_conversations",
-    "rename_conversation", "set_conversation_metadata", "delete_conversation", "delete_all", "append",
+    "rename_conversation", "set_conversation_metadata", "delete_conversation", "delete_all", "purge", "append",
     "append_batch", "load_all", "load_last", "load_after", "load_before", "count", "window",
     "complete_turn", "fail_turn",
 )

@@ -289,6 +289,32 @@ class _Cases:
         self.assertEqual(self.db.delete_all(self.user), 0)
         self.assertEqual(self.db.get_conversation(self.other, kept)["id"], kept)
 
+    def test_purge(self) -> None:
+        old = self.conversation()
+        self.db.append(self.user, old, msg("user", "one"))
+        self.db.append(self.user, old, msg("user", "two"))
+        self.conversation()
+        kept = self.db.create_conversation(self.other)["id"]
+        future = 2**62
+        dry = self.db.purge(future, user_id=self.user, batch_size=1, dry_run=True)
+        self.assertEqual(dry, {"conversations": 2, "messages": 2})
+        self.assertEqual(self.db.count(self.user, old), 2)
+        self.assertEqual(self.db.purge(future, user_id=self.user, batch_size=1), dry)
+        with self.assertRaises(NotFound):
+            self.db.get_conversation(self.user, old)
+        self.assertEqual(self.db.get_conversation(self.other, kept)["id"], kept)
+        self.assertEqual(self.db.purge(0, user_id=self.other), {"conversations": 0, "messages": 0})
+        for kwargs, field in (
+            ({"older_than_us": -1}, "older_than"),
+            ({"older_than_us": future, "batch_size": 0}, "batch_size"),
+            ({"older_than_us": "soon"}, "older_than"),
+            ({"older_than_us": future, "user_id": ""}, "user_id"),
+        ):
+            with self.assertRaises(InvalidArgument) as bad:
+                self.db.purge(**kwargs)
+            self.assertEqual(bad.exception.field, field)
+        self.assertEqual(self.db.get_conversation(self.other, kept)["id"], kept)
+
     def test_isolation_between_users(self) -> None:
         cid = self.conversation(title="mine")
         self.db.append(self.user, cid, msg("user", "secret"))

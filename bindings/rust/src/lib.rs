@@ -526,6 +526,13 @@ pub struct UsageTotals {
     pub reasoning_tokens: i64,
 }
 
+/// What `Database::purge` deleted (or, on a dry run, would delete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeResult {
+    pub conversations: u64,
+    pub messages: u64,
+}
+
 /// What `Database::usage` and `usage_since` return.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UsageReport {
@@ -864,6 +871,38 @@ impl Database {
         // SAFETY: valid handle, C string and out-pointer.
         check(unsafe { sys::convstate_conversation_delete_all(self.db(), user.as_ptr(), &mut count) })?;
         Ok(count)
+    }
+
+    /// Retention: hard-deletes every conversation (of `user_id`, or of every user when `None`)
+    /// not updated since `older_than_us` (UTC microseconds), with its messages, in transactions
+    /// of `batch_size` conversations (1..=10000). A conversation that receives a turn meanwhile
+    /// is kept; each goes whole or not at all. With `dry_run` nothing is deleted. Returns what
+    /// was (or would be) deleted.
+    pub fn purge(
+        &self,
+        older_than_us: i64,
+        user_id: Option<&str>,
+        batch_size: u64,
+        dry_run: bool,
+    ) -> Result<PurgeResult, Error> {
+        if batch_size == 0 || batch_size > 10000 {
+            return Err(Error::invalid("batch_size", "batch_size must be 1..=10000"));
+        }
+        let user = opt_cstring("user_id", user_id)?;
+        let (mut conversations, mut messages) = (0u64, 0u64);
+        // SAFETY: valid handle, a C string or null, and out-pointers.
+        check(unsafe {
+            sys::convstate_conversations_purge(
+                self.db(),
+                older_than_us,
+                opt_ptr(&user),
+                batch_size,
+                c_int::from(dry_run),
+                &mut conversations,
+                &mut messages,
+            )
+        })?;
+        Ok(PurgeResult { conversations, messages })
     }
 
     // ---- Messages ----

@@ -263,6 +263,15 @@ extern "C" {
         user_id: *const c_char,
         out_count: *mut u64,
     ) -> convstate_status;
+    pub fn convstate_conversations_purge(
+        db: *mut convstate_db,
+        older_than_us: i64,
+        user_id: *const c_char,
+        batch_size: u64,
+        dry_run: c_int,
+        out_conversations: *mut u64,
+        out_messages: *mut u64,
+    ) -> convstate_status;
 
     // Messages
     pub fn convstate_message_append(

@@ -38,6 +38,7 @@ backend_tests!(
     fork_and_regenerate,
     usage,
     content_parts,
+    purge,
 );
 
 fn user() -> String {
@@ -960,4 +961,27 @@ fn content_parts(db: TestDb) {
     assert_eq!((appended.content_parts, appended.content.as_str()), (Some(parts), ""));
     let bad = Value::Array(vec![Value::object().with("type", "video")]);
     assert_invalid(db.append(&u, &r.conversation_id, &Message::user_parts(bad), None), "content[0].type");
+}
+
+fn purge(db: TestDb) {
+    let (u, other) = (user(), user());
+    let a = db.create_conversation(&u, Some("old"), None).unwrap();
+    db.append(&u, &a.id, &Message::user("one"), None).unwrap();
+    db.append(&u, &a.id, &Message::user("two"), None).unwrap();
+    db.create_conversation(&u, None, None).unwrap();
+    let kept = db.create_conversation(&other, None, None).unwrap();
+    let future = i64::MAX / 2;
+    let dry = db.purge(future, Some(&u), 1, true).unwrap();
+    assert_eq!(dry, convstate::PurgeResult { conversations: 2, messages: 2 });
+    assert_eq!(db.get_conversation(&u, &a.id).unwrap().last_seq, 2);
+    assert_eq!(db.purge(future, Some(&u), 1, false).unwrap(), dry);
+    assert_not_found(db.get_conversation(&u, &a.id));
+    assert_eq!(db.get_conversation(&other, &kept.id).unwrap().id, kept.id);
+    // Nothing is older than the epoch.
+    assert_eq!(db.purge(0, Some(&other), 100, false).unwrap(), convstate::PurgeResult::default());
+    assert_invalid(db.purge(-1, Some(&u), 100, false), "older_than");
+    assert_invalid(db.purge(future, Some(&u), 0, false), "batch_size");
+    assert_invalid(db.purge(future, Some(""), 100, false), "user_id");
+    assert_invalid(db.purge(future, Some("nul\0user"), 100, false), "user_id");
+    assert_eq!(db.get_conversation(&other, &kept.id).unwrap().id, kept.id);
 }

@@ -220,6 +220,16 @@ CONVSTATE_C_API convstate_status convstate_conversation_delete(convstate_db *db,
 /** Deletes everything of the user; *out_count (may be NULL) receives the number of conversations. */
 CONVSTATE_C_API convstate_status convstate_conversation_delete_all(convstate_db *db, const char *user_id,
                                                                    uint64_t *out_count);
+/** Retention: hard-deletes every conversation not updated since older_than_us (UTC
+ *  microseconds) — of user_id, or of every user when user_id is NULL — with its messages, in
+ *  transactions of batch_size conversations (0: 100). A conversation that receives a turn
+ *  meanwhile is kept; each goes whole or not at all. dry_run != 0 counts without deleting.
+ *  *out_conversations and *out_messages (each may be NULL) receive what was (or would be)
+ *  deleted. CONVSTATE_INVALID_ARGUMENT names "older_than", "batch_size" or "user_id". */
+CONVSTATE_C_API convstate_status convstate_conversations_purge(convstate_db *db, int64_t older_than_us,
+                                                               const char *user_id, uint64_t batch_size,
+                                                               int dry_run, uint64_t *out_conversations,
+                                                               uint64_t *out_messages);
 /** @} */
 
 /** @name Messages
