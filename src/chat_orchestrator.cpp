@@ -22,6 +22,7 @@ using detail::MessageRow;
 using detail::Stmt;
 using detail::TurnIdentity;
 using detail::TxMode;
+using detail::use_usage_fields;
 
 namespace {
 
@@ -79,15 +80,6 @@ void claim_run(DatabaseImpl& db, soci::session& s, const std::string& user, cons
     Stmt st(db, s, db.sql().msg_claim_run);
     st.use(owner).use(now).use(user).use(id).use(key);
     st.execute();
-}
-
-// Binds sql.cpp's CS_USAGE_FIELDS.
-void use_usage_fields(Stmt& st, const Usage& u) {
-    const auto number = [](const std::optional<std::int64_t>& v) {
-        return v ? std::optional<long long>(*v) : std::nullopt;
-    };
-    st.use(u.model).use(number(u.prompt_tokens)).use(number(u.completion_tokens)).use(number(u.cached_tokens))
-        .use(number(u.reasoning_tokens));
 }
 
 // A reply's usage row, in the transaction that stores the reply (at seq).

@@ -72,6 +72,14 @@ void use_message_fields(Stmt& st, const Message& m) {
         .use(m.content_parts_json);
 }
 
+void use_usage_fields(Stmt& st, const Usage& u) {
+    const auto number = [](const std::optional<std::int64_t>& v) {
+        return v ? std::optional<long long>(*v) : std::nullopt;
+    };
+    st.use(u.model).use(number(u.prompt_tokens)).use(number(u.completion_tokens)).use(number(u.cached_tokens))
+        .use(number(u.reasoning_tokens));
+}
+
 void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& m) {
     Stmt st(db, session, db.sql().msg_insert);
     st.use(user_id).use(m.conversation_id).use(static_cast<long long>(m.seq));

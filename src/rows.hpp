@@ -60,6 +60,9 @@ std::vector<Message> fetch_messages(Stmt& st, MessageRow& row, long long expecte
  *  of every statement that writes messages. */
 void use_message_fields(Stmt& st, const Message& m);
 
+/** Binds a usage row's own fields, in the order of sql_tables.hpp's CS_USAGE_FIELDS. */
+void use_usage_fields(Stmt& st, const Usage& u);
+
 /** Inserts one message row (message already validated). */
 void insert_message(DatabaseImpl& db, soci::session& session, const std::string& user_id, const Message& message);
 

@@ -139,6 +139,19 @@ SqlText common_sql() {
                              " AND (updated_at, id) > (:after_t, :after_id) ORDER BY updated_at, id LIMIT :lim";
     s.totals_conversations = "SELECT COUNT(DISTINCT user_id), COUNT(*) FROM " CS_CONV;
     s.totals_messages = "SELECT COUNT(*) FROM " CS_MSG;
+    // Archive: whole conversations out (keyset pages on the primary key) and back in, every
+    // column a host can observe included.
+    s.export_page = "SELECT " CS_CONV_COLS ", create_key, truncations FROM " CS_CONV
+                    " WHERE (user_id, id) > (:after_user, :after_id) AND updated_at >= :since ORDER BY user_id, id LIMIT :lim";
+    s.export_page_user = "SELECT " CS_CONV_COLS ", create_key, truncations FROM " CS_CONV
+                         " WHERE user_id = :user_id AND id > :after_id AND updated_at >= :since ORDER BY id LIMIT :lim";
+    s.export_conversation = "SELECT " CS_CONV_COLS ", create_key, truncations FROM " CS_CONV
+                            " WHERE user_id = :user_id AND id = :id";
+    s.export_usage = "SELECT id, seq, " CS_USAGE_FIELDS ", created_at FROM " CS_USAGE " WHERE " CS_SCOPE
+                     " ORDER BY created_at, id";
+    s.import_conversation = "INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key, truncations) VALUES"
+                            " (:id, :user_id, :title, :metadata_json, :last_seq, :created_at, :updated_at, :external_key,"
+                            " :forked_from_id, :forked_from_seq, :create_key, :truncations)";
     // Deletes the row only if it is still old: a turn that updated it meanwhile keeps it.
     s.conv_purge_delete = "DELETE FROM " CS_CONV " WHERE user_id = :user_id AND id = :id AND updated_at < :cutoff";
 

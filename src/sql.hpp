@@ -38,6 +38,7 @@ struct SqlText {
     std::string conv_delete;
     std::string conv_purge_page, conv_purge_page_user, conv_purge_delete; // ConversationStore::purge
     std::string totals_conversations, totals_messages;                    // ConversationStore::totals
+    std::string export_page, export_page_user, export_conversation, export_usage, import_conversation; // Archive
     std::string conv_delete_messages;
     std::string user_delete_conversations;
     std::string user_delete_messages;

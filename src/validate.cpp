@@ -362,7 +362,7 @@ std::string content_text(const std::string& parts_json) {
     return text;
 }
 
-void check_message(Message& m, const std::string& prefix, const Limits& limits) {
+void check_message(Message& m, const std::string& prefix, const Limits& limits, KeyOrigin keys) {
     switch (m.role) {
     case Role::system: case Role::user: case Role::assistant: case Role::tool: case Role::developer: break;
     default: throw InvalidArgument(prefix + "role", "is not one of system, developer, user, assistant, tool");
@@ -405,15 +405,20 @@ void check_message(Message& m, const std::string& prefix, const Limits& limits) 
     m.metadata_json = normalize_metadata(m.metadata_json, prefix + "metadata", limits);
     if (m.token_count && (*m.token_count < 0 || *m.token_count > max_token_count))
         throw InvalidArgument(prefix + "token_count", fmt::format("must be between 0 and {}", max_token_count));
-    if (m.idempotency_key) check_key(*m.idempotency_key, prefix + "idempotency_key", limits.max_id_bytes);
+    if (m.idempotency_key) {
+        if (keys == KeyOrigin::caller)
+            check_key(*m.idempotency_key, prefix + "idempotency_key", limits.max_id_bytes);
+        else
+            check_id(*m.idempotency_key, prefix + "idempotency_key", limits.max_id_bytes);
+    }
 }
 
-bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits) {
+bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits, KeyOrigin origin) {
     std::set<std::string> keys;
     bool all_keyed = true;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         const std::string prefix = name.empty() ? std::string{} : fmt::format("{}[{}].", name, i);
-        check_message(batch[i], prefix, limits);
+        check_message(batch[i], prefix, limits, origin);
         all_keyed &= batch[i].idempotency_key.has_value();
         if (batch[i].idempotency_key && !keys.insert(*batch[i].idempotency_key).second)
             throw InvalidArgument(prefix + "idempotency_key", "appears twice in one batch");

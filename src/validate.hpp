@@ -41,7 +41,12 @@ inline constexpr std::int64_t max_token_count = 1'000'000'000;
 
 /** Checks a message to be appended and normalises its metadata in place. field_prefix is
  *  prepended to field names ("" or "messages[3]."). */
-void check_message(Message& message, const std::string& field_prefix, const Limits& limits);
+/** Whose idempotency keys a check accepts: a caller's (no control characters), or any the
+ *  library stores (also the keys it derives for a turn's steps and reply; used by import). */
+enum class KeyOrigin { caller, stored };
+
+void check_message(Message& message, const std::string& field_prefix, const Limits& limits,
+                   KeyOrigin keys = KeyOrigin::caller);
 
 /** A content-part array checked (field names it: "content", "messages[0].content") and made
  *  compact. Only user messages may carry parts other than text. @throws InvalidArgument. */
@@ -52,7 +57,8 @@ std::string content_text(const std::string& parts_json);
 
 /** Checks every message of a batch (fields named "<name>[i]." or, with an empty name, without a
  *  prefix) and rejects an idempotency key used twice. Returns whether every message has a key. */
-bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits);
+bool check_batch(std::vector<Message>& batch, const std::string& name, const Limits& limits,
+                 KeyOrigin keys = KeyOrigin::caller);
 
 /** True when text parses as JSON (syntax only: used for tool-call arguments, which are stored
  *  and returned as the exact text given). */

@@ -1,6 +1,7 @@
 #pragma once
 /** @file convstate.hpp Umbrella header: stateless conversation handling for chat servers. */
 
+#include "convstate/archive.hpp"
 #include "convstate/chat_orchestrator.hpp"
 #include "convstate/conversation_store.hpp"
 #include "convstate/database.hpp"

@@ -101,6 +101,7 @@ private:
     friend class ConversationStore;
     friend class MessageRepository;
     friend class ChatOrchestrator;
+    friend class Archive;
     detail::DatabaseImpl& impl() const noexcept { return *impl_; }
 
 private:
