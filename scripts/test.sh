@@ -22,9 +22,10 @@ cd "$repo_root"
 # Test-only tools on top of the build dependencies: PostgreSQL and MariaDB servers, valgrind, Debian's own
 # Rust toolchain (the minimum supported; tests/CMakeLists.txt uses it even when another cargo
 # comes first on PATH), Python with venv for the installed-package tests, Doxygen for the API
-# reference (built with warnings as errors), clang with libFuzzer's runtime for the fuzz targets.
+# reference (built with warnings as errors), clang with libFuzzer's runtime for the fuzz targets,
+# help2man for the convstate command's man page.
 scripts/deps.sh postgresql-15 valgrind cargo python3 python3-venv doxygen python3-fastapi python3-uvicorn python3-httpx python3-jwt pgbouncer \
-    mariadb-server clang-14 libclang-rt-14-dev
+    mariadb-server clang-14 libclang-rt-14-dev help2man
 
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DCONVSTATE_SANITIZE=ON -DCONVSTATE_BUILD_TESTS=ON -DCONVSTATE_BUILD_EXAMPLES=ON
 cmake --build build/test -j2
