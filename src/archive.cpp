@@ -346,7 +346,19 @@ ImportResult Archive::import_conversation(std::string_view line) const {
             .use(p.create_key)
             .use(p.truncations);
         ins.execute();
-        for (const Message& m : p.messages) detail::insert_message(db, s, c.user_id, m);
+        // Messages in statements of msg_insert_rows rows (one round trip each), the rest one by one.
+        std::size_t i = 0;
+        for (; i + detail::msg_insert_rows <= p.messages.size(); i += detail::msg_insert_rows) {
+            Stmt st(db, s, db.sql().msg_insert_many);
+            for (std::size_t k = i; k < i + detail::msg_insert_rows; ++k) {
+                const Message& m = p.messages[k];
+                st.use(c.user_id).use(c.id).use(static_cast<long long>(m.seq));
+                detail::use_message_fields(st, m);
+                st.use(static_cast<long long>(m.created_at_us));
+            }
+            st.execute();
+        }
+        for (; i < p.messages.size(); ++i) detail::insert_message(db, s, c.user_id, p.messages[i]);
         for (const Summary& sum : p.summaries) {
             Stmt st(db, s, db.sql().sum_upsert);
             st.use(c.user_id).use(c.id).use(static_cast<long long>(sum.covers_through_seq)).use(sum.content)

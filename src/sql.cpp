@@ -1,5 +1,6 @@
 #include "sql.hpp"
 
+#include <cctype>
 #include <stdexcept>
 
 #include "sql_tables.hpp"
@@ -205,6 +206,23 @@ SqlText common_sql() {
     s.msg_insert = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") VALUES (:user_id, :conversation_id,"
                    " :seq, :role, :content, :name, :tool_calls_json, :tool_call_id, :metadata_json,"
                    " :token_count, :idempotency_key, :content_parts, :created_at)";
+    // Archive::import_conversation's messages, msg_insert_rows rows per statement. Each row's
+    // placeholders get their own names (:seq_2…): SQLite binds a repeated name once.
+    {
+        const std::string tuple = s.msg_insert.substr(s.msg_insert.find(" VALUES ") + 8);
+        s.msg_insert_many = s.msg_insert;
+        for (int i = 1; i < msg_insert_rows; ++i) {
+            std::string row;
+            for (std::size_t at = 0; at < tuple.size(); ++at) {
+                row += tuple[at];
+                if (tuple[at] != ':') continue;
+                while (at + 1 < tuple.size() && (std::isalnum(static_cast<unsigned char>(tuple[at + 1])) || tuple[at + 1] == '_'))
+                    row += tuple[++at];
+                row += "_" + std::to_string(i);
+            }
+            s.msg_insert_many += ", " + row;
+        }
+    }
     s.msg_all = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " ORDER BY seq";
     // Seqs are dense, so the last n are a key range: the read touches n index entries however
     // long the conversation is (ORDER BY seq DESC LIMIT n can make the planner scan it all).

@@ -14,6 +14,9 @@ struct Migration {
     std::vector<std::string> statements;
 };
 
+/** Rows per statement of SqlText::msg_insert_many. */
+inline constexpr int msg_insert_rows = 50;
+
 struct SqlText {
     std::string begin_write;     // SQLite takes the write lock up front (BEGIN IMMEDIATE)
     std::string migrate_lock;    // serialises concurrent migrate() (empty: begin_write suffices)
@@ -39,6 +42,7 @@ struct SqlText {
     std::string conv_purge_page, conv_purge_page_user, conv_purge_delete; // ConversationStore::purge
     std::string totals_conversations, totals_messages;                    // ConversationStore::totals
     std::string export_page, export_page_user, export_conversation, export_usage, import_conversation; // Archive
+    std::string msg_insert_many; // msg_insert with msg_insert_rows rows
     std::string conv_delete_messages;
     std::string user_delete_conversations;
     std::string user_delete_messages;

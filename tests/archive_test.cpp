@@ -151,6 +151,15 @@ TEST_CASE("archive: random conversations round-trip byte for byte into an empty 
     std::vector<std::string> users = {"u-one", "u-two", "u-é", "u-three"};
     for (int i = 0; i < conversations; ++i) random_conversation(rng, db, users[rng() % users.size()], i);
 
+    // One long conversation: import writes messages many rows per statement, the rest singly.
+    {
+        const std::string id = store.create("u-two").id;
+        std::vector<Message> batch;
+        for (int i = 0; i < 123; ++i) batch.push_back(random_message(rng, i % 2 ? Role::assistant : Role::user, 1000 + i));
+        for (Message& m : batch)
+            if (m.role != Role::user) m.content_parts_json.reset();
+        messages.append_batch("u-two", id, batch);
+    }
     const TurnResult known = ChatOrchestrator(db).turn(request("u-one", std::nullopt, "replay me", "known-key"),
                                                        [](const AgentInput&) { return text_reply("once"); });
     const std::vector<std::string> lines = export_all(Archive(db));
