@@ -294,6 +294,7 @@ Parsed parse_line(std::string_view line, const Limits& limits) {
 
 std::int64_t Archive::export_conversations(const ExportOptions& options,
                                            const std::function<void(std::string_view)>& write) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::export_conversations);
     auto& db = db_.impl();
     if (options.user_id) detail::check_user_id(*options.user_id, db.limits());
     if (options.updated_since_us < 0) throw InvalidArgument("updated_since", "must not be negative");
@@ -326,6 +327,7 @@ std::int64_t Archive::export_conversations(const ExportOptions& options,
 }
 
 ImportResult Archive::import_conversation(std::string_view line) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::import_conversation);
     auto& db = db_.impl();
     const Parsed p = parse_line(line, db.limits());
     const Conversation& c = p.conv;

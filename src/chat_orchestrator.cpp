@@ -243,6 +243,7 @@ std::optional<std::vector<Message>> pg_finish_turn(DatabaseImpl& db, const TurnI
 
 std::vector<Message> ChatOrchestrator::window(const std::string& user_id, const std::string& conversation_id,
                                               const HistoryWindow& w) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::load);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     detail::check_window(w);
@@ -719,6 +720,7 @@ TurnResult replayed_result(const TurnIdentity& turn, BegunTurn& p) {
 } // namespace
 
 TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::turn);
     TurnRun run(db_.impl(), options_, req, false);
     run.validate();
     if (!agent) throw InvalidArgument("agent", "must be callable");
@@ -748,6 +750,7 @@ TurnResult ChatOrchestrator::turn(const TurnRequest& req, const Agent& agent) co
 }
 
 PendingTurn ChatOrchestrator::begin_turn(const TurnRequest& req) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::begin_turn);
     TurnRun run(db_.impl(), options_, req, true);
     run.validate();
     BegunTurn p = run.begin();
@@ -773,6 +776,7 @@ TurnIdentity identity_for(DatabaseImpl& db, const std::string& user_id, const st
 
 TurnResult ChatOrchestrator::complete_turn(const std::string& user_id, const std::string& token,
                                            AgentReply reply) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::complete_turn);
     TurnEnd end(db_.impl(), identity_for(db_.impl(), user_id, token));
     const std::vector<Message> output = end.checked_output(std::move(reply));
     bool found_stored = false;
@@ -781,6 +785,7 @@ TurnResult ChatOrchestrator::complete_turn(const std::string& user_id, const std
 }
 
 void ChatOrchestrator::fail_turn(const std::string& user_id, const std::string& token, const std::string& reason) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::fail_turn);
     DatabaseImpl& db = db_.impl();
     TurnEnd end(db, identity_for(db, user_id, token));
     detail::check_text(reason, "reason", db.limits().max_content_bytes);

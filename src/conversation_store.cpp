@@ -62,6 +62,7 @@ std::optional<Conversation> find_conversation(detail::DatabaseImpl& db, soci::se
 } // namespace
 
 Conversation ConversationStore::create(std::string_view user_id, const NewConversation& spec) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::create);
     auto& db = db_.impl();
     const Conversation c = detail::make_conversation(db, user_id, spec);
     // A keyed id may be taken: look first (a racing creator makes the INSERT fail, and the retry
@@ -75,6 +76,7 @@ Conversation ConversationStore::create(std::string_view user_id, const NewConver
 }
 
 GetOrCreateResult ConversationStore::get_or_create(std::string_view user_id, const NewConversation& spec) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::create);
     auto& db = db_.impl();
     if (!spec.external_key) throw InvalidArgument("external_key", "is required");
     const Conversation fresh = detail::make_conversation(db, user_id, spec);
@@ -87,6 +89,7 @@ GetOrCreateResult ConversationStore::get_or_create(std::string_view user_id, con
 
 Conversation ConversationStore::fork(std::string_view user_id, std::string_view conversation_id, std::int64_t at_seq,
                                      const ForkOptions& options) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::fork);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     if (at_seq < 0) throw InvalidArgument("at_seq", "must not be negative");
@@ -151,6 +154,7 @@ UsageReport read_usage(detail::DatabaseImpl& db, soci::session& s, const std::st
 } // namespace
 
 UsageReport ConversationStore::usage(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::usage);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
@@ -161,6 +165,7 @@ UsageReport ConversationStore::usage(std::string_view user_id, std::string_view 
 }
 
 UsageReport ConversationStore::usage_since(std::string_view user_id, std::int64_t since_us) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::usage);
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
     const std::string user{user_id};
@@ -171,6 +176,7 @@ UsageReport ConversationStore::usage_since(std::string_view user_id, std::int64_
 }
 
 std::vector<Conversation> ConversationStore::forks(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::get);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
@@ -190,6 +196,7 @@ std::vector<Conversation> ConversationStore::forks(std::string_view user_id, std
 }
 
 Conversation ConversationStore::get_by_key(std::string_view user_id, std::string_view external_key) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::get);
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
     detail::check_key(external_key, "external_key", db.limits().max_id_bytes);
@@ -202,6 +209,7 @@ Conversation ConversationStore::get_by_key(std::string_view user_id, std::string
 }
 
 Conversation ConversationStore::get(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::get);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
@@ -213,6 +221,7 @@ Conversation ConversationStore::get(std::string_view user_id, std::string_view c
 }
 
 ConversationPage ConversationStore::list(std::string_view user_id, const ListOptions& options) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::list);
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
     if (options.limit < 1 || options.limit > 100) throw InvalidArgument("limit", "must be between 1 and 100");
@@ -267,6 +276,7 @@ Conversation update_returning(detail::DatabaseImpl& db, const std::string& sql, 
 
 Conversation ConversationStore::rename(std::string_view user_id, std::string_view conversation_id,
                                        std::string_view title) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::update);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     detail::check_text(title, "title", db.limits().max_title_bytes);
@@ -275,6 +285,7 @@ Conversation ConversationStore::rename(std::string_view user_id, std::string_vie
 
 Conversation ConversationStore::set_metadata(std::string_view user_id, std::string_view conversation_id,
                                              std::string_view metadata_json) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::update);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string metadata = detail::normalize_metadata(metadata_json, "metadata", db.limits());
@@ -282,6 +293,7 @@ Conversation ConversationStore::set_metadata(std::string_view user_id, std::stri
 }
 
 void ConversationStore::remove(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::remove);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
@@ -303,6 +315,7 @@ void ConversationStore::remove(std::string_view user_id, std::string_view conver
 }
 
 std::size_t ConversationStore::remove_all(std::string_view user_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::remove);
     auto& db = db_.impl();
     detail::check_user_id(user_id, db.limits());
     const std::string user{user_id};
@@ -328,6 +341,7 @@ std::size_t ConversationStore::remove_all(std::string_view user_id) const {
 namespace convstate {
 
 StoreTotals ConversationStore::totals() const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::get);
     auto& db = db_.impl();
     return db.run(TxMode::read, [&](soci::session& s) {
         StoreTotals t;
@@ -347,6 +361,7 @@ StoreTotals ConversationStore::totals() const {
 
 PurgeResult ConversationStore::purge(std::int64_t older_than_us, const PurgeOptions& options,
                                      const PurgeProgress& progress) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::purge);
     auto& db = db_.impl();
     if (older_than_us < 0) throw InvalidArgument("older_than", "must not be negative");
     if (options.batch_size < 1 || options.batch_size > 10000)

@@ -101,6 +101,8 @@ void DatabaseImpl::evict(soci::session& session, const std::string& sql, const C
 }
 
 void DatabaseImpl::reconnect(soci::session& session, std::size_t slot) {
+    if (logs(LogLevel::warning))
+        log(LogLevel::warning, fmt::format("reconnecting pooled connection {} to the {}", slot, target_.display));
     statements_cache_[slot].clear(); // they belong to the old connection
     policy_.reconnect(session, target_, options_);
     broken_[slot] = false;
@@ -117,11 +119,49 @@ void DatabaseImpl::Deadline::arm(soci::session& session) {
 
 DatabaseImpl::Lease DatabaseImpl::lease() {
     std::size_t slot = 0;
+    pool_acquisitions_.fetch_add(1, std::memory_order_relaxed);
+    if (pool_.try_lease(slot, 0)) return Lease(*this, slot);
+    // Every connection is in use: wait (and count the wait).
+    pool_waits_.fetch_add(1, std::memory_order_relaxed);
+    const auto start = std::chrono::steady_clock::now();
     const auto wait = static_cast<int>(std::min<long long>(options_.pool_timeout.count(), INT32_MAX));
-    if (!pool_.try_lease(slot, wait))
-        throw StorageError(fmt::format("no pooled connection became free within {} ms (pool_size {})",
-                                       options_.pool_timeout.count(), options_.pool_size));
+    const bool leased = pool_.try_lease(slot, wait);
+    pool_wait_.record(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count()));
+    if (!leased) {
+        pool_timeouts_.fetch_add(1, std::memory_order_relaxed);
+        const std::string why = fmt::format("no pooled connection became free within {} ms (pool_size {})",
+                                            options_.pool_timeout.count(), options_.pool_size);
+        log(LogLevel::warning, why);
+        throw StorageError(why);
+    }
     return Lease(*this, slot);
+}
+
+DatabaseStats DatabaseImpl::stats() const noexcept {
+    DatabaseStats s;
+    s.statements = statements_.load(std::memory_order_relaxed);
+    s.transactions = transactions_.load(std::memory_order_relaxed);
+    s.retries = retries_.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < operation_count; ++i) {
+        s.operations[i].calls = operations_[i].calls.load(std::memory_order_relaxed);
+        s.operations[i].errors = operations_[i].errors.load(std::memory_order_relaxed);
+        s.operations[i].latency = operations_[i].latency.snapshot();
+    }
+    s.pool.acquisitions = pool_acquisitions_.load(std::memory_order_relaxed);
+    s.pool.waits = pool_waits_.load(std::memory_order_relaxed);
+    s.pool.timeouts = pool_timeouts_.load(std::memory_order_relaxed);
+    s.pool.wait = pool_wait_.snapshot();
+    return s;
+}
+
+void DatabaseImpl::log(LogLevel level, std::string_view message) const noexcept {
+    if (!logs(level)) return;
+    try {
+        options_.log(level, message);
+    } catch (...) {
+        // a logger's failure must not become the operation's
+    }
 }
 
 void DatabaseImpl::throw_storage(const soci::soci_error& e, const ErrorClass& c, const char* doing) const {
@@ -129,11 +169,17 @@ void DatabaseImpl::throw_storage(const soci::soci_error& e, const ErrorClass& c,
     while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
     std::string where = c.sqlstate.empty() ? fmt::format("code {}", c.code) : "SQLSTATE " + c.sqlstate;
     if (c.connection_lost) detail = "connection lost: " + detail;
+    // The server's text may quote values (message content): only at debug level.
+    if (logs(LogLevel::error)) log(LogLevel::error, fmt::format("{} failed on the {} ({})", doing, target_.display, where));
+    if (logs(LogLevel::debug)) log(LogLevel::debug, fmt::format("{} failed on the {} ({}): {}", doing, target_.display, where, detail));
     throw StorageError(fmt::format("{} failed on the {} ({}): {}", doing, target_.display, where, detail),
                        c.code, c.sqlstate);
 }
 
 void DatabaseImpl::throw_outcome_unknown(bool timed_out) const {
+    if (logs(LogLevel::error))
+        log(LogLevel::error, fmt::format("the outcome of a write on the {} is unknown ({})", target_.display,
+                                         timed_out ? "the server stopped answering" : "the connection was lost"));
     throw OutcomeUnknown(fmt::format("the {} {} while a write was committing; it may or may not be stored",
                                      target_.display,
                                      timed_out ? fmt::format("stopped answering for {} ms", options_.statement_timeout.count())
@@ -154,6 +200,9 @@ std::string DatabaseImpl::scrub(std::string message) const {
 }
 
 void DatabaseImpl::backoff(int attempt) const {
+    if (logs(LogLevel::warning))
+        log(LogLevel::warning, fmt::format("a transient error on the {}: retry {} of {}", target_.display, attempt + 1,
+                                           options_.max_retries));
     thread_local std::minstd_rand rng{std::random_device{}()};
     const int base = std::min(500, 5 << std::min(attempt, 7)); // 5, 10, 20 … 500 ms
     std::this_thread::sleep_for(std::chrono::milliseconds(base / 2 + static_cast<int>(rng() % static_cast<unsigned>(base))));
@@ -181,6 +230,7 @@ int DatabaseImpl::schema_version() {
 }
 
 void DatabaseImpl::migrate() {
+    int from = 0; // the version found (set by the attempt that succeeds)
     const auto apply = [&](soci::session& s) {
         s << sql_.create_schema_table;
         int current = 0;
@@ -191,6 +241,7 @@ void DatabaseImpl::migrate() {
             throw StorageError(fmt::format("the {} has schema version {}, newer than this library's {}: "
                                            "upgrade convstate to use it",
                                            target_.display, current, latest_version()));
+        from = current;
         for (const Migration& m : sql_.migrations) {
             if (m.version <= current) continue;
             for (const std::string& statement : m.statements) s << statement;
@@ -199,12 +250,18 @@ void DatabaseImpl::migrate() {
         }
         distribute(s);
     };
+    const auto report = [&] {
+        if (from < latest_version() && logs(LogLevel::info))
+            log(LogLevel::info, fmt::format("migrated the {} from schema version {} to {}", target_.display, from,
+                                            latest_version()));
+    };
     if (policy_.can().transactional_ddl) {
         run(TxMode::idempotent_write, [&](soci::session& s) {
             if (!sql_.migrate_lock.empty()) s << sql_.migrate_lock;
             apply(s);
             return 0;
         });
+        report();
         return;
     }
     // DDL commits as it goes: a session lock serialises the processes migrating at once, and
@@ -226,6 +283,7 @@ void DatabaseImpl::migrate() {
         s << sql_.migrate_unlock;
         return 0;
     });
+    report();
 }
 
 // On Citus every table is distributed by user_id, all co-located, so that everything one user
@@ -270,7 +328,43 @@ Database Database::open(std::string_view url, const DatabaseOptions& options) {
         throw StorageError(fmt::format("the database has schema version {}, newer than this library's {}: "
                                        "upgrade convstate to use it", v, detail::latest_version()));
     }
+    if (impl->logs(LogLevel::info))
+        impl->log(LogLevel::info, fmt::format("opened the {} (pool_size {})", impl->display(), options.pool_size));
     return Database(std::move(impl));
+}
+
+std::string_view to_string(Operation op) noexcept {
+    switch (op) {
+    case Operation::create: return "create";
+    case Operation::get: return "get";
+    case Operation::list: return "list";
+    case Operation::update: return "update";
+    case Operation::remove: return "remove";
+    case Operation::append: return "append";
+    case Operation::load: return "load";
+    case Operation::truncate: return "truncate";
+    case Operation::summary: return "summary";
+    case Operation::fork: return "fork";
+    case Operation::usage: return "usage";
+    case Operation::turn: return "turn";
+    case Operation::begin_turn: return "begin_turn";
+    case Operation::complete_turn: return "complete_turn";
+    case Operation::fail_turn: return "fail_turn";
+    case Operation::purge: return "purge";
+    case Operation::export_conversations: return "export_conversations";
+    case Operation::import_conversation: return "import_conversation";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(LogLevel level) noexcept {
+    switch (level) {
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warning: return "warning";
+    case LogLevel::error: return "error";
+    }
+    return "unknown";
 }
 
 Dialect Database::dialect() const noexcept { return impl_->dialect(); }

@@ -1,8 +1,12 @@
 #pragma once
 // The private side of Database: connection pool, transactions, retry, error translation.
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +42,28 @@ inline bool is_single_write(TxMode m) { return m == TxMode::single_write || m ==
 
 class DatabaseImpl;
 
+/** A LatencyHistogram that many threads add to (relaxed atomics; a snapshot may be mid-update). */
+class AtomicHistogram {
+public:
+    void record(std::uint64_t us) noexcept {
+        const auto& b = LatencyHistogram::bounds_us;
+        const auto bucket = static_cast<std::size_t>(std::lower_bound(b.begin(), b.end(), us) - b.begin());
+        counts_[bucket].fetch_add(1, std::memory_order_relaxed);
+        count_.fetch_add(1, std::memory_order_relaxed);
+        sum_us_.fetch_add(us, std::memory_order_relaxed);
+    }
+    LatencyHistogram snapshot() const noexcept {
+        LatencyHistogram h;
+        for (std::size_t i = 0; i < counts_.size(); ++i) h.counts[i] = counts_[i].load(std::memory_order_relaxed);
+        h.count = count_.load(std::memory_order_relaxed);
+        h.sum_us = sum_us_.load(std::memory_order_relaxed);
+        return h;
+    }
+private:
+    std::array<std::atomic<std::uint64_t>, LatencyHistogram::bounds_us.size() + 1> counts_{};
+    std::atomic<std::uint64_t> count_{0}, sum_us_{0};
+};
+
 /** Statements this thread has sent to a server (for telling whether a failed write was sent). */
 inline thread_local std::uint64_t statements_sent_by_thread = 0;
 
@@ -48,6 +74,8 @@ public:
     ~DatabaseImpl();
 
     Dialect dialect() const noexcept { return target_.dialect; }
+    /** The database as errors and logs name it ("sqlite3 database 'x.db'"), never a password. */
+    const std::string& display() const noexcept { return target_.display; }
     const DialectPolicy& policy() const noexcept { return policy_; }
     const DatabaseOptions& options() const noexcept { return options_; }
     const Limits& limits() const noexcept { return options_.limits; }
@@ -71,10 +99,18 @@ public:
     /** Citus: distributes the tables not distributed yet (see database.cpp). */
     void distribute(soci::session& s);
 
-    DatabaseStats stats() const noexcept {
-        return {statements_.load(std::memory_order_relaxed), transactions_.load(std::memory_order_relaxed),
-                retries_.load(std::memory_order_relaxed)};
+    DatabaseStats stats() const noexcept;
+    /** Records one public call's duration (OpTimer). */
+    void record(Operation op, std::uint64_t us, bool failed) noexcept {
+        OperationCounters& c = operations_[static_cast<std::size_t>(op)];
+        c.calls.fetch_add(1, std::memory_order_relaxed);
+        if (failed) c.errors.fetch_add(1, std::memory_order_relaxed);
+        c.latency.record(us);
     }
+    /** Whether a message at this level reaches DatabaseOptions::log (check before formatting one). */
+    bool logs(LogLevel level) const noexcept { return options_.log && level >= options_.log_level; }
+    /** Sends a message to DatabaseOptions::log, if it takes this level; a throwing handler is ignored. */
+    void log(LogLevel level, std::string_view message) const noexcept;
     /** The prepared statement for sql on this pooled connection, or nullptr when statements are
      *  not kept (DatabaseOptions::prepared_statements off on PostgreSQL) or that statement is in
      *  use by another Stmt. Marks it busy; the Stmt clears that. */
@@ -126,6 +162,13 @@ private:
     std::vector<std::unordered_map<std::string, std::unique_ptr<CachedStatement>>> statements_cache_;
     std::size_t slot_of(soci::session& session);
     std::atomic<std::uint64_t> statements_{0}, transactions_{0}, retries_{0};
+    struct OperationCounters {
+        std::atomic<std::uint64_t> calls{0}, errors{0};
+        AtomicHistogram latency;
+    };
+    std::array<OperationCounters, operation_count> operations_{};
+    std::atomic<std::uint64_t> pool_acquisitions_{0}, pool_waits_{0}, pool_timeouts_{0};
+    AtomicHistogram pool_wait_;
     mutable std::mutex abandoned_mutex_;
     std::unordered_set<std::string> abandoned_;
     std::deque<std::string> abandoned_order_;
@@ -164,6 +207,24 @@ public:
 private:
     DatabaseImpl* db_;
     std::size_t slot_;
+};
+
+/** Times one public call into DatabaseStats::operations: construct it first thing in the call. */
+class OpTimer {
+public:
+    OpTimer(DatabaseImpl& db, Operation op) noexcept
+        : db_(db), op_(op), exceptions_(std::uncaught_exceptions()), start_(std::chrono::steady_clock::now()) {}
+    OpTimer(const OpTimer&) = delete;
+    OpTimer& operator=(const OpTimer&) = delete;
+    ~OpTimer() {
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start_);
+        db_.record(op_, static_cast<std::uint64_t>(us.count()), std::uncaught_exceptions() > exceptions_);
+    }
+private:
+    DatabaseImpl& db_;
+    Operation op_;
+    int exceptions_;
+    std::chrono::steady_clock::time_point start_;
 };
 
 template <class F>

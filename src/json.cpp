@@ -294,6 +294,33 @@ std::string to_json(const UsageReport& report) {
     return bj::serialize(o);
 }
 
+std::string to_json(const DatabaseStats& stats) {
+    const auto histogram = [](const LatencyHistogram& h) {
+        bj::array counts;
+        for (const std::uint64_t c : h.counts) counts.push_back(c);
+        return bj::object{{"count", h.count}, {"sum_us", h.sum_us}, {"counts", std::move(counts)}};
+    };
+    bj::array bounds;
+    for (const std::uint64_t b : LatencyHistogram::bounds_us) bounds.push_back(b);
+    bj::object ops;
+    for (std::size_t i = 0; i < operation_count; ++i) {
+        const OperationStats& s = stats.operations[i];
+        ops[to_string(static_cast<Operation>(i))] =
+            bj::object{{"calls", s.calls}, {"errors", s.errors}, {"latency", histogram(s.latency)}};
+    }
+    bj::object o;
+    o["statements"] = stats.statements;
+    o["transactions"] = stats.transactions;
+    o["retries"] = stats.retries;
+    o["bounds_us"] = std::move(bounds);
+    o["operations"] = std::move(ops);
+    o["pool"] = bj::object{{"acquisitions", stats.pool.acquisitions},
+                           {"waits", stats.pool.waits},
+                           {"timeouts", stats.pool.timeouts},
+                           {"wait", histogram(stats.pool.wait)}};
+    return bj::serialize(o);
+}
+
 std::string to_json(const std::vector<Conversation>& conversations) {
     return bj::serialize(encode_all(conversations, conversation_value));
 }

@@ -72,16 +72,19 @@ std::vector<Message> append_messages(detail::DatabaseImpl& db, std::string_view 
 
 Message MessageRepository::append(std::string_view user_id, std::string_view conversation_id,
                                   const Message& message, const AppendOptions& options) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::append);
     return append_messages(db_.impl(), user_id, conversation_id, {message}, options, "").front();
 }
 
 std::vector<Message> MessageRepository::append_batch(std::string_view user_id, std::string_view conversation_id,
                                                      const std::vector<Message>& messages,
                                                      const AppendOptions& options) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::append);
     return append_messages(db_.impl(), user_id, conversation_id, messages, options, "messages");
 }
 
 std::vector<Message> MessageRepository::load_all(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::load);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     return load(db, db.sql().msg_all, std::string(user_id), std::string(conversation_id), [](Stmt&) {});
@@ -89,6 +92,7 @@ std::vector<Message> MessageRepository::load_all(std::string_view user_id, std::
 
 std::vector<Message> MessageRepository::load_last(std::string_view user_id, std::string_view conversation_id,
                                                   std::size_t n) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::load);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
@@ -102,6 +106,7 @@ std::vector<Message> MessageRepository::load_last(std::string_view user_id, std:
 
 std::vector<Message> MessageRepository::load_after(std::string_view user_id, std::string_view conversation_id,
                                                    std::int64_t after_seq, std::size_t limit) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::load);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     check_page_limit(limit);
@@ -112,6 +117,7 @@ std::vector<Message> MessageRepository::load_after(std::string_view user_id, std
 
 std::vector<Message> MessageRepository::load_before(std::string_view user_id, std::string_view conversation_id,
                                                     std::int64_t before_seq, std::size_t limit) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::load);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     check_page_limit(limit);
@@ -125,6 +131,7 @@ std::vector<Message> MessageRepository::load_before(std::string_view user_id, st
 
 std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_view conversation_id,
                                          std::int64_t after_seq, std::optional<std::int64_t> expected_last_seq) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::truncate);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     if (after_seq < 0) throw InvalidArgument("after_seq", "must not be negative");
@@ -158,6 +165,7 @@ std::int64_t MessageRepository::truncate(std::string_view user_id, std::string_v
 Summary MessageRepository::add_summary(std::string_view user_id, std::string_view conversation_id,
                                        std::int64_t covers_through_seq, std::string_view content,
                                        std::string_view metadata_json) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::summary);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     if (covers_through_seq < 1) throw InvalidArgument("covers_through_seq", "must be at least 1");
@@ -188,6 +196,7 @@ Summary MessageRepository::add_summary(std::string_view user_id, std::string_vie
 }
 
 std::vector<Summary> MessageRepository::summaries(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::summary);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};
@@ -207,6 +216,7 @@ std::vector<Summary> MessageRepository::summaries(std::string_view user_id, std:
 }
 
 std::int64_t MessageRepository::count(std::string_view user_id, std::string_view conversation_id) const {
+    const detail::OpTimer op_timer(db_.impl(), Operation::load);
     auto& db = db_.impl();
     detail::check_scope(user_id, conversation_id, db.limits());
     const std::string user{user_id}, id{conversation_id};

@@ -116,7 +116,7 @@ TEST_CASE("purge: bad input names its field and deletes nothing") {
     CHECK(store.get("u", id).id == id);
 }
 
-TEST_CASE("purge: conversations that receive turns during a purge are kept; none is half-deleted") {
+TEST_CASE("purge: conversations that receive turns from other threads during a purge are kept; none is half-deleted") {
     cstest::Fixture fx;
     [[maybe_unused]] auto& [raw, db, store, messages] = fx;
     const ChatOrchestrator chat(db);

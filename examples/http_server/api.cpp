@@ -12,6 +12,7 @@
 
 #include "../demo_agent.hpp"
 #include "jwt.hpp"
+#include "metrics.hpp"
 #include "server.hpp"
 
 namespace http_server {
@@ -310,6 +311,17 @@ Response Api::route(const Request& req, std::string& user_out) const {
             return error_response(http::status::service_unavailable, "database unreachable");
         }
         return json_response(http::status::ok, R"({"status":"ok"})");
+    }
+
+    // The library's counters for Prometheus. Unauthenticated, like /healthz: serve the API and
+    // this on a network only the service's own infrastructure reaches (docs in README.md).
+    if (s.size() == 1 && s[0] == "metrics") {
+        if (m != http::verb::get) return wrong_method("GET");
+        Response res{http::status::ok, 11};
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = prometheus_text(db_.stats());
+        res.prepare_payload();
+        return res;
     }
 
     // /api/{user}/chat, /api/{user}/conversations, /api/{user}/conversations/{id}[/messages]

@@ -136,6 +136,11 @@ int main(int argc, char** argv) try {
 
     convstate::DatabaseOptions db_options;
     db_options.pool_size = cfg.pool;
+    // The library's log joins the server's JSON log on stderr (info and above: no content).
+    db_options.log = [](convstate::LogLevel level, std::string_view message) {
+        http_server::log_event("convstate", ",\"level\":" + http_server::json_quote(convstate::to_string(level)) +
+                                                ",\"message\":" + http_server::json_quote(message));
+    };
     const convstate::Database db = convstate::Database::open(cfg.db, db_options);
     std::optional<http_server::UpstreamOptions> upstream;
     if (!cfg.upstream.empty()) {

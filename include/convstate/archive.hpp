@@ -23,6 +23,7 @@ struct ImportResult {
     std::string conversation_id;   ///< and id
     bool imported = false;         ///< false: a conversation with this user and id was there already (left as it is)
     std::int64_t messages = 0;     ///< messages stored (0 when not imported)
+    /** Member-wise equality. */
     bool operator==(const ImportResult&) const = default;
 };
 

@@ -32,6 +32,7 @@ struct PurgeOptions {
 struct PurgeResult {
     std::int64_t conversations = 0; ///< conversations deleted
     std::int64_t messages = 0;      ///< their messages
+    /** Member-wise equality. */
     bool operator==(const PurgeResult&) const = default;
 };
 
@@ -40,6 +41,7 @@ struct StoreTotals {
     std::int64_t users = 0;         ///< users with at least one conversation
     std::int64_t conversations = 0; ///< conversations
     std::int64_t messages = 0;      ///< messages
+    /** Member-wise equality. */
     bool operator==(const StoreTotals&) const = default;
 };
 
@@ -119,6 +121,10 @@ public:
     /** Deletes every conversation and message of the user; returns the number of conversations. */
     std::size_t remove_all(std::string_view user_id) const;
 
+    /** Counts across every user (an operator's view: it reads whole tables, so keep it off
+     *  the request path). */
+    StoreTotals totals() const;
+
     /** Retention: hard-deletes every conversation (of options.user_id, or of every user) not
      *  updated since older_than_us (UTC microseconds; updated_at_us < older_than_us), with its
      *  messages, summaries and usage rows. Works in batches of options.batch_size
@@ -131,10 +137,6 @@ public:
      *  progress, if set, is called after each batch with the totals so far.
      *  @throws InvalidArgument ("older_than": negative; "batch_size": outside 1..10000;
      *          "user_id"). */
-    /** Counts across every user (an operator's view: it reads whole tables, so keep it off
-     *  the request path). */
-    StoreTotals totals() const;
-
     PurgeResult purge(std::int64_t older_than_us, const PurgeOptions& options = {},
                       const PurgeProgress& progress = {}) const;
 

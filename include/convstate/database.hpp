@@ -1,9 +1,11 @@
 #pragma once
 /** @file database.hpp Opening a database: URL, connection pool, dialect, migrations. */
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,12 +24,86 @@ enum class Dialect {
     mysql       ///< `mysql://` (or `mariadb://`): MariaDB 10.6 or later
 };
 
+/** The library's public operations, as DatabaseStats times them (one call each, entry to return). */
+enum class Operation {
+    create,        ///< ConversationStore::create, get_or_create
+    get,           ///< ConversationStore::get, get_by_key, forks, totals
+    list,          ///< ConversationStore::list
+    update,        ///< ConversationStore::rename, set_metadata
+    remove,        ///< ConversationStore::remove, remove_all
+    append,        ///< MessageRepository::append, append_batch
+    load,          ///< MessageRepository::load_*, count, window
+    truncate,      ///< MessageRepository::truncate
+    summary,       ///< MessageRepository::add_summary, summaries
+    fork,          ///< ConversationStore::fork
+    usage,         ///< ConversationStore::usage, usage_since
+    turn,          ///< ChatOrchestrator::turn (the agent's time included)
+    begin_turn,    ///< ChatOrchestrator::begin_turn
+    complete_turn, ///< ChatOrchestrator::complete_turn
+    fail_turn,     ///< ChatOrchestrator::fail_turn
+    purge,         ///< ConversationStore::purge
+    export_conversations, ///< Archive::export_conversations (the write callback's time included)
+    import_conversation,  ///< Archive::import_conversation
+};
+/** How many Operation values there are (the size of DatabaseStats::operations). */
+inline constexpr std::size_t operation_count = static_cast<std::size_t>(Operation::import_conversation) + 1;
+/** The operation's name in snake case ("append", "begin_turn", …), as metrics label it. */
+CONVSTATE_API std::string_view to_string(Operation op) noexcept;
+
+/** A latency histogram: counts[i] is the number of samples <= bounds_us[i] and above the bound
+ *  before it; counts.back() those above the last bound. Cumulative counts (Prometheus `le`
+ *  buckets) are the running sums. */
+struct LatencyHistogram {
+    /** Upper bounds in microseconds: 50 µs … 10 s. */
+    static constexpr std::array<std::uint64_t, 16> bounds_us = {50,     100,    250,    500,     1000,    2500,
+                                                                5000,   10000,  25000,  50000,   100000,  250000,
+                                                                500000, 1000000, 2500000, 10000000};
+    std::array<std::uint64_t, bounds_us.size() + 1> counts{}; ///< per bucket, the last unbounded
+    std::uint64_t count = 0;  ///< samples
+    std::uint64_t sum_us = 0; ///< their sum
+};
+
+/** One operation's counters (DatabaseStats::operations, indexed by Operation). */
+struct OperationStats {
+    std::uint64_t calls = 0;  ///< calls that returned or threw
+    std::uint64_t errors = 0; ///< of those, calls that threw (any convstate::Error)
+    LatencyHistogram latency; ///< every call's duration
+};
+
+/** The connection pool's counters. */
+struct PoolStats {
+    std::uint64_t acquisitions = 0; ///< connections leased (one per attempt of an operation)
+    std::uint64_t waits = 0;        ///< of those, leases that found no free connection and waited
+    std::uint64_t timeouts = 0;     ///< waits that gave up after pool_timeout (StorageError)
+    LatencyHistogram wait;          ///< how long the waits took
+};
+
 /** Counters since open, across all threads (see Database::stats). */
 struct DatabaseStats {
     std::uint64_t statements = 0;   ///< statements sent to the server, i.e. round trips (BEGIN/COMMIT included)
     std::uint64_t transactions = 0; ///< write transactions committed
     std::uint64_t retries = 0;      ///< operations retried after a transient error
+    std::array<OperationStats, operation_count> operations{}; ///< indexed by Operation
+    PoolStats pool;                 ///< connection leases and waits
+    /** The operation's counters. */
+    const OperationStats& operator[](Operation op) const noexcept { return operations[static_cast<std::size_t>(op)]; }
 };
+
+/** How much a log message matters (DatabaseOptions::log_level). */
+enum class LogLevel {
+    debug,   ///< details for diagnosis (may quote a database's error text)
+    info,    ///< opening a database, migrations
+    warning, ///< reconnects, retries after transient errors, pool timeouts
+    error,   ///< storage errors (by code), writes of unknown outcome
+};
+/** The level's name: "debug", "info", "warning", "error". */
+CONVSTATE_API std::string_view to_string(LogLevel level) noexcept;
+
+/** Receives the library's log messages (DatabaseOptions::log). Called from whichever thread
+ *  logs, possibly several at once; it must not throw (an exception is swallowed) and should not
+ *  block. Messages never hold a password; message content, titles and metadata appear only at
+ *  debug level, and only in error details the database returned. */
+using LogHandler = std::function<void(LogLevel level, std::string_view message)>;
 
 /** SQLite's durability (PRAGMA synchronous, in WAL mode). */
 enum class SqliteSynchronous {
@@ -58,6 +134,9 @@ struct DatabaseOptions {
     /** SQLite's durability; the URL's `?synchronous=normal|full` overrides it. */
     SqliteSynchronous sqlite_synchronous = SqliteSynchronous::normal;
     Limits limits;                                       ///< input limits checked by every operation on this database
+    /** Where log messages go; unset (the default): nowhere, and nothing is formatted. */
+    LogHandler log;
+    LogLevel log_level = LogLevel::info;                 ///< messages below this are not sent to log
 };
 
 /** A database handle: URL parsing, a connection pool, the SQL dialect, transactions with

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "convstate/database.hpp"
 #include "convstate/export.hpp"
 #include "convstate/types.hpp"
 
@@ -38,6 +39,11 @@ CONVSTATE_API std::string to_json(const Conversation& conversation);
 /** {"replies","prompt_tokens","completion_tokens","cached_tokens","reasoning_tokens",
  *  "by_model": [{"model": string or null, "replies", …}]}. */
 CONVSTATE_API std::string to_json(const UsageReport& report);
+/** Database::stats() as {"statements","transactions","retries","bounds_us":[…],
+ *  "operations":{"append":{"calls","errors","latency":{"count","sum_us","counts":[…]}},…},
+ *  "pool":{"acquisitions","waits","timeouts","wait":{…}}}; each "counts" has one entry per
+ *  bound and a last one for the samples above every bound (docs/json.md). */
+CONVSTATE_API std::string to_json(const DatabaseStats& stats);
 /** Conversations as a JSON array (each as to_json(const Conversation&)). */
 CONVSTATE_API std::string to_json(const std::vector<Conversation>& conversations);
 /** {"items": [conversations], "next_cursor": string, or null on the last page}. */

@@ -2,6 +2,7 @@
  * test_open.c: version and status names, opening (options, migrations), NULL handles and
  * required arguments.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,17 @@ void test_version_and_names(void) {
 }
 
 /* ---- opening, options, migrations ------------------------------------------------------------ */
+
+typedef struct log_capture {
+    int messages, opened, below_level;
+} log_capture;
+
+static void capture_log(void *context, int level, const char *message) {
+    log_capture *cap = (log_capture *)context;
+    ++cap->messages;
+    if (level < CONVSTATE_LOG_INFO) ++cap->below_level;
+    if (level == CONVSTATE_LOG_INFO && strstr(message, "opened the ") == message) ++cap->opened;
+}
 
 void test_open(void) {
     convstate_db_options init = CONVSTATE_DB_OPTIONS_INIT;
@@ -176,6 +188,41 @@ void test_open(void) {
         CHECK_INVALID("db", convstate_db_stats(NULL, &stats));
         CHECK_INVALID("out", convstate_db_stats(db, NULL));
     }
+    convstate_db_close(db);
+    db = NULL;
+
+    /* Version 3: the log callback receives what the library logs, from the open on; the
+     * per-operation counters come as JSON. */
+    {
+        log_capture cap;
+        memset(&cap, 0, sizeof cap);
+        o = init;
+        CHECK(init.log == NULL && init.log_context == NULL && init.log_level == CONVSTATE_LOG_INFO);
+        o.log = capture_log;
+        o.log_context = &cap;
+        o.log_level = CONVSTATE_LOG_DEBUG + 7;
+        CHECK_INVALID("log_level", convstate_db_open(g_url, &o, &db));
+        o.log_level = CONVSTATE_LOG_INFO;
+        CHECK_OK(convstate_db_open(g_url, &o, &db));
+        CHECK(cap.messages >= 1 && cap.opened == 1 && cap.below_level == 0);
+        if (db && create_conversation(db, g_user, "logged", id)) {
+            CHECK_OK(convstate_db_stats_json(db, &out));
+            CHECK(contains(out, "\"create\":{\"calls\":1,\"errors\":0,\"latency\":{\"count\":1,"));
+            CHECK(contains(out, "\"pool\":{\"acquisitions\":"));
+            FREE(out);
+            CHECK_OK(convstate_conversation_delete(db, g_user, id));
+        }
+        CHECK_INVALID("out_json", convstate_db_stats_json(db, NULL));
+    }
+    convstate_db_close(db);
+    db = NULL;
+
+    /* A version-2 caller's struct ends at max_batch: the log fields after it are not read. */
+    memset(&o, 0xff, sizeof o);
+    memcpy(&o, &init, offsetof(convstate_db_options, log));
+    o.version = 2;
+    CHECK_OK(convstate_db_open(g_url, &o, &db));
+    if (db && create_conversation(db, g_user, "v2", id)) CHECK_OK(convstate_conversation_delete(db, g_user, id));
     convstate_db_close(db);
     db = NULL;
 

@@ -543,6 +543,46 @@ def test_startup_and_shutdown(binary, db_url):
     check(f"{label}: SIGINT exits 0", srv.stop(signal.SIGINT) == 0)
 
 
+def test_metrics(binary, db_url):
+    """GET /metrics: the library's counters in Prometheus text, growing with the requests; the
+    library's own log lines reach the server's JSON log (info: open, migrate; no content)."""
+    label = "metrics"
+    tag = uuid.uuid4().hex[:8]
+    A = f"alice-{tag}"
+    ta = make_token(A)
+    secret_text = f"metrics-secret-content-{tag}"
+    srv = Server(binary, db_url)
+    try:
+        for i in range(3):
+            st, _ = srv.request("POST", f"/api/{A}/chat", {"message": f"{secret_text} {i}"}, token=ta)
+            check(f"{label}: chat {i} answered", st == 200, st)
+        st, body = srv.request("GET", "/metrics")
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        check(f"{label}: 200", st == 200, st)
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        count = lambda op: float(lines.get(f'convstate_operation_duration_seconds_count{{operation="{op}"}}', "-1"))
+        began = count("begin_turn")
+        check(f"{label}: three turns begun and completed",
+              began == 3 and count("complete_turn") == 3, (began, count("complete_turn")))
+        check(f"{label}: the +Inf bucket equals the count",
+              float(lines.get('convstate_operation_duration_seconds_bucket{operation="begin_turn",le="+Inf"}', -1)) == began)
+        check(f"{label}: buckets are cumulative",
+              float(lines.get('convstate_operation_duration_seconds_bucket{operation="begin_turn",le="5e-05"}', -1))
+              <= float(lines.get('convstate_operation_duration_seconds_bucket{operation="begin_turn",le="10"}', -1)))
+        check(f"{label}: counters present", float(lines.get("convstate_statements_total", -1)) > 0
+              and "convstate_pool_acquisitions_total" in lines and "convstate_pool_wait_seconds_count" in lines)
+        check(f"{label}: TYPE lines", "# TYPE convstate_operation_duration_seconds histogram" in text)
+        st, _ = srv.request("POST", "/metrics", {})
+        check(f"{label}: POST is refused", st == 405, st)
+    finally:
+        srv.stop()
+    records, bad = parse_log(srv)
+    library = [r for r in records if r.get("event") == "convstate"]
+    check(f"{label}: the library logs through the server's log",
+          any(r.get("level") == "info" and r.get("message", "").startswith("opened the ") for r in library), library[:3])
+    check(f"{label}: no message content in the log", not any(secret_text in line for line in srv.log_text()))
+
+
 def socket_refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -561,6 +601,7 @@ def main():
         url = "sqlite3://" + path
         run_suite(binary, url, "sqlite", sqlite_path=path)
         test_log(binary, url)
+        test_metrics(binary, url)
         test_jwt_policy(binary, url)
         test_startup_and_shutdown(binary, url)
         print(f"sqlite: {check.summary()}", flush=True)

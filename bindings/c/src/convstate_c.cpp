@@ -218,6 +218,16 @@ convstate_status convstate_db_open(const char* url, const convstate_db_options* 
                 for (const auto& [given, limit] : limits)
                     if (given) *limit = static_cast<std::size_t>(given);
             }
+            if (options->version >= 3 && options->log) {
+                if (options->log_level < CONVSTATE_LOG_DEBUG || options->log_level > CONVSTATE_LOG_ERROR)
+                    throw convstate::InvalidArgument("log_level", "must be one of CONVSTATE_LOG_DEBUG..CONVSTATE_LOG_ERROR");
+                o.log_level = static_cast<convstate::LogLevel>(options->log_level);
+                o.log = [fn = options->log, context = options->log_context](convstate::LogLevel level,
+                                                                           std::string_view message) {
+                    const std::string text(message); // NUL-terminated for C
+                    fn(context, static_cast<int>(level), text.c_str());
+                };
+            }
         }
         *out = new convstate_db{convstate::Database::open(text(url, "url"), o)};
     });
@@ -237,6 +247,13 @@ convstate_status convstate_db_stats(convstate_db* db, convstate_stats* out) {
     return guard([&] {
         const convstate::DatabaseStats s = database(db).stats();
         *require(out, "out") = convstate_stats{s.statements, s.transactions, s.retries};
+    });
+}
+
+convstate_status convstate_db_stats_json(convstate_db* db, char** out_json) {
+    return guard([&] {
+        require(out_json, "out_json");
+        put(out_json, convstate::json::to_json(database(db).stats()));
     });
 }
 

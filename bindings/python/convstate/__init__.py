@@ -23,6 +23,7 @@ import ctypes
 import enum
 import inspect
 import json
+import logging
 import threading
 from ctypes import byref, c_int, c_int64, c_uint64, c_void_p
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
@@ -294,6 +295,29 @@ def _window_from_dict(spec: Optional[Mapping[str, Any]]) -> Optional[_native.Win
 # The database
 
 
+_LEVELS = ((logging.DEBUG, 0), (logging.INFO, 1), (logging.WARNING, 2), (logging.ERROR, 3))
+
+
+def _to_convstate_level(level: int) -> int:
+    """The least convstate level that a Python logging level lets through."""
+    for py, ours in _LEVELS:
+        if level <= py:
+            return ours
+    return 3
+
+
+def _log_forwarder(logger: logging.Logger) -> Callable[[Any, int, bytes], None]:
+    python_level = {ours: py for py, ours in _LEVELS}
+
+    def forward(_context: Any, level: int, message: bytes) -> None:
+        try:
+            logger.log(python_level.get(level, logging.ERROR), "%s", message.decode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 - a logging failure must not reach C
+            pass
+
+    return forward
+
+
 class Database:
     """A convstate database: a pool of connections to SQLite or PostgreSQL.
 
@@ -327,6 +351,8 @@ class Database:
         max_metadata_bytes: int = 0,
         max_tool_calls: int = 0,
         max_batch: int = 0,
+        logger: Optional[logging.Logger] = None,
+        log_level: int = logging.INFO,
     ) -> None:
         self._handle: Optional[int] = None
         self._cv = threading.Condition()
@@ -352,6 +378,15 @@ class Database:
             _uint(max_tool_calls, "max_tool_calls"),
             _uint(max_batch, "max_batch"),
         )
+        # The library's log messages go to `logger` (debug/info/warning/error map to Python's
+        # levels); the callback object lives as long as this handle.
+        self._log_callback = None
+        if logger is not None:
+            if isinstance(log_level, bool) or not isinstance(log_level, int):
+                raise InvalidArgument("log_level must be a logging level (an int)", field="log_level")
+            self._log_callback = _native.LOG_FN(_log_forwarder(logger))
+            options.log = ctypes.cast(self._log_callback, c_void_p)
+            options.log_level = _to_convstate_level(log_level)
         handle = c_void_p()
         status = lib.convstate_db_open(_text(url, "url"), byref(options), byref(handle))
         if status != _native.OK:
@@ -446,10 +481,12 @@ class Database:
 
     def stats(self) -> dict:
         """What this handle has done since it was opened: ``statements`` (round trips, BEGIN and
-        COMMIT included), ``transactions`` (write transactions committed), ``retries``."""
-        out = _native.Stats()
-        self._call("convstate_db_stats", byref(out))
-        return {"statements": out.statements, "transactions": out.transactions, "retries": out.retries}
+        COMMIT included), ``transactions`` (write transactions committed), ``retries``;
+        ``operations``: per operation ("append", "turn", …) ``calls``, ``errors`` and a
+        ``latency`` histogram (``count``, ``sum_us``, ``counts`` per bucket of ``bounds_us``, the
+        last one unbounded); ``pool``: ``acquisitions``, ``waits``, ``timeouts`` and the ``wait``
+        histogram."""
+        return self._call_json("convstate_db_stats_json")
 
     # -- conversations ----------------------------------------------------------------------
 

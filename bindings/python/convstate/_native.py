@@ -54,7 +54,7 @@ WINDOW_ALL = 0
 WINDOW_LAST_MESSAGES = 1
 WINDOW_TOKEN_BUDGET = 2
 
-DB_OPTIONS_VERSION = 2
+DB_OPTIONS_VERSION = 3
 WINDOW_VERSION = 2
 TURN_OPTIONS_VERSION = 6
 
@@ -83,6 +83,10 @@ class DbOptions(Structure):
         ("max_metadata_bytes", c_uint64),
         ("max_tool_calls", c_uint64),
         ("max_batch", c_uint64),
+        # version 3
+        ("log", c_void_p),  # a LOG_FN, or None
+        ("log_context", c_void_p),
+        ("log_level", c_int),
     ]
 
 
@@ -130,6 +134,9 @@ class TurnOptions(Structure):
 # typedef convstate_status (*convstate_agent_fn)(void *context, const char *history_json,
 #     const char *user_id, const char *conversation_id, convstate_reply *reply);
 # The strings arrive as bytes (borrowed for the call; ctypes copies them); reply as an int address.
+# typedef void (*convstate_log_fn)(void *context, int level, const char *message);
+LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
 AGENT_FN = CFUNCTYPE(convstate_status, c_void_p, c_char_p, c_char_p, c_char_p, c_void_p)
 
 _db_p = c_void_p      # convstate_db *
@@ -152,6 +159,7 @@ _SIGNATURES = {
     "convstate_db_migrate": (convstate_status, [_db_p]),
     "convstate_db_schema_version": (convstate_status, [_db_p, POINTER(c_int)]),
     "convstate_db_stats": (convstate_status, [_db_p, POINTER(Stats)]),
+    "convstate_db_stats_json": (convstate_status, [_db_p, _out_str]),
     # Conversations
     "convstate_conversation_create": (convstate_status, [_db_p, c_char_p, c_char_p, c_char_p, _out_str]),
     "convstate_conversation_get": (convstate_status, [_db_p, c_char_p, c_char_p, _out_str]),

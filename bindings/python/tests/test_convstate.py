@@ -13,6 +13,7 @@ ids, so the cases can share one PostgreSQL database with anything else.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -193,7 +194,7 @@ class _Cases:
                 db.create_conversation(self.user, "five!")
             self.assertEqual(cm.exception.field, "title")
             before = db.stats()
-            self.assertEqual(set(before), {"statements", "transactions", "retries"})
+            self.assertEqual(set(before), {"statements", "transactions", "retries", "bounds_us", "operations", "pool"})
             cid = db.create_conversation(self.user, "four")["id"]
             with self.assertRaises(InvalidArgument) as cm:
                 db.append_batch(self.user, cid, [msg("user", "a"), msg("user", "b"), msg("user", "c")])
@@ -205,6 +206,37 @@ class _Cases:
         with self.assertRaises(InvalidArgument) as cm:
             Database(self.url, statement_timeout_ms=0)
         self.assertEqual(cm.exception.field, "statement_timeout")
+
+    def test_logger_and_operation_stats(self) -> None:
+        records = []
+
+        class Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append((record.levelno, record.getMessage()))
+
+        logger = logging.getLogger(f"convstate-test-{self.backend}")
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(Collect())
+        with Database(self.url, logger=logger, log_level=logging.INFO) as db:
+            self.assertTrue(any(level == logging.INFO and text.startswith("opened the ") for level, text in records),
+                            records)
+            self.assertFalse(any(level < logging.INFO for level, _ in records))
+            cid = db.create_conversation(self.user)["id"]
+            db.append(self.user, cid, msg("user", "SECRET-CONTENT"))
+            with self.assertRaises(NotFound):
+                db.append(self.user, "missing", msg("user", "SECRET-CONTENT"))
+            stats = db.stats()
+            self.assertEqual(stats["operations"]["append"]["calls"], 2)
+            self.assertEqual(stats["operations"]["append"]["errors"], 1)
+            latency = stats["operations"]["append"]["latency"]
+            self.assertEqual(sum(latency["counts"]), latency["count"])
+            self.assertEqual(len(latency["counts"]), len(stats["bounds_us"]) + 1)
+            self.assertGreaterEqual(stats["pool"]["acquisitions"], 3)
+        self.assertFalse(any("SECRET-CONTENT" in text for _, text in records))
+        with self.assertRaises(InvalidArgument) as cm:
+            Database(self.url, logger=logger, log_level="loud")
+        self.assertEqual(cm.exception.field, "log_level")
 
     # -- conversations ----------------------------------------------------------------------
 

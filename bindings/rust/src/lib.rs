@@ -307,8 +307,55 @@ impl Options {
             max_metadata_bytes: self.max_metadata_bytes,
             max_tool_calls: self.max_tool_calls,
             max_batch: self.max_batch,
+            log: None,
+            log_context: ptr::null_mut(),
+            log_level: sys::CONVSTATE_LOG_INFO,
         }
     }
+}
+
+/// How much a log message matters ([`Database::open_with_logger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Details for diagnosis (may quote a database's error text).
+    Debug,
+    /// Opening a database, migrations.
+    Info,
+    /// Reconnects, retries after transient errors, pool timeouts.
+    Warning,
+    /// Storage errors (by code), writes of unknown outcome.
+    Error,
+}
+
+impl LogLevel {
+    fn to_sys(self) -> c_int {
+        match self {
+            LogLevel::Debug => sys::CONVSTATE_LOG_DEBUG,
+            LogLevel::Info => sys::CONVSTATE_LOG_INFO,
+            LogLevel::Warning => sys::CONVSTATE_LOG_WARNING,
+            LogLevel::Error => sys::CONVSTATE_LOG_ERROR,
+        }
+    }
+
+    fn from_sys(level: c_int) -> LogLevel {
+        match level {
+            sys::CONVSTATE_LOG_DEBUG => LogLevel::Debug,
+            sys::CONVSTATE_LOG_INFO => LogLevel::Info,
+            sys::CONVSTATE_LOG_WARNING => LogLevel::Warning,
+            _ => LogLevel::Error,
+        }
+    }
+}
+
+/// Receives the library's log messages; called from any thread, possibly several at once.
+pub type Logger = dyn Fn(LogLevel, &str) + Send + Sync + 'static;
+
+unsafe extern "C" fn forward_log(context: *mut c_void, level: c_int, message: *const c_char) {
+    // SAFETY: context is the &Box<Logger> the Database keeps alive until the handle is closed;
+    // message is a NUL-terminated string valid during the call.
+    let (logger, text) = unsafe { (&*(context as *const Box<Logger>), CStr::from_ptr(message).to_string_lossy()) };
+    // A panicking logger must not unwind into C.
+    let _ = catch_unwind(AssertUnwindSafe(|| logger(LogLevel::from_sys(level), &text)));
 }
 
 /// Which part of the history an agent sees.
@@ -596,6 +643,8 @@ impl AgentReply {
 /// Closed when dropped.
 pub struct Database {
     raw: NonNull<sys::convstate_db>,
+    // The logger the C handle calls (open_with_logger); dropped after the handle is closed.
+    _logger: Option<Box<Box<Logger>>>,
 }
 
 // SAFETY: the C handle is thread-safe (documented: "a convstate_db may be used from any number
@@ -624,6 +673,21 @@ impl Database {
     }
 
     pub fn open_with(url: &str, options: &Options) -> Result<Database, Error> {
+        Database::open_inner(url, options, None)
+    }
+
+    /// As [`Database::open_with`], with the library's log messages at `level` and above sent
+    /// to `logger` (nothing is logged otherwise). Messages never hold a password; message
+    /// content appears only at [`LogLevel::Debug`], in error details the database returned.
+    pub fn open_with_logger<F>(url: &str, options: &Options, level: LogLevel, logger: F) -> Result<Database, Error>
+    where
+        F: Fn(LogLevel, &str) + Send + Sync + 'static,
+    {
+        let boxed: Box<Logger> = Box::new(logger);
+        Database::open_inner(url, options, Some((level, Box::new(boxed))))
+    }
+
+    fn open_inner(url: &str, options: &Options, logger: Option<(LogLevel, Box<Box<Logger>>)>) -> Result<Database, Error> {
         let loaded = version_number();
         if loaded / 10000 != sys::CONVSTATE_VERSION_MAJOR {
             return Err(Error::Internal(format!(
@@ -633,12 +697,18 @@ impl Database {
             )));
         }
         let url = cstring("url", url)?;
-        let options = options.to_sys();
+        let mut options = options.to_sys();
+        if let Some((level, logger)) = &logger {
+            options.log = Some(forward_log);
+            options.log_context = &**logger as *const Box<Logger> as *mut c_void;
+            options.log_level = level.to_sys();
+        }
         let mut raw: *mut sys::convstate_db = ptr::null_mut();
-        // SAFETY: valid C string, options struct and out-pointer.
+        // SAFETY: valid C string, options struct and out-pointer; the logger outlives the handle.
         check(unsafe { sys::convstate_db_open(url.as_ptr(), &options, &mut raw) })?;
+        let logger = logger.map(|(_, l)| l);
         NonNull::new(raw)
-            .map(|raw| Database { raw })
+            .map(|raw| Database { raw, _logger: logger })
             .ok_or_else(|| Error::Internal("convstate_db_open returned no handle".into()))
     }
 
@@ -666,6 +736,17 @@ impl Database {
         // SAFETY: valid handle and out-pointer.
         check(unsafe { sys::convstate_db_stats(self.db(), &mut out) })?;
         Ok(Stats { statements: out.statements, transactions: out.transactions, retries: out.retries })
+    }
+
+    /// Every counter as JSON: `statements`, `transactions`, `retries`, `bounds_us` (the latency
+    /// buckets' upper bounds), `operations` (per operation — "append", "turn", … — `calls`,
+    /// `errors` and a `latency` histogram of `count`, `sum_us` and `counts` per bucket, the last
+    /// unbounded) and `pool` (`acquisitions`, `waits`, `timeouts`, `wait` histogram).
+    pub fn stats_json(&self) -> Result<Value, Error> {
+        call_json(|out| unsafe {
+            // SAFETY: valid handle and out-pointer.
+            sys::convstate_db_stats_json(self.db(), out)
+        })
     }
 
     // ---- Conversations ----
@@ -1307,7 +1388,8 @@ mod tests {
 
     #[test]
     fn options_default_matches_init() {
-        assert_eq!(Options::default().to_sys(), sys::CONVSTATE_DB_OPTIONS_INIT);
+        // (compared through Debug: the struct holds a function pointer, which has no reliable ==)
+        assert_eq!(format!("{:?}", Options::default().to_sys()), format!("{:?}", sys::CONVSTATE_DB_OPTIONS_INIT));
         assert_eq!(Window::all().to_sys(), sys::CONVSTATE_WINDOW_INIT);
         let w = Window::last(5).keep_system(false).to_sys();
         assert_eq!((w.kind, w.max_messages, w.keep_system), (sys::CONVSTATE_WINDOW_LAST_MESSAGES, 5, 0));

@@ -49,10 +49,10 @@ pub struct convstate_reply {
 
 // ---- Database options ------------------------------------------------------------------------
 
-pub const CONVSTATE_DB_OPTIONS_VERSION: c_uint = 2;
+pub const CONVSTATE_DB_OPTIONS_VERSION: c_uint = 3;
 
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct convstate_db_options {
     pub version: c_uint,
     pub pool_size: c_uint,
@@ -71,7 +71,18 @@ pub struct convstate_db_options {
     pub max_metadata_bytes: u64,
     pub max_tool_calls: u64,
     pub max_batch: u64,
+    // version 3
+    pub log: Option<convstate_log_fn>,
+    pub log_context: *mut c_void,
+    pub log_level: c_int,
 }
+
+/** `convstate_log_fn`. */
+pub type convstate_log_fn = unsafe extern "C" fn(context: *mut c_void, level: c_int, message: *const c_char);
+pub const CONVSTATE_LOG_DEBUG: c_int = 0;
+pub const CONVSTATE_LOG_INFO: c_int = 1;
+pub const CONVSTATE_LOG_WARNING: c_int = 2;
+pub const CONVSTATE_LOG_ERROR: c_int = 3;
 
 /** `struct convstate_stats`. */
 #[repr(C)]
@@ -100,6 +111,9 @@ pub const CONVSTATE_DB_OPTIONS_INIT: convstate_db_options = convstate_db_options
     max_metadata_bytes: 0,
     max_tool_calls: 0,
     max_batch: 0,
+    log: None,
+    log_context: std::ptr::null_mut(),
+    log_level: CONVSTATE_LOG_INFO,
 };
 
 // ---- History windows -------------------------------------------------------------------------
@@ -263,6 +277,7 @@ extern "C" {
         user_id: *const c_char,
         out_count: *mut u64,
     ) -> convstate_status;
+    pub fn convstate_db_stats_json(db: *mut convstate_db, out_json: *mut *mut c_char) -> convstate_status;
     pub fn convstate_conversations_purge(
         db: *mut convstate_db,
         older_than_us: i64,
@@ -452,7 +467,7 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn struct_layouts() {
-        assert_eq!(size_of::<convstate_db_options>(), 96);
+        assert_eq!(size_of::<convstate_db_options>(), 120);
         assert_eq!(size_of::<convstate_stats>(), 24);
         assert_eq!(align_of::<convstate_db_options>(), 8);
         assert_eq!(size_of::<convstate_window>(), 40);

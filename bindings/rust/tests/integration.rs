@@ -39,6 +39,7 @@ backend_tests!(
     usage,
     content_parts,
     purge,
+    logger_and_stats,
 );
 
 fn user() -> String {
@@ -984,4 +985,25 @@ fn purge(db: TestDb) {
     assert_invalid(db.purge(future, Some(""), 100, false), "user_id");
     assert_invalid(db.purge(future, Some("nul\0user"), 100, false), "user_id");
     assert_eq!(db.get_conversation(&other, &kept.id).unwrap().id, kept.id);
+}
+
+fn logger_and_stats(db: TestDb) {
+    let lines: Arc<std::sync::Mutex<Vec<(convstate::LogLevel, String)>>> = Arc::default();
+    let sink = Arc::clone(&lines);
+    let logged = Database::open_with_logger(&db.url, &Options::default(), convstate::LogLevel::Info, move |level, text| {
+        sink.lock().unwrap().push((level, text.to_owned()))
+    })
+    .unwrap();
+    assert!(lines.lock().unwrap().iter().any(|(l, t)| *l == convstate::LogLevel::Info && t.starts_with("opened the ")));
+    assert!(lines.lock().unwrap().iter().all(|(l, _)| *l >= convstate::LogLevel::Info));
+    let u = user();
+    let c = logged.create_conversation(&u, None, None).unwrap();
+    logged.append(&u, &c.id, &Message::user("SECRET-CONTENT"), None).unwrap();
+    assert_not_found(logged.append(&u, "missing", &Message::user("SECRET-CONTENT"), None));
+    let stats = logged.stats_json().unwrap();
+    let append = stats.get("operations").and_then(|o| o.get("append")).unwrap();
+    assert_eq!(append.get("calls").and_then(Value::as_i64), Some(2));
+    assert_eq!(append.get("errors").and_then(Value::as_i64), Some(1));
+    drop(logged);
+    assert!(lines.lock().unwrap().iter().all(|(_, t)| !t.contains("SECRET-CONTENT")));
 }

@@ -96,7 +96,20 @@ CONVSTATE_C_API void convstate_free(void *p);
 typedef struct convstate_db convstate_db;
 
 /** The convstate_db_options::version this header knows. Version 1 ends at max_content_bytes. */
-#define CONVSTATE_DB_OPTIONS_VERSION 2
+#define CONVSTATE_DB_OPTIONS_VERSION 3
+
+/** Levels of a log message (convstate_db_options.log_level, convstate_log_fn). */
+typedef enum convstate_log_level {
+    CONVSTATE_LOG_DEBUG = 0,   /**< details for diagnosis */
+    CONVSTATE_LOG_INFO = 1,    /**< opening a database, migrations */
+    CONVSTATE_LOG_WARNING = 2, /**< reconnects, retries, pool timeouts */
+    CONVSTATE_LOG_ERROR = 3    /**< storage errors, writes of unknown outcome */
+} convstate_log_level;
+/** Receives one log message: a convstate_log_level and UTF-8 text, valid during the call only.
+ *  Called from whichever thread logs, possibly several at once; it should return quickly.
+ *  Messages never hold a password; message content appears only at CONVSTATE_LOG_DEBUG, in
+ *  error details the database returned. */
+typedef void (*convstate_log_fn)(void *context, int level, const char *message);
 /** Options of convstate_db_open; initialise with CONVSTATE_DB_OPTIONS_INIT. Every field is used
  *  as given and checked as by the C++ Database::open (pool_size 1..1024, max_retries >= 0,
  *  statement_timeout_ms 1 ms..24 h; pool_timeout_ms 0 fails at once when no connection is free),
@@ -121,10 +134,15 @@ typedef struct convstate_db_options {
     uint64_t max_metadata_bytes;       /**< 0: the default (256 KiB) */
     uint64_t max_tool_calls;           /**< per message; 0: the default (128) */
     uint64_t max_batch;                /**< messages per batch append or agent reply; 0: the default (1000) */
+    /* version 3 */
+    convstate_log_fn log;              /**< where log messages go; NULL: nowhere */
+    void *log_context;                 /**< passed to log as is */
+    int log_level;                     /**< the least level sent to log (default CONVSTATE_LOG_INFO) */
 } convstate_db_options;
 /** The defaults: pool of 4, 10 s busy/connect timeouts, migrate on open, 8 retries, prepared
  *  statements, 30 s pool and statement timeouts, the default limits. */
-#define CONVSTATE_DB_OPTIONS_INIT {CONVSTATE_DB_OPTIONS_VERSION, 4, 10000, 10000, 1, 8, 0, 1, 30000, 30000, 0, 0, 0, 0, 0, 0}
+#define CONVSTATE_DB_OPTIONS_INIT \
+    {CONVSTATE_DB_OPTIONS_VERSION, 4, 10000, 10000, 1, 8, 0, 1, 30000, 30000, 0, 0, 0, 0, 0, 0, NULL, NULL, CONVSTATE_LOG_INFO}
 
 /** Opens a database: "sqlite3:///abs/path.db", "sqlite3://relative.db" or
  *  "postgresql://user:password@host:port/dbname?sslmode=…". options may be NULL (defaults).
@@ -151,6 +169,10 @@ typedef struct convstate_stats {
 } convstate_stats;
 /** Fills *out with the handle's counters. */
 CONVSTATE_C_API convstate_status convstate_db_stats(convstate_db *db, convstate_stats *out);
+/** Every counter as JSON into *out_json (required): the three above, per-operation call and error
+ *  counts with latency histograms, and the connection pool's leases, waits and wait histogram
+ *  (docs/json.md, "Stats"). */
+CONVSTATE_C_API convstate_status convstate_db_stats_json(convstate_db *db, char **out_json);
 /** @} */
 
 /** @name Conversations
