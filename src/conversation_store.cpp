@@ -43,6 +43,21 @@ namespace {
 std::optional<Conversation> find_conversation(detail::DatabaseImpl& db, soci::session& s, const std::string& user,
                                               const std::string& id);
 
+// What a deleted conversation row leaves: its messages, summaries and usage rows, deleted in the
+// same transaction. Returns the number of messages.
+long long delete_contents(detail::DatabaseImpl& db, soci::session& s, const std::string& user, const std::string& id) {
+    Stmt msgs(db, s, db.sql().conv_delete_messages);
+    msgs.use(user).use(id);
+    msgs.execute();
+    const long long messages = msgs.affected_rows(); // (SQLite counts per connection: read it now)
+    for (const std::string* sql : {&db.sql().conv_delete_summaries, &db.sql().conv_delete_usage}) {
+        Stmt rows(db, s, *sql);
+        rows.use(user).use(id);
+        rows.execute();
+    }
+    return messages;
+}
+
 // A keyed conversation's id is taken: Conflict.
 void require_key_free(detail::DatabaseImpl& db, soci::session& s, const Conversation& c) {
     if (c.external_key && find_conversation(db, s, c.user_id, c.id))
@@ -302,14 +317,7 @@ void ConversationStore::remove(std::string_view user_id, std::string_view conver
         del.use(user).use(id);
         del.execute();
         if (del.affected_rows() == 0) detail::throw_not_found(id);
-        Stmt msgs(db, s, db.sql().conv_delete_messages);
-        msgs.use(user).use(id);
-        msgs.execute();
-        for (const std::string* sql : {&db.sql().conv_delete_summaries, &db.sql().conv_delete_usage}) {
-            Stmt del_rows(db, s, *sql);
-            del_rows.use(user).use(id);
-            del_rows.execute();
-        }
+        delete_contents(db, s, user, id);
         return 0;
     });
 }
@@ -408,15 +416,7 @@ PurgeResult ConversationStore::purge(std::int64_t older_than_us, const PurgeOpti
                 del.execute();
                 if (del.affected_rows() == 0) continue; // updated (or deleted) since the page was read
                 r.conversations += 1;
-                Stmt msgs(db, s, db.sql().conv_delete_messages);
-                msgs.use(k.user).use(k.id);
-                msgs.execute();
-                r.messages += msgs.affected_rows();
-                for (const std::string* sql : {&db.sql().conv_delete_summaries, &db.sql().conv_delete_usage}) {
-                    Stmt rows(db, s, *sql);
-                    rows.use(k.user).use(k.id);
-                    rows.execute();
-                }
+                r.messages += delete_contents(db, s, k.user, k.id);
             }
             return r;
         });

@@ -31,6 +31,12 @@ struct Captured {
             lines.emplace_back(level, std::string(message));
         };
     }
+    DatabaseOptions options(LogLevel level = LogLevel::info) {
+        DatabaseOptions o;
+        o.log = handler();
+        o.log_level = level;
+        return o;
+    }
     bool any(LogLevel level, std::string_view needle) {
         const std::lock_guard lock(mu);
         for (const auto& [l, text] : lines)
@@ -104,10 +110,7 @@ TEST_CASE("stats: a pool too small for its threads counts the waits and how long
 TEST_CASE("logs: nothing by default; with a handler, open and migrate at info, levels filtered, no password") {
     SUBCASE("a handler at info") {
         Captured logs;
-        DatabaseOptions options;
-        options.log = logs.handler();
-        cstest::FreshDb raw;
-        const Database db = cstest::open_fresh(&raw, options);
+        const Database db = cstest::open_fresh(nullptr, logs.options());
         CHECK(logs.any(LogLevel::info, "opened the "));
         CHECK(logs.any(LogLevel::info, "migrated the "));
         // Content never reaches a level above debug.
@@ -123,10 +126,7 @@ TEST_CASE("logs: nothing by default; with a handler, open and migrate at info, l
     }
     SUBCASE("a handler at warning sees no info") {
         Captured logs;
-        DatabaseOptions options;
-        options.log = logs.handler();
-        options.log_level = LogLevel::warning;
-        const Database db = cstest::open_fresh(nullptr, options);
+        const Database db = cstest::open_fresh(nullptr, logs.options(LogLevel::warning));
         ConversationStore(db).create("u");
         const std::lock_guard lock(logs.mu);
         for (const auto& [level, text] : logs.lines) CHECK(level >= LogLevel::warning);
@@ -146,9 +146,7 @@ TEST_CASE("logs: nothing by default; with a handler, open and migrate at info, l
         REQUIRE(at != std::string::npos);
         url.replace(at, 9, "postgres:Sup3r-Secret@");
         Captured logs;
-        DatabaseOptions options;
-        options.log = logs.handler();
-        options.log_level = LogLevel::debug;
+        const DatabaseOptions options = logs.options(LogLevel::debug);
         const Database db = Database::open(url, options);
         ConversationStore(db).create("u");
         CHECK_THROWS(Database::open(url + (url.find('?') == std::string::npos ? "?" : "&") + "dbname=no_such_database_here",

@@ -244,18 +244,28 @@ void need_positional(const Args& a, std::size_t n, std::string_view command) {
                                      command));
 }
 
-int cmd_migrate(const Args& global, const Args& a) {
-    need_positional(a, 0, "migrate");
+// The database as it is: never migrated implicitly (one with a newer schema is refused by open).
+convstate::Database open_as_is(const Args& global) {
     convstate::DatabaseOptions options;
     options.migrate_on_open = false;
     options.pool_size = 1;
-    const auto db = convstate::Database::open(database_url(global), options);
+    return convstate::Database::open(database_url(global), options);
+}
+
+// The database, which must be at this library's schema version.
+convstate::Database open_current(const Args& global) {
+    convstate::Database db = open_as_is(global);
+    if (db.schema_version() != convstate::Database::latest_schema_version())
+        throw convstate::Conflict(fmt::format("the database is at schema version {}, this library needs {}: run "
+                                              "`convstate migrate` first",
+                                              db.schema_version(), convstate::Database::latest_schema_version()));
+    return db;
+}
+
+int cmd_migrate(const Args& global, const Args& a) {
+    need_positional(a, 0, "migrate");
+    const convstate::Database db = open_as_is(global);
     const int current = db.schema_version(), latest = convstate::Database::latest_schema_version();
-    if (current > latest) {
-        fmt::print(stderr, "convstate: the database is at schema version {}, newer than this library's {}\n", current,
-                   latest);
-        return 1;
-    }
     std::string pending;
     for (int v = current + 1; v <= latest; ++v) pending += fmt::format("{}{}", pending.empty() ? "" : ",", v);
     if (a.flag("--dry-run")) {
@@ -267,24 +277,9 @@ int cmd_migrate(const Args& global, const Args& a) {
     return 0;
 }
 
-convstate::Database open_current(const Args& global) {
-    convstate::DatabaseOptions options;
-    options.migrate_on_open = false;
-    options.pool_size = 1;
-    auto db = convstate::Database::open(database_url(global), options);
-    if (db.schema_version() != convstate::Database::latest_schema_version())
-        throw convstate::Conflict(fmt::format("the database is at schema version {}, this library needs {}: run "
-                                              "`convstate migrate` first",
-                                              db.schema_version(), convstate::Database::latest_schema_version()));
-    return db;
-}
-
 int cmd_status(const Args& global, const Args& a) {
     need_positional(a, 0, "status");
-    convstate::DatabaseOptions options;
-    options.migrate_on_open = false;
-    options.pool_size = 1;
-    const auto db = convstate::Database::open(database_url(global), options);
+    const convstate::Database db = open_as_is(global);
     const int version = db.schema_version();
     std::string counts;
     if (version == convstate::Database::latest_schema_version()) {
