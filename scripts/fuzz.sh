@@ -3,7 +3,7 @@
 # each for a while: the long runs that the test suite's 30-second ones stand in for.
 #
 # Usage: scripts/fuzz.sh [SECONDS [TARGET...]]
-#   SECONDS  per target (default 600); TARGET: fuzz_json, fuzz_url, fuzz_c_api (default: all)
+#   SECONDS  per target (default 600); TARGET: fuzz_json, fuzz_url, fuzz_c_api, fuzz_import (default: all)
 # What a run finds is kept in build/fuzz/tests/fuzz/work/TARGET/corpus (reused by the next run);
 # a crashing input is written there as crash-* and the script exits non-zero. To replay one:
 #   build/fuzz/tests/fuzz/TARGET build/fuzz/tests/fuzz/work/TARGET/crash-...
@@ -15,7 +15,7 @@ cd "$repo_root"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_json fuzz_url fuzz_c_api)
+((${#targets[@]})) || targets=(fuzz_json fuzz_url fuzz_c_api fuzz_import)
 
 scripts/deps.sh clang-14 libclang-rt-14-dev
 CC=clang-14 CXX=clang++-14 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVSTATE_FUZZ=ON \
