@@ -171,6 +171,7 @@ TEST_CASE("archive: random conversations round-trip byte for byte into an empty 
         stored += r.messages;
     }
     CHECK(stored == cstest::query_number(raw, "SELECT COUNT(*) FROM convstate_messages"));
+    MESSAGE(fmt::format("round trip on {}: {} conversations, {} messages", cstest::backend_name(), lines.size(), stored));
     const std::vector<std::string> again = export_all(Archive(target));
     REQUIRE(again.size() == lines.size());
     for (std::size_t i = 0; i < lines.size(); ++i) CHECK_MESSAGE(again[i] == lines[i], "line " << i);

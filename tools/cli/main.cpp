@@ -4,6 +4,7 @@
 // Exit codes: 0 done, 1 the operation failed (database error, not found, bad input in a file),
 // 2 usage error (unknown command or option, missing argument).
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -209,21 +210,32 @@ std::string_view dialect_name(convstate::Dialect d) {
     return "unknown";
 }
 
-// Progress on stderr: one rewritten line on a terminal (10 a second), a line every 5 s otherwise.
+// Progress on stderr: one rewritten line on a terminal (10 a second), with a bar when the total
+// is known; otherwise a line every 5 s.
 class Progress {
 public:
     // Nothing is shown for the first interval: quick operations stay quiet.
     explicit Progress(std::string label)
         : label_(std::move(label)), tty_(isatty(STDERR_FILENO) == 1), last_(std::chrono::steady_clock::now()) {}
-    void update(const std::string& what) {
+    /** what: the counts so far; fraction: of the whole, in 0..1, or negative when unknown. */
+    void update(const std::string& what, double fraction = -1) {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_ < (tty_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000))) return;
         last_ = now;
         shown_ = true;
+        std::string done;
+        if (fraction >= 0) {
+            fraction = std::min(fraction, 1.0);
+            constexpr int width = 30;
+            const int filled = static_cast<int>(fraction * width);
+            done = tty_ ? fmt::format("[{}{}] {:3.0f}% ", std::string(static_cast<std::size_t>(filled), '#'),
+                                      std::string(static_cast<std::size_t>(width - filled), '.'), fraction * 100)
+                        : fmt::format("{:.0f}% ", fraction * 100);
+        }
         if (tty_)
-            fmt::print(stderr, "\r\x1b[K{}: {}", label_, what);
+            fmt::print(stderr, "\r\x1b[K{}: {}{}", label_, done, what);
         else
-            fmt::print(stderr, "{}: {}\n", label_, what);
+            fmt::print(stderr, "{}: {}{}\n", label_, done, what);
         std::fflush(stderr);
     }
     void done(const std::string& what) {
@@ -366,14 +378,19 @@ int cmd_export(const Args& global, const Args& a) {
         options.updated_since_us = digits ? parse_count(*since, "--since", 0)
                                           : std::max<std::int64_t>(0, now_us() - parse_duration_us(*since, "--since"));
     }
-    const convstate::Archive archive(open_current(global));
+    const convstate::Database db = open_current(global);
+    // The whole store's count gives the bar its end (a filtered export shows counts only).
+    const std::int64_t total = !options.user_id && options.updated_since_us == 0 && isatty(STDERR_FILENO) == 1
+                                   ? convstate::ConversationStore(db).totals().conversations
+                                   : 0;
     Progress progress("export");
     std::int64_t n = 0;
-    archive.export_conversations(options, [&](std::string_view line) {
+    convstate::Archive(db).export_conversations(options, [&](std::string_view line) {
         std::fwrite(line.data(), 1, line.size(), stdout);
         std::fputc('\n', stdout);
         if (std::ferror(stdout)) throw std::runtime_error("cannot write to stdout");
-        progress.update(fmt::format("{} conversations", ++n));
+        ++n;
+        progress.update(fmt::format("{} conversations", n), total > 0 ? static_cast<double>(n) / static_cast<double>(total) : -1);
     });
     if (std::fflush(stdout) != 0) throw std::runtime_error("cannot write to stdout");
     progress.done(fmt::format("{} conversations", n));
@@ -390,6 +407,10 @@ int cmd_import(const Args& global, const Args& a) {
     const convstate::Archive archive(open_current(global));
     Progress progress("import");
     long long lines = 0, imported = 0, skipped = 0, failed = 0, messages = 0;
+    // A regular file's size gives the bar its end (a pipe shows counts only).
+    struct stat st {};
+    const double size = fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode) ? static_cast<double>(st.st_size) : 0;
+    double consumed = 0;
     std::string line;
     auto status = [&] { return fmt::format("{} lines, {} imported, {} skipped, {} failed", lines, imported, skipped, failed); };
     for (int ch = 0; ch != EOF;) {
@@ -397,6 +418,7 @@ int cmd_import(const Args& global, const Args& a) {
         while ((ch = std::fgetc(in)) != EOF && ch != '\n') line.push_back(static_cast<char>(ch));
         if (ch == EOF && line.empty()) break;
         ++lines;
+        consumed += static_cast<double>(line.size()) + 1;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue; // blank
         try {
             const convstate::ImportResult r = archive.import_conversation(line);
@@ -406,7 +428,7 @@ int cmd_import(const Args& global, const Args& a) {
             ++failed;
             fmt::print(stderr, "convstate: line {}: {}\n", lines, e.what());
         }
-        progress.update(status());
+        progress.update(status(), size > 0 ? consumed / size : -1);
     }
     const bool read_error = std::ferror(in) != 0;
     if (in != stdin) std::fclose(in);
