@@ -349,13 +349,22 @@ int cmd_purge(const Args& global, const Args& a) {
     options.user_id = a.value("--user");
     options.dry_run = a.flag("--dry-run");
     if (auto batch = a.value("--batch")) options.batch_size = static_cast<std::size_t>(parse_count(*batch, "--batch", 1));
+    const std::int64_t cutoff = std::max<std::int64_t>(0, now_us() - age_us);
+    const convstate::ConversationStore store(open_current(global));
+    // On a terminal a dry run first sizes the bar (it reads the candidates, deletes nothing).
+    std::int64_t total = 0;
+    if (!options.dry_run && isatty(STDERR_FILENO) == 1) {
+        convstate::PurgeOptions count = options;
+        count.dry_run = true;
+        total = store.purge(cutoff, count).conversations;
+    }
     Progress progress(options.dry_run ? "purge (dry run)" : "purge");
     auto line = [](const convstate::PurgeResult& r) {
         return fmt::format("{} conversations, {} messages", r.conversations, r.messages);
     };
-    const convstate::PurgeResult r = convstate::ConversationStore(open_current(global))
-                                         .purge(std::max<std::int64_t>(0, now_us() - age_us), options,
-                                                [&](const convstate::PurgeResult& so_far) { progress.update(line(so_far)); });
+    const convstate::PurgeResult r = store.purge(cutoff, options, [&](const convstate::PurgeResult& so_far) {
+        progress.update(line(so_far), total > 0 ? static_cast<double>(so_far.conversations) / static_cast<double>(total) : -1);
+    });
     progress.done(line(r));
     fmt::print("{{\"conversations\":{},\"messages\":{},\"dry_run\":{}}}\n", r.conversations, r.messages,
                options.dry_run ? "true" : "false");
