@@ -103,7 +103,9 @@ cleanup() {
     done
     # The test command's own count, printed last so that a reader of the closing lines sees it.
     [[ -f $work/test.log ]] && summary=$(grep -E '^test.sh: [0-9]+ passed, [0-9]+ failed$' "$work/test.log" | tail -n 1)
-    if findmnt -rn -o TARGET | grep -q "^$root"; then
+    # (grep without -q: leaving early could kill findmnt with SIGPIPE and, under pipefail, read as
+    # "nothing mounted".)
+    if findmnt -rn -o TARGET | grep "^$root" >/dev/null; then
         say "warning: mounts are left under $root; not deleting it"
     elif ((keep)); then
         say "kept $root"

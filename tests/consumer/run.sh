@@ -87,8 +87,11 @@ if [[ -n ${CARGO:-} ]]; then
         --db "sqlite3://$work/rust.db" --message "what is 6*7?")
     printf '%s\n' "$out"
     grep -q '42' <<<"$out" || { echo "the Rust example did not answer 42" >&2; exit 1; }
-    ldd "$work/cargo/debug/chat_demo" | grep -q "$libdir/libconvstate_c.so" || {
-        echo "the Rust example does not load libconvstate_c from the staged prefix" >&2
+    # Not `ldd | grep -q`: under pipefail, grep leaving at its first match can kill ldd with
+    # SIGPIPE and fail the pipeline (it did, once, in CI).
+    loads=$(ldd "$work/cargo/debug/chat_demo")
+    grep -q "$libdir/libconvstate_c.so" <<<"$loads" || {
+        printf 'the Rust example does not load libconvstate_c from the staged prefix:\n%s\n' "$loads" >&2
         exit 1
     }
     echo "consumer (rust): ok"
