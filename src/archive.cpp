@@ -183,6 +183,16 @@ struct Parsed {
     std::vector<UsageRecord> usage;
 };
 
+// An unknown key named as the field of an error: `""` when empty (a field is never empty),
+// at most 64 bytes, cut on a UTF-8 character boundary.
+std::string key_as_field(std::string_view key) {
+    if (key.empty()) return "\"\"";
+    std::size_t n = std::min<std::size_t>(key.size(), 64);
+    if (n < key.size())
+        while (n > 0 && (static_cast<unsigned char>(key[n]) & 0xC0) == 0x80) --n;
+    return std::string(key.substr(0, n));
+}
+
 Parsed parse_line(std::string_view line, const Limits& limits) {
     const bj::value root = detail::parse_strict(line, "json", "");
     if (!root.is_object()) throw InvalidArgument("json", "a line must be a JSON object");
@@ -191,7 +201,7 @@ Parsed parse_line(std::string_view line, const Limits& limits) {
         static const std::string_view known[] = {"version", "conversation", "create_key", "truncations",
                                                  "messages", "summaries", "usage"};
         if (std::find(std::begin(known), std::end(known), kv.key()) == std::end(known))
-            throw InvalidArgument(std::string(kv.key()), "is not a field of an exported conversation");
+            throw InvalidArgument(key_as_field(kv.key()), "is not a field of an exported conversation");
     }
     if (int_member(o, "version", "version", 1) != kFormatVersion)
         throw InvalidArgument("version", fmt::format("must be {} (this library's export format)", kFormatVersion));

@@ -239,6 +239,9 @@ TEST_CASE("archive: a bad line names its field, and nothing of its conversation 
         {"[1,2]", "json"},
         {replaced("\"version\":1", "\"version\":2"), "version"},
         {replaced("\"version\":1,", "\"verzion\":1,\"version\":1,"), "verzion"},
+        // Found by fuzz_import: an empty unknown key is named, not left as an empty field.
+        {replaced("\"version\":1,", "\"\":{},\"version\":1,"), "\"\""},
+        {replaced("\"version\":1,", "\"" + std::string(70, 'k') + "\":0,\"version\":1,"), std::string(64, 'k')},
         {replaced("\"title\":\"\"", "\"title\":5"), "conversation.title"},
         {replaced("\"last_seq\":3", "\"last_seq\":4"), "messages"},
         {replaced("\"role\":\"user\",\"content\":\"more\"", "\"role\":\"robot\",\"content\":\"more\""), "messages[2].role"},
