@@ -8,12 +8,18 @@
 // agent, with a last-n window checked inside the agent), split turns (begun, then completed,
 // completed again, or failed, with other operations in between), loads (all, last n, after, before),
 // rename, metadata, truncate (with and without expected_last_seq), delete, delete-all, list
-// with cursors, and every operation on another user's or a deleted conversation (NotFound).
+// with cursors, summaries (added, replaced, refused; windows start from them), forks (at every
+// point, with and without their own external key), external keys (create, get_or_create,
+// get_by_key, a key taken), windows of every kind (last n, a token budget by the default
+// estimate and by a host counter, with and without from_summary, everything) seen by turns,
+// split turns and ChatOrchestrator::window, and every operation on another user's or a deleted
+// conversation (NotFound).
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -38,7 +44,10 @@ namespace {
 
 const char* const users[] = {"alice", "bob"};
 
-enum class OpKind { create, append, batch, turn, load, rename, metadata, truncate, remove, remove_all, list, begin, finish };
+enum class OpKind {
+    create, append, batch, turn, load, rename, metadata, truncate, remove, remove_all, list, begin, finish,
+    summarize, fork, window
+};
 
 struct Op {
     OpKind kind;
@@ -46,14 +55,16 @@ struct Op {
     int conv = 0;     // the conv-th conversation created so far (mod their number)
     int a = 0, b = 0; // operation-specific choices
     int c = 0;
+    int d = 0;        // the history window of turns, split turns and window loads (window_spec)
 };
 
 std::string describe(const Op& op) {
-    static const char* const names[] = {"create",   "append",   "batch",  "turn",       "load", "rename",  "metadata",
-                                        "truncate", "remove",   "remove_all", "list",   "begin_turn", "finish_turn"};
+    static const char* const names[] = {"create",   "append",    "batch",      "turn",   "load",       "rename",
+                                        "metadata", "truncate",  "remove",     "remove_all", "list", "begin_turn",
+                                        "finish_turn", "summarize", "fork",   "window"};
     std::ostringstream s;
     s << names[static_cast<int>(op.kind)] << "(user=" << users[op.user] << " conv=" << op.conv << " a=" << op.a
-      << " b=" << op.b << " c=" << op.c << ")";
+      << " b=" << op.b << " c=" << op.c << " d=" << op.d << ")";
     return s.str();
 }
 
@@ -69,6 +80,10 @@ struct ModelConv {
     bool deleted = false;
     std::string title, metadata = "{}";
     std::vector<ModelMessage> msgs;
+    std::map<std::size_t, std::string> summaries; // content by covers_through_seq
+    std::optional<std::string> key;                // external key
+    std::optional<ForkOrigin> forked_from;
+    int born = 0; // creation order (forks() lists oldest first)
     // Keyed turns by key: whether their reply is stored (a truncate may have removed it).
     std::map<std::string, bool> turn_replied;
 };
@@ -83,6 +98,46 @@ struct SplitTurn {
     std::size_t reply_seq = 0; // once completed
 };
 
+// The history window an op's d selects: last n, a token budget (by estimate_tokens or by a host
+// counter of content bytes), or everything; from_summary on three times in four.
+struct WindowSpec {
+    enum { last, estimate, bytes, all } kind;
+    std::size_t n = 0;
+    std::int64_t budget = 0;
+    bool from_summary = true;
+
+    static WindowSpec of(int d) {
+        WindowSpec s;
+        s.kind = static_cast<decltype(s.kind)>(d % 4);
+        const int size = d / 16; // 0..3
+        s.n = 1 + static_cast<std::size_t>(size);
+        s.budget = s.kind == estimate ? 6 + 6 * size : 8 + 10 * size;
+        s.from_summary = (d / 4) % 4 != 0;
+        return s;
+    }
+    HistoryWindow window() const {
+        HistoryWindow w = kind == last       ? HistoryWindow::last(n)
+                          : kind == estimate ? HistoryWindow::tokens(budget)
+                          : kind == bytes    ? HistoryWindow::tokens(budget, [](const Message& m) {
+                                                return static_cast<std::int64_t>(m.content.size());
+                                            })
+                                             : HistoryWindow::everything();
+        w.from_summary = from_summary;
+        return w;
+    }
+    // What the window counts for a message of this content (no stored token counts here).
+    std::int64_t cost(const std::string& content) const {
+        return kind == bytes ? static_cast<std::int64_t>(content.size())
+                             : static_cast<std::int64_t>((content.size() + 3) / 4) + 4;
+    }
+};
+
+// A message of a window as the model sees it: seq 0 for a summary.
+struct Seen {
+    std::int64_t seq;
+    std::string content;
+};
+
 struct Mismatch {
     std::size_t step;
     std::string what;
@@ -95,6 +150,7 @@ public:
 
     std::map<std::string, int> outcomes; // results of the ops on conversations, by error kind
     int replays = 0;                     // keyed turns answered from storage
+    mutable int summary_windows = 0;     // windows checked that started from a summary
 
     std::optional<Mismatch> go() {
         Database db = cstest::open_fresh();
@@ -147,10 +203,31 @@ private:
         const std::string who = users[c.owner];
         if (c.deleted) {
             expect(error_of([&] { store.get(who, c.id); }) == "NotFound", "a deleted conversation is still found");
+            if (c.key)
+                expect(error_of([&] { store.get_by_key(who, *c.key); }) == "NotFound",
+                       "a deleted conversation is still found by its key");
             return;
         }
         const Conversation got = store.get(who, c.id);
         expect(got.title == c.title, "title '" + got.title + "', model '" + c.title + "'");
+        expect(got.external_key == c.key, "external_key " + got.external_key.value_or("(none)") + ", model " +
+                                              c.key.value_or("(none)"));
+        expect(got.forked_from == c.forked_from, "forked_from differs from the model's");
+        if (c.key) expect(store.get_by_key(who, *c.key).id == c.id, "get_by_key finds another conversation");
+        std::string sums, model_sums;
+        for (const Summary& s : messages.summaries(who, c.id))
+            sums += "(" + std::to_string(s.covers_through_seq) + ":" + s.content + ")";
+        for (const auto& [covers, content] : c.summaries) model_sums += "(" + std::to_string(covers) + ":" + content + ")";
+        expect(sums == model_sums, "summaries " + sums + ", model " + model_sums);
+        std::vector<std::string> forks, model_forks;
+        for (const Conversation& f : store.forks(who, c.id)) forks.push_back(f.id);
+        std::vector<const ModelConv*> mine;
+        for (const ModelConv& f : convs_)
+            if (!f.deleted && f.forked_from && f.forked_from->conversation_id == c.id) mine.push_back(&f);
+        std::sort(mine.begin(), mine.end(), [](const ModelConv* x, const ModelConv* y) { return x->born < y->born; });
+        for (const ModelConv* f : mine) model_forks.push_back(f->id);
+        expect(forks == model_forks, "forks() lists " + std::to_string(forks.size()) + ", model " +
+                                         std::to_string(model_forks.size()));
         expect(got.metadata_json == c.metadata, "metadata " + got.metadata_json + ", model " + c.metadata);
         expect(got.last_seq == static_cast<std::int64_t>(c.msgs.size()),
                "last_seq " + std::to_string(got.last_seq) + ", model " + std::to_string(c.msgs.size()));
@@ -174,6 +251,44 @@ private:
                    std::string(what) + ": message " + std::to_string(i) + " differs");
     }
 
+    // The model's window over messages 1..end of c.
+    static std::vector<Seen> model_window(const ModelConv& c, std::size_t end, const WindowSpec& s) {
+        std::vector<Seen> out;
+        std::size_t from = 0; // the candidates are the messages after from
+        std::int64_t spent = 0;
+        if (s.from_summary)
+            for (auto it = c.summaries.rbegin(); it != c.summaries.rend(); ++it)
+                if (it->first <= end) {
+                    out.push_back({0, it->second});
+                    from = it->first;
+                    spent = s.cost(it->second);
+                    break;
+                }
+        std::size_t first = end; // the oldest message kept
+        if (s.kind == WindowSpec::all) {
+            first = from;
+        } else if (s.kind == WindowSpec::last) {
+            first = end - std::min(s.n, end - from);
+        } else {
+            while (first > from) {
+                const std::int64_t after = spent + s.cost(c.msgs[first - 1].content);
+                if (after > s.budget && first != end) break; // the newest message is always kept
+                spent = after;
+                --first;
+            }
+        }
+        for (std::size_t i = first; i < end; ++i) out.push_back({static_cast<std::int64_t>(i + 1), c.msgs[i].content});
+        return out;
+    }
+
+    void same_window(const std::vector<Message>& got, const std::vector<Seen>& want, const std::string& what) const {
+        std::string g, w;
+        for (const Message& m : got) g += "(" + std::to_string(m.seq) + ":" + m.content + ")";
+        for (const Seen& m : want) w += "(" + std::to_string(m.seq) + ":" + m.content + ")";
+        expect(g == w, what + " is " + g + ", model " + w);
+        if (!want.empty() && want.front().seq == 0) ++summary_windows;
+    }
+
     static Message user_message(const std::string& content, std::optional<std::string> key = std::nullopt) {
         Message m;
         m.role = Role::user;
@@ -184,13 +299,8 @@ private:
 
     void apply(const Op& op, ConversationStore& store, MessageRepository& messages, ChatOrchestrator& chat) {
         const std::string who = users[op.user];
-        if (op.kind == OpKind::create) {
-            ModelConv c;
-            c.id = store.create(who).id;
-            c.owner = op.user;
-            convs_.push_back(c);
-            return check_conv(store, messages, convs_.back());
-        }
+        if (op.kind == OpKind::create) return create(op, store, messages);
+        if (op.kind == OpKind::fork) return fork(op, store, messages);
         if (op.kind == OpKind::list) return check_list(store, op);
         if (op.kind == OpKind::finish) return finish(op, store, messages, chat);
         if (op.kind == OpKind::remove_all) {
@@ -221,6 +331,13 @@ private:
             }
             case OpKind::truncate: return truncate(op, *c, messages);
             case OpKind::begin: return begin(op, *c, chat);
+            case OpKind::summarize: return summarize(op, *c, messages);
+            case OpKind::window: {
+                const WindowSpec spec = WindowSpec::of(op.d);
+                return error_of([&] {
+                    same_window(chat.window(who, c->id, spec.window()), model_window(*c, c->msgs.size(), spec), "window");
+                });
+            }
             case OpKind::remove: return error_of([&] { store.remove(who, c->id); });
             default: return std::string();
             }
@@ -237,7 +354,110 @@ private:
         expected_error_.clear();
         pending_.clear();
         truncate_to_.reset();
+        summary_.reset();
         check_conv(store, messages, *c);
+    }
+
+    // The caller's live conversation with this external key.
+    ModelConv* with_key(int user, const std::string& key) {
+        for (ModelConv& c : convs_)
+            if (!c.deleted && c.owner == user && c.key == key) return &c;
+        return nullptr;
+    }
+
+    // Adds a conversation to the model. An id seen before is a deleted conversation's, its
+    // external key derived again: it comes back empty, as a new conversation (a split turn begun
+    // on the old one is forgotten: the model does not say what completing it would do).
+    ModelConv& add_conv(ModelConv c) {
+        c.born = ++born_;
+        for (std::size_t i = 0; i < convs_.size(); ++i) {
+            if (convs_[i].id != c.id) continue;
+            expect(convs_[i].deleted, "a new conversation has a live one's id");
+            std::erase_if(splits_, [&](const SplitTurn& t) { return t.conv == i; });
+            convs_[i] = std::move(c);
+            return convs_[i];
+        }
+        convs_.push_back(std::move(c));
+        return convs_.back();
+    }
+
+    // create (a % 4 >= 2), create with an external key (0), get_or_create (1); keys k0..k3.
+    void create(const Op& op, ConversationStore& store, MessageRepository& messages) {
+        const std::string who = users[op.user];
+        const int mode = op.a % 4;
+        NewConversation spec;
+        if (mode < 2) spec.external_key = "k" + std::to_string(op.b % 4);
+        ModelConv* existing = spec.external_key ? with_key(op.user, *spec.external_key) : nullptr;
+        std::optional<Conversation> made;
+        bool created = true;
+        const std::string err = error_of([&] {
+            if (mode == 1) {
+                const GetOrCreateResult r = store.get_or_create(who, spec);
+                made = r.conversation;
+                created = r.created;
+            } else {
+                made = store.create(who, spec);
+            }
+        });
+        ++outcomes[err.empty() ? (created ? "created" : "got by key") : err];
+        if (existing) {
+            expect(err == (mode == 1 ? "" : "Conflict"), describe(op) + " on a key taken gave '" + err + "'");
+            if (made) expect(!created && made->id == existing->id, "get_or_create did not get the keyed conversation");
+            return check_conv(store, messages, *existing);
+        }
+        expect(err.empty() && created, describe(op) + " gave '" + err + "'" + (created ? "" : ", not created"));
+        ModelConv c;
+        c.id = made->id;
+        c.owner = op.user;
+        c.key = spec.external_key;
+        check_conv(store, messages, add_conv(std::move(c)));
+    }
+
+    // Forks the target at a % (n + 2) (past the end: refused), with its own key when c % 3 == 0
+    // and its own title when c % 5 == 1.
+    void fork(const Op& op, ConversationStore& store, MessageRepository& messages) {
+        ModelConv* src = target(op);
+        if (!src) return;
+        const std::size_t source = static_cast<std::size_t>(src - convs_.data());
+        const std::size_t n = src->msgs.size(), at = static_cast<std::size_t>(op.a) % (n + 2);
+        ForkOptions options;
+        if (op.c % 3 == 0) options.external_key = "k" + std::to_string(op.b % 4);
+        if (op.c % 5 == 1) options.title = "f" + std::to_string(step_);
+        std::string want;
+        if (!visible(*src, op)) want = "NotFound";
+        else if (at > n) want = "InvalidArgument:at_seq";
+        else if (options.external_key && with_key(op.user, *options.external_key)) want = "Conflict";
+        std::optional<Conversation> made;
+        const std::string err = error_of([&] { made = store.fork(users[op.user], src->id, static_cast<std::int64_t>(at), options); });
+        expect(err == want, describe(op) + " gave '" + err + "', model '" + want + "'");
+        ++outcomes[err.empty() ? "forked" : err];
+        if (err.empty()) {
+            ModelConv f;
+            f.id = made->id;
+            f.owner = op.user;
+            f.title = options.title.value_or(src->title);
+            f.metadata = src->metadata;
+            f.msgs.assign(src->msgs.begin(), src->msgs.begin() + static_cast<std::ptrdiff_t>(at));
+            for (const auto& [covers, content] : src->summaries)
+                if (covers <= at) f.summaries[covers] = content;
+            f.key = options.external_key;
+            f.forked_from = ForkOrigin{src->id, static_cast<std::int64_t>(at)};
+            for (const auto& [key, replied] : src->turn_replied) f.turn_replied[key] = replied && reply_after(f, key);
+            check_conv(store, messages, add_conv(std::move(f)));
+        }
+        check_conv(store, messages, convs_[source]);
+    }
+
+    std::string summarize(const Op& op, const ModelConv& c, MessageRepository& messages) {
+        const std::size_t n = c.msgs.size(), covers = 1 + static_cast<std::size_t>(op.a) % (n + 1);
+        const std::string content = "summary " + std::to_string(step_);
+        if (covers > n) expected_error_ = "InvalidArgument:covers_through_seq";
+        else summary_ = {covers, content};
+        return error_of([&] {
+            const Summary got = messages.add_summary(users[op.user], c.id, static_cast<std::int64_t>(covers), content);
+            expect(got.covers_through_seq == static_cast<std::int64_t>(covers) && got.content == content,
+                   "add_summary returned another summary");
+        });
     }
 
     // What a successful op changes in the model (pending_ holds appended messages).
@@ -249,8 +469,10 @@ private:
         default: break;
         }
         for (ModelMessage& m : pending_) c.msgs.push_back(std::move(m));
+        if (summary_) c.summaries[summary_->first] = summary_->second;
         if (truncate_to_) {
             c.msgs.resize(std::min(c.msgs.size(), *truncate_to_));
+            std::erase_if(c.summaries, [&](const auto& s) { return s.first > *truncate_to_; });
             truncate_to_.reset();
             for (auto& [key, replied] : c.turn_replied) replied = replied && reply_after(c, key);
             // A completed split turn whose reply went is forgotten (the model does not say what
@@ -322,49 +544,50 @@ private:
     }
 
     std::string turn(const Op& op, ModelConv& c, ChatOrchestrator& chat) {
-        const std::string key = std::to_string(op.c % 4);
+        const std::string key = std::to_string(op.c % 2);
         // A keyed turn whose reply a truncate removed but whose user message it kept is not
         // retried (the model does not say how its claim on the agent would resolve): such a key
         // makes the turn an unkeyed one.
         const bool orphaned = key_stored(c, "t-" + key) && !c.turn_replied[key];
-        const bool keyed = op.a % 3 == 0 && !orphaned;
+        const bool keyed = op.a % 2 == 0 && !orphaned;
         const bool failing = !keyed && op.a % 5 == 1;
-        const std::size_t window = 1 + static_cast<std::size_t>(op.b % 4);
+        const WindowSpec spec = WindowSpec::of(op.d);
         TurnRequest req;
         req.user_id = users[op.user];
         req.conversation_id = c.id;
         req.message = keyed ? "turn " + key : "turn " + std::to_string(step_);
         if (keyed) req.idempotency_key = "t-" + key;
-        req.window = HistoryWindow::last(window);
+        req.window = spec.window();
         // The model's view of the turn.
         bool replay = false, user_stored = false;
         if (keyed && visible(c, op)) {
             user_stored = key_stored(c, "t-" + key);
             replay = user_stored && c.turn_replied[key];
         }
-        std::vector<ModelMessage> history(c.msgs.begin(), c.msgs.end());
-        if (!user_stored) history.push_back({Role::user, req.message, req.idempotency_key});
-        const std::size_t user_at = user_stored ? user_index(c, "t-" + key) : history.size() - 1;
+        ModelConv history = c; // as the turn will see it
+        if (!user_stored) history.msgs.push_back({Role::user, req.message, req.idempotency_key});
+        const std::size_t user_at = user_stored ? user_index(c, "t-" + key) : history.msgs.size() - 1;
         const std::string reply = "reply to " + req.message;
         if (failing) expected_error_ = "AgentError";
         if (!user_stored) pending_.push_back({Role::user, req.message, req.idempotency_key});
         if (!replay && !failing) pending_.push_back({Role::assistant, reply, std::nullopt});
         bool called = false;
+        std::optional<Mismatch> in_agent; // the library would report it as the agent's failure
         const std::string err = error_of([&] {
             const TurnResult r = chat.turn(req, [&](const AgentInput& in) {
                 called = true;
-                // The window: the last `window` messages up to and including the user message.
-                const std::size_t end = user_at + 1, begin = end > window ? end - window : 0;
-                expect(in.history.size() == end - begin, "the agent saw " + std::to_string(in.history.size()) +
-                                                             " messages, model " + std::to_string(end - begin));
-                for (std::size_t i = 0; i < in.history.size(); ++i)
-                    expect(in.history[i].content == history[begin + i].content, "the agent's window differs");
-                if (failing) throw std::runtime_error("the model is down");
+                try {
+                    same_window(in.history, model_window(history, user_at + 1, spec), "the agent's window");
+                } catch (const Mismatch& m) {
+                    in_agent = m;
+                }
+                if (failing || in_agent) throw std::runtime_error("the model is down");
                 return AgentReply{.content = reply};
             });
             expect(r.replayed == replay, "replayed is " + std::to_string(r.replayed));
             replays += r.replayed ? 1 : 0;
         });
+        if (in_agent) throw *in_agent;
         if (visible(c, op)) {
             expect(called == !replay, replay ? "a replayed turn called the agent" : "the agent was not called");
             if (err.empty() && keyed) c.turn_replied[key] = true;
@@ -424,15 +647,15 @@ private:
         req.user_id = users[op.user];
         req.conversation_id = c.id;
         req.message = "split " + std::to_string(step_);
-        const std::size_t window = 1 + static_cast<std::size_t>(op.b % 4);
-        req.window = HistoryWindow::last(window);
+        const WindowSpec spec = WindowSpec::of(op.d);
+        req.window = spec.window();
         pending_.push_back({Role::user, req.message, std::nullopt});
+        ModelConv history = c;
+        history.msgs.push_back({Role::user, req.message, std::nullopt});
         return error_of([&] {
             const PendingTurn p = chat.begin_turn(req);
-            const std::size_t end = c.msgs.size() + 1, from = end > window ? end - window : 0;
-            expect(p.history.size() == end - from, "begin_turn's window has " + std::to_string(p.history.size()) +
-                                                       " messages, model " + std::to_string(end - from));
-            expect(p.history.back().content == req.message, "begin_turn's window does not end with its message");
+            const std::size_t end = c.msgs.size() + 1;
+            same_window(p.history, model_window(history, end, spec), "begin_turn's window");
             expect(p.user_seq == static_cast<std::int64_t>(end), "begin_turn stored its message elsewhere");
             splits_.push_back({static_cast<std::size_t>(&c - convs_.data()), op.user, p.token, req.message,
                                "reply to " + req.message, end});
@@ -501,12 +724,14 @@ private:
     std::string expected_error_;
     std::vector<ModelMessage> pending_;
     std::optional<std::size_t> truncate_to_;
+    std::optional<std::pair<std::size_t, std::string>> summary_; // a summary the op adds
     std::vector<SplitTurn> splits_;
+    int born_ = 0;
 };
 
 std::vector<Op> random_ops(std::mt19937& rng, std::size_t n) {
     std::vector<Op> ops;
-    std::uniform_int_distribution<int> kind(0, 99), small(0, 63);
+    std::uniform_int_distribution<int> kind(0, 119), small(0, 63);
     ops.push_back({OpKind::create, 0, 0, 0, 0, 0});
     for (std::size_t i = 1; i < n; ++i) {
         const int k = kind(rng);
@@ -514,7 +739,8 @@ std::vector<Op> random_ops(std::mt19937& rng, std::size_t n) {
         op.kind = k < 8 ? OpKind::create : k < 28 ? OpKind::append : k < 37 ? OpKind::batch : k < 47 ? OpKind::turn
                 : k < 52 ? OpKind::begin : k < 58 ? OpKind::finish
                 : k < 72 ? OpKind::load : k < 76 ? OpKind::rename : k < 79 ? OpKind::metadata : k < 88 ? OpKind::truncate
-                : k < 91 ? OpKind::remove : k < 92 ? OpKind::remove_all : OpKind::list;
+                : k < 91 ? OpKind::remove : k < 92 ? OpKind::remove_all : k < 100 ? OpKind::list
+                : k < 107 ? OpKind::summarize : k < 112 ? OpKind::fork : OpKind::window;
         if (op.kind == OpKind::remove_all && small(rng) >= 16) op.kind = OpKind::list; // rarely: it ends everything
         op.user = small(rng) < 8 ? 1 : 0; // mostly the owner of most conversations
         if (op.kind == OpKind::create) op.user = small(rng) < 16 ? 1 : 0;
@@ -522,6 +748,7 @@ std::vector<Op> random_ops(std::mt19937& rng, std::size_t n) {
         op.a = small(rng);
         op.b = small(rng) % 4;
         op.c = small(rng);
+        op.d = small(rng);
         ops.push_back(op);
     }
     return ops;
@@ -544,10 +771,17 @@ std::vector<Op> shrink(std::vector<Op> ops) {
 } // namespace
 
 TEST_CASE("model: random operation sequences agree with a reference model at every step") {
-    const int sequences = std::string(cstest::backend_name()) == "sqlite" ? 150 : 30;
+    // CONVSTATE_MODEL_SEQUENCES and CONVSTATE_MODEL_SEED change the defaults, for long runs.
+    const auto env_or = [](const char* name, unsigned long fallback) {
+        const char* v = std::getenv(name);
+        return v && *v ? std::stoul(v) : fallback;
+    };
+    const int sequences =
+        static_cast<int>(env_or("CONVSTATE_MODEL_SEQUENCES", std::string(cstest::backend_name()) == "sqlite" ? 150 : 30));
     const std::size_t length = 60;
-    std::mt19937 rng(20261203);
-    int steps = 0, replays = 0;
+    const auto seed = static_cast<std::mt19937::result_type>(env_or("CONVSTATE_MODEL_SEED", 20261203));
+    std::mt19937 rng(seed);
+    int steps = 0, replays = 0, summary_windows = 0;
     std::map<std::string, int> outcomes;
     for (int s = 0; s < sequences; ++s) {
         const std::vector<Op> ops = random_ops(rng, length);
@@ -555,6 +789,7 @@ TEST_CASE("model: random operation sequences agree with a reference model at eve
         const std::optional<Mismatch> failed = run.go();
         steps += static_cast<int>(ops.size());
         replays += run.replays;
+        summary_windows += run.summary_windows;
         for (const auto& [kind, n] : run.outcomes) outcomes[kind] += n;
         if (!failed) continue;
         const std::vector<Op> minimal = shrink(ops);
@@ -568,12 +803,15 @@ TEST_CASE("model: random operation sequences agree with a reference model at eve
     }
     std::ostringstream summary;
     for (const auto& [kind, n] : outcomes) summary << " " << kind << "=" << n;
-    MESSAGE(sequences << " sequences, " << steps << " steps on " << std::string(cstest::backend_name())
-                      << "; outcomes:" << summary.str() << "; replayed turns=" << replays);
+    MESSAGE(sequences << " sequences (seed " << seed << "), " << steps << " steps on " << std::string(cstest::backend_name())
+                      << "; outcomes:" << summary.str() << "; replayed turns=" << replays
+                      << "; windows from a summary=" << summary_windows);
     // The sequences reach every outcome the model distinguishes.
-    for (const char* kind : {"ok", "NotFound", "Conflict", "AgentError", "split completed", "split replayed"})
-        CHECK(outcomes[kind] > 0);
+    for (const char* kind : {"ok", "NotFound", "Conflict", "AgentError", "split completed", "split replayed", "created",
+                             "got by key", "forked", "InvalidArgument:at_seq", "InvalidArgument:covers_through_seq"})
+        CHECK_MESSAGE(outcomes[kind] > 0, kind);
     CHECK(replays > 0);
+    CHECK(summary_windows > 0);
 }
 
 // The same operations from 4 threads on shared conversations. No single order is predicted;
