@@ -11,20 +11,8 @@ cd "$repo_root"
 scripts/deps.sh postgresql-15 mariadb-server python3 time
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DCONVSTATE_BUILD_TESTS=OFF -DCONVSTATE_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build/bench --target convstate_cli -j2
-# shellcheck source=scripts/pg.sh
-source scripts/pg.sh
-# shellcheck source=scripts/mariadb.sh
-source scripts/mariadb.sh
-# shellcheck disable=SC2317  # invoked by the traps
-stop_servers() {
-    maria_stop
-    pg_stop
-}
-trap stop_servers EXIT
-trap 'stop_servers; exit 130' INT
-trap 'stop_servers; exit 143' TERM
-PG_DURABLE=1 pg_start
-MARIADB_DURABLE=1 MARIADB_EXTRA_OPTS="--innodb-buffer-pool-size=128M --innodb-log-file-size=96M" maria_start
+# shellcheck source=bench/servers.sh
+source bench/servers.sh
 work=build/bench/ops
 mkdir -p "$work" bench/results
 out=bench/results/ops.txt
