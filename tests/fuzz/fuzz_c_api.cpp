@@ -29,6 +29,7 @@
 #include "convstate/convstate.h"
 #include "convstate/error.hpp"
 #include "convstate/json.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -298,10 +299,7 @@ void list(FuzzedDataProvider& in) {
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/convstate-fuzz-XXXXXX";
-    if (!mkdtemp(pattern.data())) fail("mkdtemp failed");
-    dir = std::filesystem::absolute(pattern);
+    dir = fuzz::make_temp_dir();
     const std::string url = "sqlite3://" + (dir / "fuzz.db").string();
     if (convstate_db_open(url.c_str(), nullptr, &db) != CONVSTATE_OK) fail("open failed");
     if (convstate_db_migrate(db) != CONVSTATE_OK) fail("migrate failed");

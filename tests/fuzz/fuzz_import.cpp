@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "convstate/convstate.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -49,10 +50,7 @@ std::string line_of(const convstate::Database& db, const std::string& user) {
 } // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/convstate-fuzz-XXXXXX";
-    if (!mkdtemp(pattern.data())) fail("mkdtemp failed");
-    dir = std::filesystem::absolute(pattern);
+    dir = fuzz::make_temp_dir();
     a = convstate::Database::open("sqlite3://" + (dir / "a.db").string());
     b = convstate::Database::open("sqlite3://" + (dir / "b.db").string());
     std::atexit(remove_dir);
