@@ -77,6 +77,24 @@ ConnectionTarget parse_sqlite(std::string_view rest, const DatabaseOptions& opti
     return t;
 }
 
+// text with every occurrence of secret (if not empty) replaced by "***", in one pass from the
+// left: a replacement is never searched again (a secret such as "*" would otherwise be found
+// in its own replacement forever).
+std::string redact(std::string_view text, std::string_view secret) {
+    if (secret.empty()) return std::string(text);
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t at = 0; at < text.size();) {
+        if (text.substr(at, secret.size()) == secret) {
+            out += "***";
+            at += secret.size();
+        } else {
+            out += text[at++];
+        }
+    }
+    return out;
+}
+
 std::string percent_encode(std::string_view s) {
     static constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
@@ -172,9 +190,7 @@ ConnectionTarget parse_postgres(std::string_view rest, const DatabaseOptions& op
         PQfreemem(error);
         while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
         // libpq may quote the URI it was given, where the password is percent-encoded.
-        for (const std::string& secret : {password, percent_encode(password)})
-            if (!secret.empty())
-                for (std::size_t at; (at = why.find(secret)) != std::string::npos;) why.replace(at, secret.size(), "***");
+        for (const std::string& secret : {password, percent_encode(password)}) why = redact(why, secret);
         bad_url(why);
     }
     std::vector<std::pair<std::string, std::string>> given;
