@@ -192,11 +192,7 @@ void DatabaseImpl::throw_timeout() const {
 }
 
 std::string DatabaseImpl::scrub(std::string message) const {
-    if (target_.password.empty()) return message;
-    for (auto pos = message.find(target_.password); pos != std::string::npos;
-         pos = message.find(target_.password, pos))
-        message.replace(pos, target_.password.size(), "***");
-    return message;
+    return redact(message, target_.password);
 }
 
 void DatabaseImpl::backoff(int attempt) const {

@@ -77,24 +77,6 @@ ConnectionTarget parse_sqlite(std::string_view rest, const DatabaseOptions& opti
     return t;
 }
 
-// text with every occurrence of secret (if not empty) replaced by "***", in one pass from the
-// left: a replacement is never searched again (a secret such as "*" would otherwise be found
-// in its own replacement forever).
-std::string redact(std::string_view text, std::string_view secret) {
-    if (secret.empty()) return std::string(text);
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t at = 0; at < text.size();) {
-        if (text.substr(at, secret.size()) == secret) {
-            out += "***";
-            at += secret.size();
-        } else {
-            out += text[at++];
-        }
-    }
-    return out;
-}
-
 std::string percent_encode(std::string_view s) {
     static constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
@@ -321,6 +303,21 @@ ConnectionTarget parse_mysql(std::string_view rest, const DatabaseOptions& optio
 }
 
 } // namespace
+
+std::string redact(std::string_view text, std::string_view secret) {
+    if (secret.empty()) return std::string(text);
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t at = 0; at < text.size();) {
+        if (text.substr(at, secret.size()) == secret) {
+            out += "***";
+            at += secret.size();
+        } else {
+            out += text[at++];
+        }
+    }
+    return out;
+}
 
 ConnectionTarget parse_url(std::string_view url, const DatabaseOptions& options) {
     const auto sep = url.find("://");

@@ -16,6 +16,11 @@ struct ConnectionTarget {
     bool sqlite_full_sync = false; ///< SQLite: PRAGMA synchronous=FULL (else NORMAL)
 };
 
+/** text with every occurrence of secret (if not empty) replaced by "***", in one pass from the
+ *  left: a replacement is never searched again (a secret such as "*" would otherwise be found
+ *  in its own replacement forever). */
+std::string redact(std::string_view text, std::string_view secret);
+
 /** @throws InvalidArgument naming "url". */
 ConnectionTarget parse_url(std::string_view url, const DatabaseOptions& options);
 

@@ -101,6 +101,27 @@ TEST_CASE("database: a refused URL's message never repeats a password, even wher
     }
 }
 
+TEST_CASE("database: a server's refusal naming the password's characters is scrubbed, and ends") {
+    if (!cstest::is_postgres()) return; // a server that names the role it refuses
+    // The role (named like the password) does not exist, so PostgreSQL's message quotes it; with
+    // the password "*" the scrub used to find the password in its own "***" mask forever.
+    const std::string url = cstest::fresh_db().url;
+    const auto from = url.find("://") + 3, to = url.find('@');
+    REQUIRE(to != std::string::npos);
+    for (const std::string password : {"*", "**"}) {
+        CAPTURE(password);
+        try {
+            Database::open(url.substr(0, from) + password + ":" + password + url.substr(to));
+            FAIL("no error");
+        } catch (const StorageError& e) {
+            const std::string what = e.what();
+            CAPTURE(what);
+            CHECK(what.find("role \"***\" does not exist") != std::string::npos);
+            CHECK(what.find('"' + password + '"') == std::string::npos);
+        }
+    }
+}
+
 TEST_CASE("database: an unreachable server is a StorageError that never shows the password") {
     DatabaseOptions options;
     options.connect_timeout = std::chrono::seconds(2);
