@@ -183,15 +183,8 @@ struct Parsed {
     std::vector<UsageRecord> usage;
 };
 
-// An unknown key named as the field of an error: `""` when empty (a field is never empty),
-// at most 64 bytes, cut on a UTF-8 character boundary.
-std::string key_as_field(std::string_view key) {
-    if (key.empty()) return "\"\"";
-    std::size_t n = std::min<std::size_t>(key.size(), 64);
-    if (n < key.size())
-        while (n > 0 && (static_cast<unsigned char>(key[n]) & 0xC0) == 0x80) --n;
-    return std::string(key.substr(0, n));
-}
+// An unknown key named as the field of an error: `""` when empty (a field is never empty).
+std::string key_as_field(std::string_view key) { return key.empty() ? "\"\"" : detail::utf8_prefix(key); }
 
 Parsed parse_line(std::string_view line, const Limits& limits) {
     const bj::value root = detail::parse_strict(line, "json", "");

@@ -13,6 +13,7 @@
 
 #include "convstate/chat_orchestrator.hpp"
 #include "convstate/error.hpp"
+#include "util.hpp"
 #include "validate.hpp"
 
 namespace convstate::json {
@@ -160,7 +161,7 @@ Role get_role(const bj::object& obj, const std::string& prefix) {
         return role_from_string(name);
     } catch (const InvalidArgument&) {
         // role_from_string names the bare field "role"; inside an array the path is longer.
-        throw InvalidArgument(prefix + "role", "'" + name.substr(0, 64) +
+        throw InvalidArgument(prefix + "role", "'" + detail::utf8_prefix(name) +
                                                    "' is not one of system, user, assistant, tool");
     }
 }
@@ -226,7 +227,7 @@ Usage usage_from_value(const bj::value& v) {
     for (const auto& field : obj)
         if (field.key() != "model" && field.key() != "prompt_tokens" && field.key() != "completion_tokens" &&
             field.key() != "cached_tokens" && field.key() != "reasoning_tokens")
-            throw InvalidArgument("reply.usage." + std::string(field.key().substr(0, 64)),
+            throw InvalidArgument("reply.usage." + detail::utf8_prefix(field.key()),
                                   "is not a usage field (model, prompt_tokens, completion_tokens, cached_tokens, "
                                   "reasoning_tokens)");
     Usage u;
@@ -408,7 +409,7 @@ AgentReply reply_from_json(std::string_view text) {
     for (const auto& field : obj)
         if (field.key() != "content" && field.key() != "tool_calls" && field.key() != "intermediate" &&
             field.key() != "metadata" && field.key() != "usage")
-            throw InvalidArgument("reply." + std::string(field.key().substr(0, 64)),
+            throw InvalidArgument("reply." + detail::utf8_prefix(field.key()),
                                   "is not a reply field (content, tool_calls, intermediate, metadata, usage)");
     AgentReply reply;
     reply.content = get_string(obj, "content", "reply.").value_or("");

@@ -26,7 +26,7 @@ std::string_view to_string(Role role) noexcept {
 Role role_from_string(std::string_view name) {
     for (Role r : {Role::system, Role::user, Role::assistant, Role::tool, Role::developer})
         if (to_string(r) == name) return r;
-    throw InvalidArgument("role", "'" + std::string(name.substr(0, 64)) +
+    throw InvalidArgument("role", "'" + detail::utf8_prefix(name) +
                                       "' is not one of system, developer, user, assistant, tool");
 }
 

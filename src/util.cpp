@@ -1,5 +1,6 @@
 #include "util.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -46,6 +47,13 @@ std::string keyed_conversation_id(std::string_view user_id, std::string_view ext
     name += user_id;
     name += external_key;
     return boost::uuids::to_string(boost::uuids::name_generator_sha1(ns)(name.data(), name.size()));
+}
+
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes) {
+    std::size_t n = std::min(text.size(), max_bytes);
+    if (n < text.size())
+        while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n; // not inside a character
+    return std::string(text.substr(0, n));
 }
 
 bool is_valid_utf8(std::string_view text) noexcept {

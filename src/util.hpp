@@ -21,6 +21,10 @@ std::string keyed_conversation_id(std::string_view user_id, std::string_view ext
 /** True when text is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
 bool is_valid_utf8(std::string_view text) noexcept;
 
+/** At most max_bytes of text, for quoting input in an error: cut on a UTF-8 character boundary
+ *  (the error stays valid UTF-8 when the input was). */
+std::string utf8_prefix(std::string_view text, std::size_t max_bytes = 64);
+
 /** The one NotFound of a conversation: the same text whether it is missing or another user's. */
 [[noreturn]] void throw_not_found(std::string_view conversation_id);
 

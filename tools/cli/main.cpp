@@ -217,15 +217,15 @@ public:
     // Nothing is shown for the first interval: quick operations stay quiet.
     explicit Progress(std::string label)
         : label_(std::move(label)), tty_(isatty(STDERR_FILENO) == 1), last_(std::chrono::steady_clock::now()) {}
-    /** what: the counts so far; fraction: of the whole, in 0..1, or negative when unknown. */
-    void update(const std::string& what, double fraction = -1) {
+    /** what: the counts so far; done of total (in any unit) fills the bar, none when total is 0. */
+    void update(const std::string& what, double done_so_far = 0, double total = 0) {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_ < (tty_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(5000))) return;
         last_ = now;
         shown_ = true;
         std::string done;
-        if (fraction >= 0) {
-            fraction = std::min(fraction, 1.0);
+        if (total > 0) {
+            const double fraction = std::min(done_so_far / total, 1.0);
             constexpr int width = 30;
             const int filled = static_cast<int>(fraction * width);
             done = tty_ ? fmt::format("[{}{}] {:3.0f}% ", std::string(static_cast<std::size_t>(filled), '#'),
@@ -363,7 +363,7 @@ int cmd_purge(const Args& global, const Args& a) {
         return fmt::format("{} conversations, {} messages", r.conversations, r.messages);
     };
     const convstate::PurgeResult r = store.purge(cutoff, options, [&](const convstate::PurgeResult& so_far) {
-        progress.update(line(so_far), total > 0 ? static_cast<double>(so_far.conversations) / static_cast<double>(total) : -1);
+        progress.update(line(so_far), static_cast<double>(so_far.conversations), static_cast<double>(total));
     });
     progress.done(line(r));
     fmt::print("{{\"conversations\":{},\"messages\":{},\"dry_run\":{}}}\n", r.conversations, r.messages,
@@ -399,7 +399,7 @@ int cmd_export(const Args& global, const Args& a) {
         std::fputc('\n', stdout);
         if (std::ferror(stdout)) throw std::runtime_error("cannot write to stdout");
         ++n;
-        progress.update(fmt::format("{} conversations", n), total > 0 ? static_cast<double>(n) / static_cast<double>(total) : -1);
+        progress.update(fmt::format("{} conversations", n), static_cast<double>(n), static_cast<double>(total));
     });
     if (std::fflush(stdout) != 0) throw std::runtime_error("cannot write to stdout");
     progress.done(fmt::format("{} conversations", n));
@@ -437,7 +437,7 @@ int cmd_import(const Args& global, const Args& a) {
             ++failed;
             fmt::print(stderr, "convstate: line {}: {}\n", lines, e.what());
         }
-        progress.update(status(), size > 0 ? consumed / size : -1);
+        progress.update(status(), consumed, size);
     }
     const bool read_error = std::ferror(in) != 0;
     if (in != stdin) std::fclose(in);
