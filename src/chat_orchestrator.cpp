@@ -117,7 +117,7 @@ std::optional<BegunTurn> pg_begin_turn(DatabaseImpl& db, const TurnRequest& req,
         const long long now = detail::now_us();
         const std::optional<long long> run_started = key ? std::optional(now) : std::nullopt;
         BegunTurn out;
-        MessageRow row;
+        MessageRow row(fresh ? fresh->id : id);
         try {
             if (fresh) {
                 Stmt st(db, s, db.sql().turn_create);

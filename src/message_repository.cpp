@@ -36,7 +36,7 @@ template <class Bind>
 std::vector<Message> load(detail::DatabaseImpl& db, const std::string& sql, const std::string& user,
                           const std::string& id, Bind&& bind_rest) {
     return db.run(TxMode::read, [&](soci::session& s) {
-        MessageRow row;
+        MessageRow row(id);
         Stmt st(db, s, sql);
         row.bind(st);
         st.use(user).use(id);

@@ -7,7 +7,7 @@
 namespace convstate::detail {
 
 void MessageRow::bind(Stmt& st) {
-    st.into(conversation_id).into(seq).into(role).into(content).into(name, name_ind)
+    st.into(seq).into(role).into(content).into(name, name_ind)
         .into(tool_calls_json, tool_calls_ind).into(tool_call_id, tool_call_id_ind).into(metadata_json)
         .into(token_count, token_count_ind).into(key, key_ind).into(parts, parts_ind).into(created_at);
 }
@@ -22,7 +22,7 @@ void MessageRow::take_into(Message& m) {
     if (token_count_ind == soci::i_ok) m.token_count = token_count;
     if (key_ind == soci::i_ok) m.idempotency_key = std::move(key);
     if (parts_ind == soci::i_ok) m.content_parts_json = std::move(parts);
-    m.conversation_id = std::move(conversation_id);
+    m.conversation_id = conversation_id;
     m.seq = seq;
     m.created_at_us = created_at;
 }

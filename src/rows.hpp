@@ -9,8 +9,11 @@
 
 namespace convstate::detail {
 
-/** Receives one selected message row (columns in sql.cpp's CS_MSG_COLS order). */
+/** Receives one selected message row (columns in sql_tables.hpp's CS_MSG_READ order) of the
+ *  conversation it is constructed with: reads do not return the id they select by. */
 struct MessageRow {
+    explicit MessageRow(std::string conversation) : conversation_id(std::move(conversation)) {}
+
     std::string conversation_id, role, content, name, tool_calls_json, tool_call_id, metadata_json, key, parts;
     long long seq = 0, token_count = 0, created_at = 0;
     soci::indicator name_ind{}, tool_calls_ind{}, tool_call_id_ind{}, token_count_ind{}, key_ind{}, parts_ind{};

@@ -76,10 +76,10 @@ SqlText common_sql() {
     // Every subquery names the user and conversation by parameter, not by correlation: Citus
     // routes a statement to one shard only when each relation in it is filtered by user_id.
     s.msg_window_chunk =
-        "SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
+        "SELECT " CS_MSG_READ ", NULL FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > GREATEST(:lo, COALESCE((SELECT"
         " MAX(s.covers_through_seq) FROM " CS_SUM " s WHERE s.user_id = :user_id2 AND s.conversation_id = :id2"
         " AND s.covers_through_seq <= :hi2), 0)) AND seq <= :hi"
-        " UNION ALL SELECT s.conversation_id, 0 AS seq, 'system' AS role, s.content, NULL AS name,"
+        " UNION ALL SELECT 0 AS seq, 'system' AS role, s.content, NULL AS name,"
         " NULL AS tool_calls_json, NULL AS tool_call_id, s.metadata_json, s.covers_through_seq AS token_count,"
         " NULL AS idempotency_key, NULL AS content_parts_json, s.created_at, 2 AS flag FROM " CS_SUM " s"
         " WHERE s.user_id = :user_id3 AND s.conversation_id = :id3 AND s.covers_through_seq = (SELECT"
@@ -202,7 +202,7 @@ SqlText common_sql() {
                        " (:user_id, :conversation_id, :seq, :role, :content, :name, :tool_calls_json, :tool_call_id,"
                        " :metadata_json, :token_count, :idempotency_key, :content_parts, :created_at, :run_owner,"
                        " :run_started)";
-    s.msg_by_key = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
+    s.msg_by_key = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE " CS_SCOPE " AND idempotency_key = :key";
     s.msg_insert = "INSERT INTO " CS_MSG " (user_id, " CS_MSG_COLS ") VALUES (:user_id, :conversation_id,"
                    " :seq, :role, :content, :name, :tool_calls_json, :tool_call_id, :metadata_json,"
                    " :token_count, :idempotency_key, :content_parts, :created_at)";
@@ -223,22 +223,22 @@ SqlText common_sql() {
             s.msg_insert_many += ", " + row;
         }
     }
-    s.msg_all = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " ORDER BY seq";
+    s.msg_all = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE " CS_SCOPE " ORDER BY seq";
     // Seqs are dense, so the last n are a key range: the read touches n index entries however
     // long the conversation is (ORDER BY seq DESC LIMIT n can make the planner scan it all).
-    s.msg_last = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > (SELECT last_seq FROM " CS_CONV
+    s.msg_last = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > (SELECT last_seq FROM " CS_CONV
                  " WHERE user_id = :user_id2 AND id = :id2) - :n ORDER BY seq";
-    s.msg_after = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after ORDER BY seq LIMIT :lim";
+    s.msg_after = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :after ORDER BY seq LIMIT :lim";
     // The page just below :before: a key range ending at min(:before, last_seq + 1).
-    s.msg_before = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq < :before"
+    s.msg_before = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq < :before"
                    " AND seq >= LEAST(:before2, (SELECT last_seq + 1 FROM " CS_CONV
                    " WHERE user_id = :user_id2 AND id = :id2)) - :lim ORDER BY seq";
-    s.msg_range = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
+    s.msg_range = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE " CS_SCOPE " AND seq > :lo AND seq <= :hi ORDER BY seq";
     // The conversation's leading system (and developer) messages: those before its first other
     // message. One upper bound (SQLite would use only one of two), found by a probe that stops at
     // the first non-system message. Binds hi, user, conversation (the probe's), hi, user,
     // conversation: the bound comes first so that MariaDB's form (sql_mysql.cpp) binds alike.
-    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM " CS_MSG " WHERE seq <= LEAST(:hi, COALESCE("
+    s.msg_system_prefix = "SELECT " CS_MSG_READ " FROM " CS_MSG " WHERE seq <= LEAST(:hi, COALESCE("
                           "(SELECT f.seq FROM " CS_MSG " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
                           " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) AND " CS_SCOPE
                           " ORDER BY seq";
@@ -296,14 +296,14 @@ SqlText postgresql_text() {
         " WHERE user_id = :user_id AND id = :id AND " CS_DEFER_FLUSH " IS NOT NULL RETURNING last_seq, truncations),"
         " ins AS (INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, content_parts_json, metadata_json,"
         " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, :id2, last_seq, 'user', :content,"
-        " :parts, :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_COLS ")"
-        " SELECT " CS_MSG_COLS ", CAST(NULL AS BIGINT) FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
+        " :parts, :metadata_json, :key, :now2, :run_owner, :run_started FROM conv RETURNING " CS_MSG_READ ")"
+        " SELECT " CS_MSG_READ ", CAST(NULL AS BIGINT) FROM " CS_MSG " WHERE user_id = :user_id3 AND conversation_id = :id3"
         // Above the latest summary only, for a window from_summary (:from_summary = 1).
         " AND seq > GREATEST((SELECT last_seq FROM conv) - :n, COALESCE((SELECT MAX(s.covers_through_seq) FROM " CS_SUM
         " s WHERE CAST(:from_summary AS INTEGER) = 1 AND s.user_id = :user_id7 AND s.conversation_id = :id7"
         " AND s.covers_through_seq < (SELECT last_seq FROM conv)), 0))"
         " AND seq < (SELECT last_seq FROM conv)"
-        " UNION ALL SELECT " CS_MSG_COLS ", NULL FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
+        " UNION ALL SELECT " CS_MSG_READ ", NULL FROM " CS_MSG " WHERE CAST(:keep_system AS INTEGER) = 1"
         // :prefix_cap (a bound value the planner sees) keeps this arm an index range scan; a
         // longer prefix is loaded by msg_system_prefix.
         " AND user_id = :user_id4 AND conversation_id = :id4 AND seq <= :prefix_cap"
@@ -314,23 +314,23 @@ SqlText postgresql_text() {
         // current — its conversation row is the one locked, but for this UPDATE. Otherwise other
         // writers (appends, or a truncate that the snapshot's rows predate) committed while the
         // statement waited for the lock.
-        " UNION ALL SELECT " CS_MSG_COLS ", (SELECT CASE WHEN c.last_seq = conv.last_seq - 1 AND"
+        " UNION ALL SELECT " CS_MSG_READ ", (SELECT CASE WHEN c.last_seq = conv.last_seq - 1 AND"
         " c.truncations = conv.truncations THEN 1 ELSE 0 END FROM " CS_CONV " c, conv WHERE c.user_id = :user_id6"
         " AND c.id = :id6) FROM ins"
         // The latest summary, shaped as a row: seq 0, covers_through_seq in token_count, flag 2.
-        " UNION ALL (SELECT s.conversation_id, CAST(0 AS BIGINT), 'system', s.content, NULL, NULL, NULL,"
+        " UNION ALL (SELECT CAST(0 AS BIGINT), 'system', s.content, NULL, NULL, NULL,"
         " s.metadata_json, s.covers_through_seq, NULL, NULL, s.created_at, 2 FROM " CS_SUM " s"
         " WHERE CAST(:from_summary2 AS INTEGER) = 1 AND s.user_id = :user_id8 AND s.conversation_id = :id8"
         " AND s.covers_through_seq < (SELECT last_seq FROM conv) ORDER BY s.covers_through_seq DESC LIMIT 1)"
         // (A summary through the new message cannot exist; through a regenerated one it is not used.)
-        " ORDER BY 2";
+        " ORDER BY 1";
     s.turn_create =
         "WITH conv AS (INSERT INTO " CS_CONV " (" CS_CONV_COLS ", create_key) VALUES"
         " (:id, :user_id, :title, :conv_metadata, 1, :now, :now2, :external_key, NULL, NULL, :create_key) RETURNING id)"
         " INSERT INTO " CS_MSG " (user_id, conversation_id, seq, role, content, content_parts_json, metadata_json,"
         " idempotency_key, created_at, run_owner, run_started_at) SELECT :user_id2, id, 1, 'user', :content, :parts,"
         " :metadata_json, :key, :now3,"
-        " :run_owner, :run_started FROM conv WHERE " CS_DEFER_FLUSH " IS NOT NULL RETURNING " CS_MSG_COLS;
+        " :run_owner, :run_started FROM conv WHERE " CS_DEFER_FLUSH " IS NOT NULL RETURNING " CS_MSG_READ;
     return s;
 }
 

@@ -93,7 +93,7 @@ SqlText mysql_text() {
     // MariaDB uses a subquery's value as an index bound only from a one-row derived table (a
     // constant to its optimizer): in the WHERE clause it reads the whole conversation instead.
     // The same bind order as the common form.
-    s.msg_system_prefix = "SELECT " CS_MSG_COLS " FROM (SELECT LEAST(:hi, COALESCE((SELECT f.seq FROM " CS_MSG
+    s.msg_system_prefix = "SELECT " CS_MSG_READ " FROM (SELECT LEAST(:hi, COALESCE((SELECT f.seq FROM " CS_MSG
                           " f WHERE f.user_id = :user_id2 AND f.conversation_id = :conversation_id2"
                           " AND f.role NOT IN ('system', 'developer') ORDER BY f.seq LIMIT 1) - 1, :hi2)) AS bound) AS x"
                           " JOIN " CS_MSG " m ON " CS_SCOPE " AND seq <= x.bound ORDER BY seq";

@@ -73,7 +73,7 @@ std::optional<std::string> find_conversation_by_create_key(DatabaseImpl& db, soc
 
 std::optional<Message> find_by_key(DatabaseImpl& db, soci::session& s, const std::string& user,
                                    const std::string& id, const std::string& key) {
-    MessageRow row;
+    MessageRow row(id);
     Stmt st(db, s, db.sql().msg_by_key);
     row.bind(st);
     st.use(user).use(id).use(key);
@@ -181,7 +181,7 @@ std::vector<Message> insert_allocated(DatabaseImpl& db, soci::session& s, const 
 
 std::vector<Message> load_range(DatabaseImpl& db, soci::session& s, const std::string& user,
                                 const std::string& id, long long lo, long long hi) {
-    MessageRow row;
+    MessageRow row(id);
     Stmt st(db, s, db.sql().msg_range);
     row.bind(st);
     st.use(user).use(id).use(lo).use(hi);

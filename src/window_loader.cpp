@@ -65,7 +65,7 @@ WindowRows read_window_rows(DatabaseImpl& db, soci::session& s, const std::strin
         rows.tail = load_range(db, s, user, id, rows.lo, end);
         return rows;
     }
-    MessageRow row;
+    MessageRow row(id);
     long long mark = 0;
     soci::indicator mark_ind{};
     Stmt st(db, s, db.sql().msg_window_chunk);
@@ -110,7 +110,7 @@ std::vector<Message> finish_window(DatabaseImpl& db, const std::string& user, co
         prefix = std::move(*rows.prefix);
     } else {
         prefix = read([&](soci::session& s) {
-            MessageRow row;
+            MessageRow row(id);
             Stmt st(db, s, db.sql().msg_system_prefix);
             row.bind(st);
             st.use(rows.end).use(user).use(id).use(rows.end).use(user).use(id);
