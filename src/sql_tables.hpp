@@ -16,10 +16,10 @@
 // A message's own fields, in the order rows.cpp's use_message_fields binds them.
 #define CS_MSG_FIELDS "role, content, name, tool_calls_json, tool_call_id, metadata_json, token_count, idempotency_key," \
     " content_parts_json"
-#define CS_MSG_COLS "conversation_id, seq, " CS_MSG_FIELDS ", created_at"
-// What a read returns of a message (rows.cpp's MessageRow): CS_MSG_COLS but the conversation
-// id, which every read names in its WHERE clause (one column less per row to produce and send).
+// What a read returns of a message (rows.cpp's MessageRow): the columns but the conversation id,
+// which every read names in its WHERE clause (one column less per row to produce and send).
 #define CS_MSG_READ "seq, " CS_MSG_FIELDS ", created_at"
+#define CS_MSG_COLS "conversation_id, " CS_MSG_READ
 #define CS_SCOPE "user_id = :user_id AND conversation_id = :conversation_id"
 // The user message a turn stored (alias u): at its seq, with its key — or, unkeyed, recorded with
 // its run's token, which no other message carries (a truncate may free the seq for another one).
